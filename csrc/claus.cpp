@@ -1,0 +1,60 @@
+// The claus operator library: every op's schema, declared once, and the module's build info.
+//
+// Implementations register per device with TORCH_LIBRARY_IMPL in csrc/<op>/<op>_cpu.cpp and
+// csrc/<op>/<op>_cuda.cpp. Autograd and fake (meta) kernels are registered from Python
+// (claus_ext/), where torch.library keeps them next to the public wrappers.
+#include <torch/extension.h>
+#include <torch/library.h>
+
+TORCH_LIBRARY(claus, m) {
+  // STeW statistics (csrc/stew): per clip S0..S4, see claus_ext/reference.py.
+  m.def("stew_stats(Tensor z, Tensor y, Tensor annotated, float sigma, int radius, int window)"
+        " -> Tensor");
+  m.def("stew_stats_backward(Tensor grad, Tensor z, Tensor y, Tensor annotated, float sigma,"
+        " int radius, int window) -> Tensor");
+  m.def("stew_weights(Tensor y, Tensor annotated, float sigma, int radius, int window)"
+        " -> Tensor");
+}
+
+namespace {
+
+bool has_cuda() {
+#ifdef CLAUS_WITH_CUDA
+  return true;
+#else
+  return false;
+#endif
+}
+
+pybind11::dict build_info() {
+  pybind11::dict d;
+  d["cuda"] = has_cuda();
+#ifdef CLAUS_CUDA_VERSION
+  d["cuda_version"] = CLAUS_CUDA_VERSION;
+#else
+  d["cuda_version"] = pybind11::none();
+#endif
+  d["torch_version"] = CLAUS_TORCH_VERSION;
+#if defined(__clang__)
+  d["compiler"] = std::string("clang ") + __clang_version__;
+#elif defined(__GNUC__)
+  d["compiler"] = std::string("gcc ") + __VERSION__;
+#else
+  d["compiler"] = std::string("unknown");
+#endif
+  d["openmp"] =
+#ifdef _OPENMP
+      true;
+#else
+      false;
+#endif
+  return d;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.doc() = "claus compiled ops (registered under torch.ops.claus)";
+  m.def("has_cuda", &has_cuda, "Whether CUDA kernels were compiled into this build.");
+  m.def("build_info", &build_info, "How this extension was built.");
+}

@@ -1,0 +1,354 @@
+// STeW statistics on the CPU: forward (per-clip sums) and backward (dL/dz), one pass each.
+//
+// Work is split into fixed tiles of kTile pixels of one clip, processed over all T frames.
+// A tile's labels are read once into a small scratch (T x kTile), from which the temporal
+// consistency window is evaluated, so every pseudo-label value is loaded from memory once per
+// pass and no weight tensor is ever materialized. Each tile reduces its lanes into one fp64
+// partial; partials are summed per clip in tile order. The tiling does not depend on the
+// thread count, so the sums are bit-identical for any number of threads.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "stew_checks.h"
+#include "stew_math.h"
+
+namespace claus {
+namespace stew {
+namespace {
+
+constexpr int64_t kTile = 256;
+
+#if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__) && !defined(__clang__)
+// Builds the hot loops for AVX2+FMA and baseline x86-64, picked at load time by the CPU.
+#define CLAUS_MULTIVERSION __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define CLAUS_MULTIVERSION
+#endif
+
+#define CLAUS_ALWAYS_INLINE inline __attribute__((always_inline))
+
+// Loads labels y[b, :, p0:p0+n] into ybuf (T x kTile, acc_t).
+template <typename acc_t, typename label_t>
+CLAUS_ALWAYS_INLINE void load_labels(const label_t* y, int64_t T, int64_t HW, int64_t n,
+                                     acc_t* ybuf) {
+  for (int64_t t = 0; t < T; ++t) {
+    const label_t* src = y + t * HW;
+    acc_t* dst = ybuf + t * kTile;
+    for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<acc_t>(src[i]);
+  }
+}
+
+// Consistency c[i] of frame t for the tile's n pixels (caller handles annotated frames).
+template <typename acc_t>
+CLAUS_ALWAYS_INLINE void consistency(const acc_t* ybuf, int64_t T, int64_t t, int64_t window,
+                                     int64_t n, acc_t* c) {
+  int64_t lo, hi;
+  window_bounds(T, t, window, lo, hi);
+  const acc_t* yt = ybuf + t * kTile;
+  for (int64_t i = 0; i < n; ++i) c[i] = acc_t(0);
+  for (int64_t u = lo; u <= hi; ++u) {
+    if (u == t) continue;
+    const acc_t* yu = ybuf + u * kTile;
+    for (int64_t i = 0; i < n; ++i) {
+      acc_t d = yu[i] - yt[i];
+      c[i] += d < acc_t(0) ? -d : d;
+    }
+  }
+  const acc_t inv = acc_t(1) / static_cast<acc_t>(hi - lo + 1);
+  for (int64_t i = 0; i < n; ++i) c[i] = acc_t(1) - c[i] * inv;
+}
+
+// Forward over one tile: writes the tile's 5 sums (fp64) to out.
+template <typename scalar_t, typename label_t>
+CLAUS_ALWAYS_INLINE void forward_tile_impl(const scalar_t* z, const label_t* y,
+                                           const uint8_t* ann, const double* w, int64_t T,
+                                           int64_t HW, int64_t n, int64_t window,
+                                           scalar_t* scratch, double* out) {
+  using acc_t = scalar_t;  // float or double on the CPU.
+  acc_t* ybuf = scratch;                // T * kTile
+  acc_t* c = ybuf + T * kTile;          // kTile
+  acc_t* acc = c + kTile;               // 5 * kTile lane accumulators
+  load_labels(y, T, HW, n, ybuf);
+  for (int64_t i = 0; i < kNumStats * kTile; ++i) acc[i] = acc_t(0);
+  acc_t* a0 = acc;
+  acc_t* a1 = acc + kTile;
+  acc_t* a2 = acc + 2 * kTile;
+  acc_t* a3 = acc + 3 * kTile;
+  acc_t* a4 = acc + 4 * kTile;
+  for (int64_t t = 0; t < T; ++t) {
+    const acc_t wt = static_cast<acc_t>(w[t]);
+    if (ann[t]) {
+      for (int64_t i = 0; i < n; ++i) c[i] = acc_t(1);
+    } else {
+      consistency(ybuf, T, t, window, n, c);
+    }
+    const scalar_t* zt = z + t * HW;
+    const acc_t* yt = ybuf + t * kTile;
+    for (int64_t i = 0; i < n; ++i) {
+      acc_t loss, p;
+      acc_t yi = yt[i];
+      bce_sigmoid<acc_t>(zt[i], yi, loss, p);
+      acc_t om = wt * c[i];
+      a0[i] += om * loss;
+      a1[i] += om;
+      a2[i] += om * p * yi;
+      a3[i] += om * p;
+      a4[i] += om * yi;
+    }
+  }
+  for (int k = 0; k < kNumStats; ++k) {
+    double s = 0.0;
+    for (int64_t i = 0; i < n; ++i) s += static_cast<double>(acc[k * kTile + i]);
+    out[k] = s;
+  }
+}
+
+// Backward over one tile: writes dL/dz for the tile's pixels of every frame.
+template <typename scalar_t, typename label_t>
+CLAUS_ALWAYS_INLINE void backward_tile_impl(const scalar_t* z, const label_t* y,
+                                            const uint8_t* ann, const double* w,
+                                            const scalar_t* g, int64_t T, int64_t HW, int64_t n,
+                                            int64_t window, scalar_t* scratch, scalar_t* gz) {
+  using acc_t = scalar_t;
+  acc_t* ybuf = scratch;
+  acc_t* c = ybuf + T * kTile;
+  load_labels(y, T, HW, n, ybuf);
+  const acc_t g0 = g[0], g2 = g[2], g3 = g[3];
+  for (int64_t t = 0; t < T; ++t) {
+    const acc_t wt = static_cast<acc_t>(w[t]);
+    if (ann[t]) {
+      for (int64_t i = 0; i < n; ++i) c[i] = acc_t(1);
+    } else {
+      consistency(ybuf, T, t, window, n, c);
+    }
+    const scalar_t* zt = z + t * HW;
+    const acc_t* yt = ybuf + t * kTile;
+    scalar_t* gt = gz + t * HW;
+    for (int64_t i = 0; i < n; ++i) {
+      acc_t p = sigmoid<acc_t>(zt[i]);
+      gt[i] = grad_z<acc_t>(wt * c[i], p, yt[i], g0, g2, g3);
+    }
+  }
+}
+
+// Non-template entry points, so that each can be multiversioned.
+#define CLAUS_STEW_TILE_FNS(scalar_t, label_t, suffix)                                         \
+  CLAUS_MULTIVERSION void forward_tile_##suffix(                                               \
+      const scalar_t* z, const label_t* y, const uint8_t* ann, const double* w, int64_t T,     \
+      int64_t HW, int64_t n, int64_t window, scalar_t* scratch, double* out) {                 \
+    forward_tile_impl<scalar_t, label_t>(z, y, ann, w, T, HW, n, window, scratch, out);        \
+  }                                                                                            \
+  CLAUS_MULTIVERSION void backward_tile_##suffix(                                              \
+      const scalar_t* z, const label_t* y, const uint8_t* ann, const double* w,                \
+      const scalar_t* g, int64_t T, int64_t HW, int64_t n, int64_t window, scalar_t* scratch,  \
+      scalar_t* gz) {                                                                          \
+    backward_tile_impl<scalar_t, label_t>(z, y, ann, w, g, T, HW, n, window, scratch, gz);     \
+  }
+
+CLAUS_STEW_TILE_FNS(float, uint8_t, f32_u8)
+CLAUS_STEW_TILE_FNS(float, float, f32_f32)
+CLAUS_STEW_TILE_FNS(double, uint8_t, f64_u8)
+CLAUS_STEW_TILE_FNS(double, double, f64_f64)
+
+void forward_tile(const float* z, const uint8_t* y, const uint8_t* a, const double* w, int64_t T,
+                  int64_t HW, int64_t n, int64_t win, float* s, double* o) {
+  forward_tile_f32_u8(z, y, a, w, T, HW, n, win, s, o);
+}
+void forward_tile(const float* z, const float* y, const uint8_t* a, const double* w, int64_t T,
+                  int64_t HW, int64_t n, int64_t win, float* s, double* o) {
+  forward_tile_f32_f32(z, y, a, w, T, HW, n, win, s, o);
+}
+void forward_tile(const double* z, const uint8_t* y, const uint8_t* a, const double* w,
+                  int64_t T, int64_t HW, int64_t n, int64_t win, double* s, double* o) {
+  forward_tile_f64_u8(z, y, a, w, T, HW, n, win, s, o);
+}
+void forward_tile(const double* z, const double* y, const uint8_t* a, const double* w,
+                  int64_t T, int64_t HW, int64_t n, int64_t win, double* s, double* o) {
+  forward_tile_f64_f64(z, y, a, w, T, HW, n, win, s, o);
+}
+void backward_tile(const float* z, const uint8_t* y, const uint8_t* a, const double* w,
+                   const float* g, int64_t T, int64_t HW, int64_t n, int64_t win, float* s,
+                   float* gz) {
+  backward_tile_f32_u8(z, y, a, w, g, T, HW, n, win, s, gz);
+}
+void backward_tile(const float* z, const float* y, const uint8_t* a, const double* w,
+                   const float* g, int64_t T, int64_t HW, int64_t n, int64_t win, float* s,
+                   float* gz) {
+  backward_tile_f32_f32(z, y, a, w, g, T, HW, n, win, s, gz);
+}
+void backward_tile(const double* z, const uint8_t* y, const uint8_t* a, const double* w,
+                   const double* g, int64_t T, int64_t HW, int64_t n, int64_t win, double* s,
+                   double* gz) {
+  backward_tile_f64_u8(z, y, a, w, g, T, HW, n, win, s, gz);
+}
+void backward_tile(const double* z, const double* y, const uint8_t* a, const double* w,
+                   const double* g, int64_t T, int64_t HW, int64_t n, int64_t win, double* s,
+                   double* gz) {
+  backward_tile_f64_f64(z, y, a, w, g, T, HW, n, win, s, gz);
+}
+
+// Temporal weights (B,T) in fp64: a tiny pre-pass, not per pixel.
+std::vector<double> temporal_weights(const uint8_t* ann, int64_t B, int64_t T, double sigma,
+                                     int64_t radius) {
+  std::vector<double> w(static_cast<size_t>(B * T));
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < T; ++t) w[b * T + t] = temporal_weight(ann + b * T, T, t, sigma, radius);
+  return w;
+}
+
+template <typename scalar_t, typename label_t>
+void forward_cpu(const at::Tensor& z, const at::Tensor& y, const at::Tensor& a, double sigma,
+                 int64_t radius, int64_t window, at::Tensor& out) {
+  const int64_t B = z.size(0), T = z.size(1), HW = z.size(2) * z.size(3);
+  const int64_t tiles = (HW + kTile - 1) / kTile;
+  const scalar_t* zp = z.const_data_ptr<scalar_t>();
+  const label_t* yp = y.const_data_ptr<label_t>();
+  const uint8_t* ap = a.const_data_ptr<uint8_t>();
+  std::vector<double> w = temporal_weights(ap, B, T, sigma, radius);
+  std::vector<double> partial(static_cast<size_t>(B * tiles * kNumStats));
+  // Grain of one tile: each is T*kTile pixels of work, enough to amortize scheduling.
+  at::parallel_for(0, B * tiles, 1, [&](int64_t begin, int64_t end) {
+    std::vector<scalar_t> scratch(static_cast<size_t>((T + 1 + kNumStats) * kTile));
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t b = item / tiles, p0 = (item % tiles) * kTile;
+      const int64_t n = std::min(kTile, HW - p0);
+      const int64_t off = b * T * HW + p0;
+      forward_tile(zp + off, yp + off, ap + b * T, w.data() + b * T, T, HW, n, window,
+                   scratch.data(), partial.data() + item * kNumStats);
+    }
+  });
+  auto o = out.accessor<scalar_t, 2>();
+  for (int64_t b = 0; b < B; ++b) {
+    for (int k = 0; k < kNumStats; ++k) {
+      double s = 0.0;
+      for (int64_t j = 0; j < tiles; ++j) s += partial[(b * tiles + j) * kNumStats + k];
+      o[b][k] = static_cast<scalar_t>(s);
+    }
+  }
+}
+
+template <typename scalar_t, typename label_t>
+void backward_cpu(const at::Tensor& grad, const at::Tensor& z, const at::Tensor& y,
+                  const at::Tensor& a, double sigma, int64_t radius, int64_t window,
+                  at::Tensor& gz) {
+  const int64_t B = z.size(0), T = z.size(1), HW = z.size(2) * z.size(3);
+  const int64_t tiles = (HW + kTile - 1) / kTile;
+  const scalar_t* zp = z.const_data_ptr<scalar_t>();
+  const label_t* yp = y.const_data_ptr<label_t>();
+  const uint8_t* ap = a.const_data_ptr<uint8_t>();
+  const scalar_t* gp = grad.const_data_ptr<scalar_t>();
+  scalar_t* gzp = gz.mutable_data_ptr<scalar_t>();
+  std::vector<double> w = temporal_weights(ap, B, T, sigma, radius);
+  at::parallel_for(0, B * tiles, 1, [&](int64_t begin, int64_t end) {
+    std::vector<scalar_t> scratch(static_cast<size_t>((T + 1) * kTile));
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t b = item / tiles, p0 = (item % tiles) * kTile;
+      const int64_t n = std::min(kTile, HW - p0);
+      const int64_t off = b * T * HW + p0;
+      backward_tile(zp + off, yp + off, ap + b * T, w.data() + b * T, gp + b * kNumStats, T, HW,
+                    n, window, scratch.data(), gzp + off);
+    }
+  });
+}
+
+at::Tensor stew_stats_cpu(const at::Tensor& z, const at::Tensor& y, const at::Tensor& annotated,
+                          double sigma, int64_t radius, int64_t window) {
+  const char* op = "claus::stew_stats";
+  check_logits(op, z, y, /*allow_half=*/false);
+  check_labels(op, y, annotated, sigma, radius, window);
+  auto acc = acc_type(z.scalar_type());
+  auto out = at::zeros({z.size(0), kNumStats}, z.options().dtype(acc));
+  if (z.numel() == 0) return out;
+  auto zc = z.contiguous();
+  auto yc = labels_for_kernel(y, acc);
+  auto ac = flags_for_kernel(annotated);
+  if (acc == at::kDouble) {
+    if (yc.scalar_type() == at::kByte) forward_cpu<double, uint8_t>(zc, yc, ac, sigma, radius, window, out);
+    else forward_cpu<double, double>(zc, yc, ac, sigma, radius, window, out);
+  } else {
+    if (yc.scalar_type() == at::kByte) forward_cpu<float, uint8_t>(zc, yc, ac, sigma, radius, window, out);
+    else forward_cpu<float, float>(zc, yc, ac, sigma, radius, window, out);
+  }
+  return out;
+}
+
+at::Tensor stew_stats_backward_cpu(const at::Tensor& grad, const at::Tensor& z,
+                                   const at::Tensor& y, const at::Tensor& annotated, double sigma,
+                                   int64_t radius, int64_t window) {
+  const char* op = "claus::stew_stats_backward";
+  check_logits(op, z, y, /*allow_half=*/false);
+  check_labels(op, y, annotated, sigma, radius, window);
+  CLAUS_CHECK_ARG(grad.dim() == 2 && grad.size(0) == z.size(0) && grad.size(1) == kNumStats, op,
+                  "grad must have shape (B,5) = [", z.size(0), ", 5], got ", shape_str(grad));
+  auto gz = at::empty_like(z, at::MemoryFormat::Contiguous);
+  if (z.numel() == 0) return gz;
+  auto zc = z.contiguous();
+  auto gc = grad.to(z.scalar_type()).contiguous();
+  auto yc = labels_for_kernel(y, z.scalar_type());
+  auto ac = flags_for_kernel(annotated);
+  if (z.scalar_type() == at::kDouble) {
+    if (yc.scalar_type() == at::kByte) backward_cpu<double, uint8_t>(gc, zc, yc, ac, sigma, radius, window, gz);
+    else backward_cpu<double, double>(gc, zc, yc, ac, sigma, radius, window, gz);
+  } else {
+    if (yc.scalar_type() == at::kByte) backward_cpu<float, uint8_t>(gc, zc, yc, ac, sigma, radius, window, gz);
+    else backward_cpu<float, float>(gc, zc, yc, ac, sigma, radius, window, gz);
+  }
+  return gz;
+}
+
+template <typename label_t>
+void weights_cpu(const at::Tensor& y, const at::Tensor& a, double sigma, int64_t radius,
+                 int64_t window, at::Tensor& out) {
+  const int64_t B = y.size(0), T = y.size(1), HW = y.size(2) * y.size(3);
+  const int64_t tiles = (HW + kTile - 1) / kTile;
+  const label_t* yp = y.const_data_ptr<label_t>();
+  const uint8_t* ap = a.const_data_ptr<uint8_t>();
+  float* op = out.mutable_data_ptr<float>();
+  std::vector<double> w = temporal_weights(ap, B, T, sigma, radius);
+  at::parallel_for(0, B * tiles, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> ybuf(static_cast<size_t>(T * kTile)), c(kTile);
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t b = item / tiles, p0 = (item % tiles) * kTile;
+      const int64_t n = std::min(kTile, HW - p0);
+      const int64_t off = b * T * HW + p0;
+      load_labels(yp + off, T, HW, n, ybuf.data());
+      for (int64_t t = 0; t < T; ++t) {
+        float* dst = op + off + t * HW;
+        const float wt = static_cast<float>(w[b * T + t]);
+        if (ap[b * T + t]) {
+          for (int64_t i = 0; i < n; ++i) dst[i] = wt;
+        } else {
+          consistency(ybuf.data(), T, t, window, n, c.data());
+          for (int64_t i = 0; i < n; ++i) dst[i] = wt * c[i];
+        }
+      }
+    }
+  });
+}
+
+at::Tensor stew_weights_cpu(const at::Tensor& y, const at::Tensor& annotated, double sigma,
+                            int64_t radius, int64_t window) {
+  check_labels("claus::stew_weights", y, annotated, sigma, radius, window);
+  auto out = at::empty(y.sizes(), y.options().dtype(at::kFloat));
+  if (y.numel() == 0) return out;
+  auto yc = labels_for_kernel(y, at::kFloat);
+  auto ac = flags_for_kernel(annotated);
+  if (yc.scalar_type() == at::kByte) weights_cpu<uint8_t>(yc, ac, sigma, radius, window, out);
+  else weights_cpu<float>(yc, ac, sigma, radius, window, out);
+  return out;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(claus, CPU, m) {
+  m.impl("stew_stats", &stew_stats_cpu);
+  m.impl("stew_stats_backward", &stew_stats_backward_cpu);
+  m.impl("stew_weights", &stew_weights_cpu);
+}
+
+}  // namespace stew
+}  // namespace claus

@@ -1,0 +1,41 @@
+"""Training losses: STeW localization (over the fused `claus_ext.stew_stats` op)."""
+
+from __future__ import annotations
+
+import torch
+
+import claus_ext
+from claus_ext.reference import stew_loss_from_stats
+
+
+def stew_loss(
+    z: torch.Tensor,
+    y: torch.Tensor,
+    annotated: torch.Tensor,
+    sigma: float = 4 / 3,
+    radius: int = 4,
+    window: int = 2,
+    dice_weight: float = 1.0,
+    smooth: float = 1.0,
+) -> torch.Tensor:
+    """Spatio-temporally weighted localization loss on interpolated pseudo-labels.
+
+    Every pixel is weighted by its frame's temporal distance to a human label and by its FG/BG
+    consistency over neighbouring frames (see `claus_ext.stew_stats`). Per clip b with weight
+    S1 > 0: L_b = S0/S1 + dice_weight·(1 - (2·S2 + smooth)/(S3 + S4 + smooth)), a weighted
+    BCE plus a weighted soft Dice.
+
+    Args:
+        z: (B,T,H,W) localization logits, float32/float64 (float16/bfloat16 on CUDA).
+        y: (B,T,H,W) pseudo-labels, bool/uint8 or float in [0,1].
+        annotated: (B,T) bool, frames carrying a human label.
+        sigma, radius, window: see `claus_ext.stew_stats`.
+        dice_weight: weight of the Dice term (0 gives weighted BCE alone).
+        smooth: additive smoothing of the Dice ratio.
+
+    Returns:
+        Scalar float32 (float64 for float64 logits): the mean of L_b over clips with weight, or a
+        zero carrying a zero gradient when no clip has any.
+    """
+    stats = claus_ext.stew_stats(z, y, annotated, sigma, radius, window)
+    return stew_loss_from_stats(stats, dice_weight, smooth)
