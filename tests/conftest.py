@@ -1,0 +1,33 @@
+"""Shared test fixtures: seeded generators, device lists, the shared data folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+import claus_ext
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("CLAUS_SHARED", REPO.parent / "shared"))
+
+
+def cuda_ready() -> bool:
+    return torch.cuda.is_available() and claus_ext.has_cuda()
+
+
+requires_cuda = pytest.mark.skipif(not cuda_ready(), reason="needs a GPU and a CUDA build of claus")
+
+
+@pytest.fixture
+def gen() -> torch.Generator:
+    return torch.Generator().manual_seed(0)
+
+
+@pytest.fixture
+def shared_dir() -> Path:
+    if not SHARED.is_dir():
+        pytest.skip(f"shared data folder {SHARED} is absent")
+    return SHARED
