@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "../common/cpu.h"
 #include "stew_checks.h"
 #include "stew_math.h"
 
@@ -22,14 +23,6 @@ namespace {
 
 constexpr int64_t kTile = 256;
 
-#if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__) && !defined(__clang__)
-// Builds the hot loops for AVX2+FMA and baseline x86-64, picked at load time by the CPU.
-#define CLAUS_MULTIVERSION __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define CLAUS_MULTIVERSION
-#endif
-
-#define CLAUS_ALWAYS_INLINE inline __attribute__((always_inline))
 
 // Loads labels y[b, :, p0:p0+n] into ybuf (T x kTile, acc_t).
 template <typename acc_t, typename label_t>
