@@ -47,7 +47,8 @@ def _check_logits(op: str, z: torch.Tensor, y: torch.Tensor) -> None:
         raise ValueError(f"{op}: z must be float32 or float64 (float16/bfloat16 on CUDA), "
                          f"got {z.dtype}")
     if z.dtype in half and z.device.type == "cpu":
-        raise ValueError(f"{op}: z of dtype {z.dtype} is only supported on CUDA; use float32")
+        raise ValueError(f"{op}: z must be float32 or float64 (float16/bfloat16 only on CUDA), "
+                         f"got {z.dtype}")
     if z.device != y.device:
         raise ValueError(f"{op}: z is on {z.device} but y is on {y.device}")
 
