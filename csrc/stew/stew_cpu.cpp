@@ -11,9 +11,11 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
 #include "../common/cpu.h"
+#include "../common/simd.h"
 #include "stew_checks.h"
 #include "stew_math.h"
 
@@ -128,6 +130,127 @@ CLAUS_ALWAYS_INLINE void backward_tile_impl(const scalar_t* z, const label_t* y,
   }
 }
 
+// ---- float32: explicit 8-lane vectors, accumulators in registers ----
+
+using simd::f32x8;
+using simd::kLanes;
+
+// Consistency of frame t for lanes [i, i+8) (frame t not annotated).
+CLAUS_ALWAYS_INLINE f32x8 consistency_v(const float* ybuf, int64_t lo, int64_t hi, int64_t t,
+                                        int64_t i, f32x8 yt) {
+  f32x8 s = simd::splat(0.0f);
+  for (int64_t u = lo; u <= hi; ++u) {
+    if (u == t) continue;
+    s += simd::abs(simd::load(ybuf + u * kTile + i) - yt);
+  }
+  return 1.0f - s * (1.0f / static_cast<float>(hi - lo + 1));
+}
+
+// z[i .. i+8) of one frame; lanes past the tile's n pixels read as 0 (their weight is 0 too).
+CLAUS_ALWAYS_INLINE f32x8 load_z(const float* z, int64_t i, int64_t n) {
+  if (i + kLanes <= n) return simd::load(z + i);
+  float tmp[kLanes] = {0, 0, 0, 0, 0, 0, 0, 0};
+  std::memcpy(tmp, z + i, static_cast<size_t>(n - i) * sizeof(float));
+  return simd::load(tmp);
+}
+
+CLAUS_ALWAYS_INLINE simd::i32x8 lanes_below(int64_t count) {
+  const simd::i32x8 iota = {0, 1, 2, 3, 4, 5, 6, 7};
+  return iota < static_cast<int32_t>(count);
+}
+
+// Tile labels as floats, zero-padded to a multiple of 8 lanes.
+template <typename label_t>
+CLAUS_ALWAYS_INLINE void load_labels_padded(const label_t* y, int64_t T, int64_t HW, int64_t n,
+                                            float* ybuf) {
+  load_labels(y, T, HW, n, ybuf);
+  const int64_t padded = (n + kLanes - 1) / kLanes * kLanes;
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t i = n; i < padded; ++i) ybuf[t * kTile + i] = 0.0f;
+}
+
+template <typename label_t>
+CLAUS_ALWAYS_INLINE void forward_tile_f32_impl(const float* z, const label_t* y,
+                                               const uint8_t* ann, const double* w, int64_t T,
+                                               int64_t HW, int64_t n, int64_t window,
+                                               float* ybuf, double* out) {
+  load_labels_padded(y, T, HW, n, ybuf);
+  f32x8 s0 = simd::splat(0.0f), s1 = s0, s2 = s0, s3 = s0, s4 = s0;
+  for (int64_t i = 0; i < n; i += kLanes) {
+    const simd::i32x8 valid = lanes_below(n - i);
+    for (int64_t t = 0; t < T; ++t) {
+      const f32x8 yt = simd::load(ybuf + t * kTile + i);
+      f32x8 c;
+      if (ann[t]) {
+        c = simd::splat(1.0f);
+      } else {
+        int64_t lo, hi;
+        window_bounds(T, t, window, lo, hi);
+        c = consistency_v(ybuf, lo, hi, t, i, yt);
+      }
+      const f32x8 zt = load_z(z + t * HW, i, n);
+      // BCE with logits and sigmoid from one exp and one division (see stew_math.h).
+      const f32x8 az = simd::abs(zt);
+      const f32x8 e = simd::exp_nonpos(-az);
+      f32x8 inv;
+      const f32x8 l1p = simd::log1p_recip(e, inv);
+      const f32x8 p = simd::select(zt >= 0.0f, inv, e * inv);
+      const f32x8 relu = simd::select(zt > 0.0f, zt, simd::splat(0.0f));
+      const f32x8 loss = relu - zt * yt + l1p;
+      const f32x8 om = simd::select(valid, static_cast<float>(w[t]) * c, simd::splat(0.0f));
+      s0 += om * loss;
+      s1 += om;
+      const f32x8 omp = om * p;
+      s2 += omp * yt;
+      s3 += omp;
+      s4 += om * yt;
+    }
+  }
+  const f32x8 acc[kNumStats] = {s0, s1, s2, s3, s4};
+  for (int k = 0; k < kNumStats; ++k) {
+    double sum = 0.0;
+    for (int j = 0; j < kLanes; ++j) sum += static_cast<double>(acc[k][j]);
+    out[k] = sum;
+  }
+}
+
+template <typename label_t>
+CLAUS_ALWAYS_INLINE void backward_tile_f32_impl(const float* z, const label_t* y,
+                                                const uint8_t* ann, const double* w,
+                                                const float* g, int64_t T, int64_t HW,
+                                                int64_t n, int64_t window, float* ybuf,
+                                                float* gz) {
+  load_labels_padded(y, T, HW, n, ybuf);
+  const float g0 = g[0], g2 = g[2], g3 = g[3];
+  for (int64_t i = 0; i < n; i += kLanes) {
+    for (int64_t t = 0; t < T; ++t) {
+      const f32x8 yt = simd::load(ybuf + t * kTile + i);
+      f32x8 c;
+      if (ann[t]) {
+        c = simd::splat(1.0f);
+      } else {
+        int64_t lo, hi;
+        window_bounds(T, t, window, lo, hi);
+        c = consistency_v(ybuf, lo, hi, t, i, yt);
+      }
+      const f32x8 zt = load_z(z + t * HW, i, n);
+      const f32x8 e = simd::exp_nonpos(-simd::abs(zt));
+      const f32x8 inv = 1.0f / (1.0f + e);
+      const f32x8 p = simd::select(zt >= 0.0f, inv, e * inv);
+      const f32x8 om = static_cast<float>(w[t]) * c;
+      const f32x8 gv = om * (g0 * (p - yt) + (g2 * yt + g3) * p * (1.0f - p));
+      float* dst = gz + t * HW + i;
+      if (i + kLanes <= n) {
+        simd::store(dst, gv);
+      } else {
+        float tmp[kLanes];
+        simd::store(tmp, gv);
+        std::memcpy(dst, tmp, static_cast<size_t>(n - i) * sizeof(float));
+      }
+    }
+  }
+}
+
 // Non-template entry points, so that each can be multiversioned.
 #define CLAUS_STEW_TILE_FNS(scalar_t, label_t, suffix)                                         \
   CLAUS_MULTIVERSION void forward_tile_##suffix(                                               \
@@ -142,8 +265,20 @@ CLAUS_ALWAYS_INLINE void backward_tile_impl(const scalar_t* z, const label_t* y,
     backward_tile_impl<scalar_t, label_t>(z, y, ann, w, g, T, HW, n, window, scratch, gz);     \
   }
 
-CLAUS_STEW_TILE_FNS(float, uint8_t, f32_u8)
-CLAUS_STEW_TILE_FNS(float, float, f32_f32)
+#define CLAUS_STEW_TILE_FNS_F32(label_t, suffix)                                               \
+  CLAUS_MULTIVERSION void forward_tile_##suffix(                                               \
+      const float* z, const label_t* y, const uint8_t* ann, const double* w, int64_t T,        \
+      int64_t HW, int64_t n, int64_t window, float* scratch, double* out) {                    \
+    forward_tile_f32_impl<label_t>(z, y, ann, w, T, HW, n, window, scratch, out);              \
+  }                                                                                            \
+  CLAUS_MULTIVERSION void backward_tile_##suffix(                                              \
+      const float* z, const label_t* y, const uint8_t* ann, const double* w, const float* g,   \
+      int64_t T, int64_t HW, int64_t n, int64_t window, float* scratch, float* gz) {           \
+    backward_tile_f32_impl<label_t>(z, y, ann, w, g, T, HW, n, window, scratch, gz);           \
+  }
+
+CLAUS_STEW_TILE_FNS_F32(uint8_t, f32_u8)
+CLAUS_STEW_TILE_FNS_F32(float, f32_f32)
 CLAUS_STEW_TILE_FNS(double, uint8_t, f64_u8)
 CLAUS_STEW_TILE_FNS(double, double, f64_f64)
 
