@@ -79,7 +79,7 @@ def _extension():
     # No trapping math: lets GCC if-convert the branch-free selects in the kernels and vectorize
     # them (NaN and Inf semantics are unchanged; claus never reads FP exception flags).
     cxx = [*opt, "-fopenmp", "-fno-trapping-math", "-fno-math-errno", "-Wall",
-           "-Wno-unknown-pragmas"]
+           "-Wno-unknown-pragmas", "-Wno-psabi"]
     nvcc = [*opt, "-lineinfo", "--expt-relaxed-constexpr", "-std=c++17"]
     if with_cuda:
         macros += [("CLAUS_WITH_CUDA", None), ("CLAUS_CUDA_VERSION", f'"{torch.version.cuda}"')]

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from functools import partial
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from claus.losses import stew_loss  # noqa: E402
 from common import device_copy_gbps, machine, nvtx_range, time_fn  # noqa: E402
 
-from claus.losses import stew_loss  # noqa: E402
 from claus_ext import reference as ref  # noqa: E402
 
 SIZES = [(8, 8, 112, 112), (4, 16, 224, 224)]
@@ -67,13 +68,13 @@ def main() -> None:
         g_fused = step(stew_loss, z, y, a)
         torch.testing.assert_close(g_fused, step(ref.stew_loss, z, y, a), rtol=1e-4, atol=1e-7)
         with nvtx_range(f"fused {shape}"):
-            tf = time_fn(lambda: step(stew_loss, z, y, a), dev, reps=args.reps)
+            tf = time_fn(partial(step, stew_loss, z, y, a), dev, reps=args.reps)
         with nvtx_range(f"eager {shape}"):
-            te = time_fn(lambda: step(ref.stew_loss, z, y, a), dev, reps=max(5, args.reps // 4))
+            te = time_fn(partial(step, ref.stew_loss, z, y, a), dev, reps=max(5, args.reps // 4))
         tc = None
         if compiled is not None:
             with nvtx_range(f"compiled {shape}"):
-                tc = time_fn(lambda: step(compiled, z, y, a), dev, reps=args.reps)
+                tc = time_fn(partial(step, compiled, z, y, a), dev, reps=args.reps)
         row = [",".join(map(str, shape)), f"{tf['median']:.2f}", f"{te['median']:.2f}",
                f"{tc['median']:.2f}" if tc else "-", f"{te['median'] / tf['median']:.1f}x",
                f"{tc['median'] / tf['median']:.1f}x" if tc else "-"]

@@ -14,6 +14,14 @@ def _acc_dtype(z: torch.Tensor) -> torch.dtype:
     return torch.float64 if z.dtype == torch.float64 else torch.float32
 
 
+def stew_labels(y: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Pseudo-labels as numbers: bool/uint8 masks are 0/1 (any nonzero byte is foreground);
+    soft labels are cast to `dtype` as they are."""
+    if y.dtype in (torch.bool, torch.uint8):
+        return (y != 0).to(dtype)
+    return y.to(dtype)
+
+
 def stew_temporal_weights(annotated: torch.Tensor, sigma: float = 4 / 3,
                           radius: int = 4) -> torch.Tensor:
     """(B,T) bool -> (B,T) float64 temporal weights.
@@ -37,7 +45,7 @@ def stew_consistency(y: torch.Tensor, annotated: torch.Tensor, window: int = 2,
     c = 1 on annotated frames; else 1 - mean over t' in [max(0,t-window), min(T-1,t+window)] of
     |y[t'] - y[t]|.
     """
-    yf = y.to(dtype)
+    yf = stew_labels(y, dtype)
     T = y.shape[1]
     total = torch.zeros_like(yf)
     count = torch.zeros(T, dtype=dtype, device=y.device)
@@ -66,7 +74,7 @@ def stew_stats(z: torch.Tensor, y: torch.Tensor, annotated: torch.Tensor, sigma:
     """
     acc = _acc_dtype(z)
     zf = z.to(acc)
-    yf = y.to(acc)
+    yf = stew_labels(y, acc)
     om = stew_weights(y, annotated, sigma, radius, window, dtype=acc)
     loss = F.binary_cross_entropy_with_logits(zf, yf, reduction="none")
     p = torch.sigmoid(zf)

@@ -290,3 +290,15 @@ def test_cuda_run_to_run_stable():
     for _ in range(5):
         again = claus_ext.stew_stats(zc, yc, ac)
         torch.testing.assert_close(again, first, rtol=1e-6, atol=0)
+
+
+def test_uint8_labels_are_masks():
+    # Any nonzero byte is foreground: 255-valued masks give the same statistics as 0/1 ones.
+    z, y, a, sigma, radius, window = make_inputs(CASES[0], "uint8", torch.float32)
+    y255 = y * 255
+    torch.testing.assert_close(claus_ext.stew_stats(z, y255, a, sigma, radius, window),
+                               claus_ext.stew_stats(z, y, a, sigma, radius, window))
+    torch.testing.assert_close(claus_ext.stew_stats(z, y255, a, sigma, radius, window),
+                               ref.stew_stats(z, y255, a, sigma, radius, window), rtol=1e-5,
+                               atol=1e-5)
+    torch.testing.assert_close(claus_ext.stew_weights(y255, a), ref.stew_weights(y, a))

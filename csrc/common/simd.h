@@ -17,7 +17,8 @@ typedef int32_t i32x8 __attribute__((vector_size(32)));
 
 constexpr int kLanes = 8;
 
-inline f32x8 splat(float v) { return f32x8{v, v, v, v, v, v, v, v}; }
+// Broadcast (vector + scalar), which compilers emit as one vbroadcastss.
+inline f32x8 splat(float v) { return f32x8{} + v; }
 inline f32x8 load(const float* p) {
   f32x8 v;
   std::memcpy(&v, p, sizeof v);
@@ -38,7 +39,7 @@ inline f32x8 from_bits(i32x8 i) {
 inline f32x8 select(i32x8 mask, f32x8 a, f32x8 b) {
   return from_bits((mask & bits(a)) | (~mask & bits(b)));
 }
-inline f32x8 abs(f32x8 v) { return from_bits(bits(v) & i32x8{} + 0x7fffffff); }
+inline f32x8 abs(f32x8 v) { return from_bits(bits(v) & 0x7fffffff); }
 
 // exp(x) for x <= 0; 0 below -87.3, NaN for NaN (see fastmath::exp_nonpos).
 inline f32x8 exp_nonpos(f32x8 x) {

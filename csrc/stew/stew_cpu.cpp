@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "../common/cpu.h"
@@ -23,7 +24,8 @@ namespace claus {
 namespace stew {
 namespace {
 
-constexpr int64_t kTile = 256;
+// 128 pixels x T frames of labels and their running sums stay in L1 for clips up to T = 16.
+constexpr int64_t kTile = 128;
 
 
 // Loads labels y[b, :, p0:p0+n] into ybuf (T x kTile, acc_t).
@@ -33,7 +35,7 @@ CLAUS_ALWAYS_INLINE void load_labels(const label_t* y, int64_t T, int64_t HW, in
   for (int64_t t = 0; t < T; ++t) {
     const label_t* src = y + t * HW;
     acc_t* dst = ybuf + t * kTile;
-    for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<acc_t>(src[i]);
+    for (int64_t i = 0; i < n; ++i) dst[i] = label_value<acc_t>(src[i]);
   }
 }
 
@@ -135,15 +137,60 @@ CLAUS_ALWAYS_INLINE void backward_tile_impl(const scalar_t* z, const label_t* y,
 using simd::f32x8;
 using simd::kLanes;
 
-// Consistency of frame t for lanes [i, i+8) (frame t not annotated).
-CLAUS_ALWAYS_INLINE f32x8 consistency_v(const float* ybuf, int64_t lo, int64_t hi, int64_t t,
-                                        int64_t i, f32x8 yt) {
-  f32x8 s = simd::splat(0.0f);
-  for (int64_t u = lo; u <= hi; ++u) {
-    if (u == t) continue;
-    s += simd::abs(simd::load(ybuf + u * kTile + i) - yt);
+// Per-frame constants of a clip: consistency window, its size, annotation, temporal weight.
+struct FrameInfo {
+  int64_t lo, hi;
+  float count, inv_count, weight;
+  bool annotated;
+};
+
+CLAUS_ALWAYS_INLINE void frame_info(const uint8_t* ann, const double* w, int64_t T,
+                                    int64_t window, FrameInfo* info) {
+  for (int64_t t = 0; t < T; ++t) {
+    FrameInfo& f = info[t];
+    window_bounds(T, t, window, f.lo, f.hi);
+    f.count = static_cast<float>(f.hi - f.lo + 1);
+    f.inv_count = 1.0f / f.count;
+    f.weight = static_cast<float>(w[t]);
+    f.annotated = ann[t] != 0;
   }
-  return 1.0f - s * (1.0f / static_cast<float>(hi - lo + 1));
+}
+
+// Labels of a tile as 0/1 or soft floats, zero-padded to whole vectors. For 0/1 labels also
+// the running sums along t, prefix[t] = sum_{u<t} y[u], so that a window's disagreement is
+// O(1): sum_u |y_u - y_t| = ones if y_t = 0, else count - ones.
+template <typename label_t>
+CLAUS_ALWAYS_INLINE void load_tile_labels(const label_t* y, int64_t T, int64_t HW, int64_t n,
+                                          float* ybuf, float* prefix) {
+  load_labels(y, T, HW, n, ybuf);
+  const int64_t padded = (n + kLanes - 1) / kLanes * kLanes;
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t i = n; i < padded; ++i) ybuf[t * kTile + i] = 0.0f;
+  if (prefix == nullptr) return;
+  for (int64_t i = 0; i < padded; ++i) prefix[i] = 0.0f;
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t i = 0; i < padded; ++i)
+      prefix[(t + 1) * kTile + i] = prefix[t * kTile + i] + ybuf[t * kTile + i];
+}
+
+// Consistency of frame t for lanes [i, i+8).
+template <bool kBinary>
+CLAUS_ALWAYS_INLINE f32x8 consistency_v(const float* ybuf, const float* prefix,
+                                        const FrameInfo& f, int64_t t, int64_t i, f32x8 yt) {
+  if (f.annotated) return simd::splat(1.0f);
+  if constexpr (kBinary) {
+    const f32x8 ones = simd::load(prefix + (f.hi + 1) * kTile + i) -
+                       simd::load(prefix + f.lo * kTile + i);
+    const f32x8 differ = ones + yt * (f.count - 2.0f * ones);
+    return 1.0f - differ * f.inv_count;
+  } else {
+    f32x8 s = simd::splat(0.0f);
+    for (int64_t u = f.lo; u <= f.hi; ++u) {
+      if (u == t) continue;
+      s += simd::abs(simd::load(ybuf + u * kTile + i) - yt);
+    }
+    return 1.0f - s * f.inv_count;
+  }
 }
 
 // z[i .. i+8) of one frame; lanes past the tile's n pixels read as 0 (their weight is 0 too).
@@ -159,45 +206,38 @@ CLAUS_ALWAYS_INLINE simd::i32x8 lanes_below(int64_t count) {
   return iota < static_cast<int32_t>(count);
 }
 
-// Tile labels as floats, zero-padded to a multiple of 8 lanes.
-template <typename label_t>
-CLAUS_ALWAYS_INLINE void load_labels_padded(const label_t* y, int64_t T, int64_t HW, int64_t n,
-                                            float* ybuf) {
-  load_labels(y, T, HW, n, ybuf);
-  const int64_t padded = (n + kLanes - 1) / kLanes * kLanes;
-  for (int64_t t = 0; t < T; ++t)
-    for (int64_t i = n; i < padded; ++i) ybuf[t * kTile + i] = 0.0f;
+// Scratch floats a float tile needs: labels, prefix sums and the frame table.
+inline int64_t f32_scratch_floats(int64_t T) {
+  return (2 * T + 1) * kTile + T * static_cast<int64_t>(sizeof(FrameInfo) / sizeof(float) + 1);
 }
 
 template <typename label_t>
 CLAUS_ALWAYS_INLINE void forward_tile_f32_impl(const float* z, const label_t* y,
                                                const uint8_t* ann, const double* w, int64_t T,
                                                int64_t HW, int64_t n, int64_t window,
-                                               float* ybuf, double* out) {
-  load_labels_padded(y, T, HW, n, ybuf);
+                                               float* scratch, double* out) {
+  constexpr bool kBinary = std::is_same<label_t, uint8_t>::value;
+  float* ybuf = scratch;
+  float* prefix = kBinary ? scratch + T * kTile : nullptr;
+  FrameInfo* info = reinterpret_cast<FrameInfo*>(scratch + (2 * T + 1) * kTile);
+  load_tile_labels(y, T, HW, n, ybuf, prefix);
+  frame_info(ann, w, T, window, info);
   f32x8 s0 = simd::splat(0.0f), s1 = s0, s2 = s0, s3 = s0, s4 = s0;
   for (int64_t i = 0; i < n; i += kLanes) {
     const simd::i32x8 valid = lanes_below(n - i);
     for (int64_t t = 0; t < T; ++t) {
+      const FrameInfo& f = info[t];
       const f32x8 yt = simd::load(ybuf + t * kTile + i);
-      f32x8 c;
-      if (ann[t]) {
-        c = simd::splat(1.0f);
-      } else {
-        int64_t lo, hi;
-        window_bounds(T, t, window, lo, hi);
-        c = consistency_v(ybuf, lo, hi, t, i, yt);
-      }
+      const f32x8 c = consistency_v<kBinary>(ybuf, prefix, f, t, i, yt);
       const f32x8 zt = load_z(z + t * HW, i, n);
       // BCE with logits and sigmoid from one exp and one division (see stew_math.h).
-      const f32x8 az = simd::abs(zt);
-      const f32x8 e = simd::exp_nonpos(-az);
+      const f32x8 e = simd::exp_nonpos(-simd::abs(zt));
       f32x8 inv;
       const f32x8 l1p = simd::log1p_recip(e, inv);
       const f32x8 p = simd::select(zt >= 0.0f, inv, e * inv);
       const f32x8 relu = simd::select(zt > 0.0f, zt, simd::splat(0.0f));
       const f32x8 loss = relu - zt * yt + l1p;
-      const f32x8 om = simd::select(valid, static_cast<float>(w[t]) * c, simd::splat(0.0f));
+      const f32x8 om = simd::select(valid, f.weight * c, simd::splat(0.0f));
       s0 += om * loss;
       s1 += om;
       const f32x8 omp = om * p;
@@ -218,26 +258,25 @@ template <typename label_t>
 CLAUS_ALWAYS_INLINE void backward_tile_f32_impl(const float* z, const label_t* y,
                                                 const uint8_t* ann, const double* w,
                                                 const float* g, int64_t T, int64_t HW,
-                                                int64_t n, int64_t window, float* ybuf,
+                                                int64_t n, int64_t window, float* scratch,
                                                 float* gz) {
-  load_labels_padded(y, T, HW, n, ybuf);
+  constexpr bool kBinary = std::is_same<label_t, uint8_t>::value;
+  float* ybuf = scratch;
+  float* prefix = kBinary ? scratch + T * kTile : nullptr;
+  FrameInfo* info = reinterpret_cast<FrameInfo*>(scratch + (2 * T + 1) * kTile);
+  load_tile_labels(y, T, HW, n, ybuf, prefix);
+  frame_info(ann, w, T, window, info);
   const float g0 = g[0], g2 = g[2], g3 = g[3];
   for (int64_t i = 0; i < n; i += kLanes) {
     for (int64_t t = 0; t < T; ++t) {
+      const FrameInfo& f = info[t];
       const f32x8 yt = simd::load(ybuf + t * kTile + i);
-      f32x8 c;
-      if (ann[t]) {
-        c = simd::splat(1.0f);
-      } else {
-        int64_t lo, hi;
-        window_bounds(T, t, window, lo, hi);
-        c = consistency_v(ybuf, lo, hi, t, i, yt);
-      }
+      const f32x8 c = consistency_v<kBinary>(ybuf, prefix, f, t, i, yt);
       const f32x8 zt = load_z(z + t * HW, i, n);
       const f32x8 e = simd::exp_nonpos(-simd::abs(zt));
       const f32x8 inv = 1.0f / (1.0f + e);
       const f32x8 p = simd::select(zt >= 0.0f, inv, e * inv);
-      const f32x8 om = static_cast<float>(w[t]) * c;
+      const f32x8 om = f.weight * c;
       const f32x8 gv = om * (g0 * (p - yt) + (g2 * yt + g3) * p * (1.0f - p));
       float* dst = gz + t * HW + i;
       if (i + kLanes <= n) {
@@ -251,7 +290,8 @@ CLAUS_ALWAYS_INLINE void backward_tile_f32_impl(const float* z, const label_t* y
   }
 }
 
-// Non-template entry points, so that each can be multiversioned.
+// Non-template entry points, so that each can be multiversioned. fp64 is for checks and uses
+// the scalar body with libm; fp32 the vector body.
 #define CLAUS_STEW_TILE_FNS(scalar_t, label_t, suffix)                                         \
   CLAUS_MULTIVERSION void forward_tile_##suffix(                                               \
       const scalar_t* z, const label_t* y, const uint8_t* ann, const double* w, int64_t T,     \
@@ -340,7 +380,8 @@ void forward_cpu(const at::Tensor& z, const at::Tensor& y, const at::Tensor& a, 
   std::vector<double> partial(static_cast<size_t>(B * tiles * kNumStats));
   // Grain of one tile: each is T*kTile pixels of work, enough to amortize scheduling.
   at::parallel_for(0, B * tiles, 1, [&](int64_t begin, int64_t end) {
-    std::vector<scalar_t> scratch(static_cast<size_t>((T + 1 + kNumStats) * kTile));
+    std::vector<scalar_t> scratch(static_cast<size_t>(
+        std::max((T + 1 + kNumStats) * kTile, f32_scratch_floats(T))));
     for (int64_t item = begin; item < end; ++item) {
       const int64_t b = item / tiles, p0 = (item % tiles) * kTile;
       const int64_t n = std::min(kTile, HW - p0);
@@ -372,7 +413,8 @@ void backward_cpu(const at::Tensor& grad, const at::Tensor& z, const at::Tensor&
   scalar_t* gzp = gz.mutable_data_ptr<scalar_t>();
   std::vector<double> w = temporal_weights(ap, B, T, sigma, radius);
   at::parallel_for(0, B * tiles, 1, [&](int64_t begin, int64_t end) {
-    std::vector<scalar_t> scratch(static_cast<size_t>((T + 1) * kTile));
+    std::vector<scalar_t> scratch(
+        static_cast<size_t>(std::max((T + 1) * kTile, f32_scratch_floats(T))));
     for (int64_t item = begin; item < end; ++item) {
       const int64_t b = item / tiles, p0 = (item % tiles) * kTile;
       const int64_t n = std::min(kTile, HW - p0);

@@ -50,7 +50,7 @@ struct LabelWindow {
       : y(y_), hw(hw_), T(T_), window(window_), ring_ok(window_ <= kMaxRingWindow) {}
 
   __device__ __forceinline__ acc_t load(int64_t u) const {
-    return static_cast<acc_t>(y[u * hw]);
+    return label_value<acc_t>(y[u * hw]);
   }
   __device__ __forceinline__ int64_t slot(int64_t u) const { return u % (2 * window + 1); }
 

@@ -21,6 +21,17 @@ namespace stew {
 // S4 = sum w*y.
 constexpr int kNumStats = 5;
 
+// A label as a number: uint8/bool masks count any nonzero byte as foreground; soft labels are
+// used as they are.
+template <typename acc_t>
+CLAUS_HD acc_t label_value(uint8_t v) {
+  return v != 0 ? acc_t(1) : acc_t(0);
+}
+template <typename acc_t, typename label_t>
+CLAUS_HD acc_t label_value(label_t v) {
+  return static_cast<acc_t>(v);
+}
+
 // Temporal weight of frame t of one clip. `annotated` points at the clip's T flags.
 // Computed in double: it is evaluated B*T times, never per pixel.
 CLAUS_HD double temporal_weight(const uint8_t* annotated, int64_t T, int64_t t, double sigma,
