@@ -94,7 +94,8 @@ class DetectionHeads(nn.Module):
         for name, p in (("p_loc", p_loc), ("p_cls", p_cls)):
             if not 0.0 <= p < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {p}")
-        dec = list(dec_channels) if dec_channels is not None else [max(8, c // 2) for c in in_channels]
+        dec = (list(dec_channels) if dec_channels is not None
+               else [max(8, c // 2) for c in in_channels])
         if len(dec) != levels:
             raise ValueError(f"dec_channels needs {levels} entries (one per level), got {len(dec)}")
         kernels = (
