@@ -16,7 +16,7 @@ def tiny():
     return build_model("tiny", num_classes=5)
 
 
-def clip(gen, b=2, t=8, h=64, w=64):
+def clip(gen, b=2, t=8, h=32, w=32):
     return torch.rand(b, 3, t, h, w, generator=gen)
 
 
@@ -82,7 +82,7 @@ def test_mc_forward_equals_separate_head_passes(gen):
         inputs = tiny.head_inputs(x)
         masks = tiny.heads.sample_masks(inputs, R, torch.Generator().manual_seed(7))
         batched = tiny.mc_forward(x, masks=masks)
-        assert batched.loc.shape == (R, 2, 8, 64, 64) and batched.cls.shape == (R, 2, 5)
+        assert batched.loc.shape == (R, 2, 8, 32, 32) and batched.cls.shape == (R, 2, 5)
         for r in range(R):
             loc, cls = tiny.heads.decode(inputs, {k: m[r : r + 1] for k, m in masks.items()})
             torch.testing.assert_close(batched.loc[r], loc[0], rtol=1e-5, atol=1e-5)
