@@ -230,3 +230,26 @@ def test_bad_weights_files_are_clear_errors(tmp_path, gen):
 class EvilPickle:
     def __reduce__(self):
         return (print, ("this must never run",))
+
+
+def test_predict_video_averages_clip_outputs(tiny, gen):
+    from claus.eval import predict_video
+
+    video = torch.rand(3, 10, 32, 32, generator=gen)
+    starts = (0, 2)  # frames 2..7 are covered twice
+    clips = [(video[None, :, s : s + 8], torch.arange(s, s + 8)[None]) for s in starts]
+    tiny.train()
+    pred = predict_video(tiny, clips, num_frames=10)
+    assert tiny.training  # mode restored
+    tiny.eval()
+    with torch.no_grad():
+        outs = [tiny(c) for c, _ in clips]
+    fg = [torch.sigmoid(o.loc[0]) for o in outs]
+    assert pred.fg.shape == (10, 32, 32) and pred.cls.shape == (10, 5)
+    torch.testing.assert_close(torch.from_numpy(pred.fg[0]), fg[0][0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(torch.from_numpy(pred.fg[4]), (fg[0][4] + fg[1][2]) / 2,
+                               atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(torch.from_numpy(pred.fg[9]), fg[1][7], atol=1e-5, rtol=1e-5)
+    both = (torch.softmax(outs[0].cls[0], 0) + torch.softmax(outs[1].cls[0], 0)) / 2
+    torch.testing.assert_close(torch.from_numpy(pred.cls[5]), both, atol=1e-5, rtol=1e-5)
+    assert pred.covered.all()
