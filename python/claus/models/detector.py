@@ -217,7 +217,7 @@ class Detector(nn.Module):
         # changes nothing (momentum is fixed), so it is not worth a warning.
         report.missing = sorted(k for k in own if k not in matching
                                 and not k.endswith("num_batches_tracked"))
-        log.info("%s", report.summary())
+        (log.warning if report.missing or report.unexpected else log.info)("%s", report.summary())
         return report
 
 
