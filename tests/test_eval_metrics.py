@@ -363,3 +363,28 @@ def test_localization_protocol_hand_case():
     assert res["v-AP@0.9"][1] == pytest.approx(0.0)
     assert np.isnan(res["f-AP@0.5"][[0, 2]]).all()
     assert res["f-mAP@0.5"] == pytest.approx(50.0)
+
+
+def test_pipeline_from_exact_masks_scores_100():
+    # Predictions that are exactly the GT masks must survive masks -> boxes -> detections /
+    # tubes with the same pixel and frame conventions as the metrics, at every threshold.
+    rng = np.random.default_rng(3)
+    gt, videos, dets, tubes = {}, [], [], {}
+    for iv in range(4):
+        name, c, n = f"v{iv}", iv % 2, 12
+        start, stop = 2, 10  # the action covers frames 2..9 (0-based)
+        x, y = rng.integers(0, 20, size=2)
+        boxes = np.array([[x + f, y, x + f + 7, y + 9] for f in range(n)], dtype=np.float64)
+        valid = (np.arange(n) >= start) & (np.arange(n) < stop)
+        fg = boxes_to_masks(boxes, valid, 40, 40).astype(np.float64)
+        gt[name] = {c: [np.column_stack([np.arange(start, stop) + 1, boxes[valid]])]}
+        videos.append(name)
+        cls = np.zeros((n, 2))
+        cls[:, c] = 0.9
+        cls[:, 1 - c] = 0.1
+        comps = components(fg)
+        dets.append(frame_detections(comps, cls, iv, top_k=2))
+        tubes[name] = video_tubes(comps, cls, link_iou=0.5, max_gap=0, top_k=2)
+    assert frame_ap(gt, videos, np.concatenate(dets), iou=0.95)[0] == pytest.approx(100.0)
+    summary = video_map_summary(gt, videos, tubes, 2)
+    assert summary["v-mAP@0.5:0.95"] == pytest.approx(100.0)

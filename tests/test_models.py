@@ -73,6 +73,20 @@ def test_i3d_shapes_and_checkpoint_names(gen):
                for k in sd)
 
 
+def test_i3d_same_padding_matches_tensorflow():
+    from claus.models.i3d import MaxPool3dSame, Unit3D, _same_pad
+
+    # TF "SAME": total padding max(k - s, 0) or max(k - size % s, 0); the odd pixel goes last.
+    assert _same_pad((224,), (7,), (2,)) == [2, 3]
+    assert _same_pad((7,), (3,), (2,)) == [1, 1]
+    assert _same_pad((8,), (1,), (1,)) == [0, 0]
+    for size in (5, 8, 9):
+        x = torch.zeros(1, 3, size, size, size)
+        y = Unit3D(3, 2, (7, 7, 7), (2, 2, 2))(x)
+        assert y.shape[2:] == ((size + 1) // 2,) * 3
+        assert MaxPool3dSame((3, 3, 3), (2, 2, 2))(x).shape[2:] == ((size + 1) // 2,) * 3
+
+
 def test_mc_forward_equals_separate_head_passes(gen):
     torch.manual_seed(4)
     tiny = build_model("tiny", num_classes=5).eval()
