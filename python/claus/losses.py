@@ -1,8 +1,10 @@
-"""Training losses: STeW localization (over the fused `claus_ext.stew_stats` op)."""
+"""Training losses: classification, and STeW localization (over the fused `claus_ext.stew_stats`
+op)."""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 import claus_ext
 from claus_ext.reference import stew_loss_from_stats
@@ -39,3 +41,21 @@ def stew_loss(
     """
     stats = claus_ext.stew_stats(z, y, annotated, sigma, radius, window)
     return stew_loss_from_stats(stats, dice_weight, smooth)
+
+
+def classification_loss(logits: torch.Tensor, target: torch.Tensor,
+                        label_smoothing: float = 0.0) -> torch.Tensor:
+    """Cross-entropy of clip class logits.
+
+    Args:
+        logits: (B,C) float class logits.
+        target: (B,) int64 class indices in [0, C).
+        label_smoothing: in [0,1), as `torch.nn.functional.cross_entropy`.
+
+    Returns:
+        Scalar, the mean over clips (computed in float32 at least, so bf16 logits under AMP do
+        not lose the log-sum-exp).
+    """
+    if logits.dtype in (torch.float16, torch.bfloat16):
+        logits = logits.float()
+    return F.cross_entropy(logits, target, label_smoothing=label_smoothing)
