@@ -28,7 +28,8 @@ namespace scoring {
 enum class UncMode : int { kMeanLog = 0, kLogMean = 1 };
 
 // One MC pass of one pixel, folded into its running sums: sp += sigmoid(z), sq += sigmoid(-z),
-// and (mean_log only) ssp += softplus(-z) = -log sigmoid(z). One exp and, for mean_log, one log1p:
+// and (mean_log only) ssp += softplus(-z) = -log sigmoid(z). One exp, one division and, for
+// mean_log, one log:
 // with e = exp(-|z|), sigmoid(|z|) = 1/(1+e), sigmoid(-|z|) = e/(1+e),
 // softplus(-z) = max(-z, 0) + log1p(e). Stable for any z; z = ±inf give the limits; NaN flows
 // through (the comparisons are false for NaN, so nothing clamps it away).
@@ -41,7 +42,12 @@ CLAUS_HD void accumulate_pass(float z, float& sp, float& sq, float& ssp) {
   const bool pos = z >= 0.0f;
   sp += pos ? inv : ei;
   sq += pos ? ei : inv;
-  if (kMeanLog) ssp += (z < 0.0f ? -z : 0.0f) + fastmath::log1p_unit(e);
+  if (kMeanLog) {
+    // log1p(e) as fastmath::log1p_unit computes it, log(u) + (e - (u - 1)) / u with u = 1 + e,
+    // but multiplying by inv = 1/u, which is at hand: one division per logit instead of two.
+    const float u = 1.0f + e;
+    ssp += (z < 0.0f ? -z : 0.0f) + fastmath::log_1to2(u) + (e - (u - 1.0f)) * inv;
+  }
 }
 
 // x log x with 0 log 0 = 0, for x in [0, 1] or NaN (NaN propagates).
