@@ -1,21 +1,58 @@
 #!/usr/bin/env bash
-# GPU checks for a lent GPU machine: the CUDA parity tests and the benchmarks of every op family.
-# Run from anywhere, after a CUDA build (pip install --no-build-isolation -e .). Each section
-# belongs to one op family; sections are independent, keep them short.
-set -euo pipefail
+# The one script to run on a lent GPU machine (H100/H200, torch with CUDA, no internet):
+# build claus with CUDA kernels, run the CUDA tests, run the benchmarks, print a short table.
+#
+#   bash bench/gpu_check.sh            # everything; logs and tables under ${OUT:-/tmp/claus-gpu}
+#
+# Each step's status is collected; the script exits non-zero if any step failed, after running
+# the rest, so one broken op does not hide the others' figures.
+set -uo pipefail
 cd "$(dirname "$0")/.."
+out=${OUT:-/tmp/claus-gpu}
+mkdir -p "$out"
+export PYTHONUNBUFFERED=1
+declare -a names=() statuses=()
 
-python - <<'PY'
-import torch, claus_ext
-print("build:", claus_ext.build_info())
-assert torch.cuda.is_available(), "no GPU visible"
-assert claus_ext.has_cuda(), "claus was built without CUDA kernels: rebuild with FORCE_CUDA=1"
-print("GPU:", torch.cuda.get_device_name())
-PY
+step() {  # step NAME COMMAND...: run, log to $out/NAME.log, record the status
+  local name=$1
+  shift
+  echo "== $name: $*"
+  local t0=$SECONDS
+  "$@" 2>&1 | tee "$out/$name.log"
+  local rc=${PIPESTATUS[0]}
+  names+=("$name")
+  statuses+=("$([ "$rc" -eq 0 ] && echo ok || echo "FAILED ($rc)") in $((SECONDS - t0))s")
+}
+
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
+arch=$(python -c "import torch; c = torch.cuda.get_device_capability(); print(f'{c[0]}.{c[1]}')")
+export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-$arch}
+export MAX_JOBS=${MAX_JOBS:-16}
+
+step build env FORCE_CUDA=1 python -m pip install --no-build-isolation --no-deps -v -e .
+python -c "import claus_ext; print(claus_ext.build_info())" | tee "$out/build_info.txt"
+step cuda_tests python -m pytest -q -rs -k "cuda" tests/
+step test_suite python -m pytest -q -x tests/
+
+# --- stew ---
+step bench_stew python bench/bench_stew.py --device cuda
 
 # --- scoring ---
-# frame_uncertainty (fp32/fp16/bf16, scalar and vector paths) and select_frames parity with the
-# CPU kernels, then the benchmark: op vs eager reference and % of device-to-device copy
-# bandwidth at R=10, N=16, T=8, 112² and 224²; select_frames vs the NumPy baseline (2000 videos).
-python -m pytest -q tests/test_scoring_ops.py -k cuda
-python bench/bench_scoring.py --device cuda --reps 20
+# CUDA parity of frame_uncertainty (fp32/fp16/bf16, vector and scalar paths) and select_frames
+# runs in cuda_tests above. The benchmark: op vs eager reference and % of device-to-device copy
+# bandwidth at R=10, N=16, T=8, 112² and 224²; select_frames vs the NumPy baseline, 2000 videos.
+step bench_scoring python bench/bench_scoring.py --device cuda --reps 20
+
+echo
+echo "| step | status |"
+echo "|---|---|"
+failed=0
+for i in "${!names[@]}"; do
+  echo "| ${names[$i]} | ${statuses[$i]} |"
+  [[ ${statuses[$i]} == ok* ]] || failed=1
+done
+echo
+for f in "$out"/bench_*.log; do
+  [ -f "$f" ] && { echo "### $(basename "$f" .log)"; grep -E '^\|' "$f"; echo; }
+done
+exit $failed

@@ -2,7 +2,7 @@
 // float16, bfloat16 through raw pointers), workspace; the kernels are in
 // frame_uncertainty_kernel.cu.
 #include <ATen/ATen.h>
-#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAStream.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
@@ -51,7 +51,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> frame_uncertainty_cuda(const at::
       z.const_data_ptr(), dt, R, frames, HW, static_cast<float>(fg_threshold),
       m == UncMode::kMeanLog, fg.mutable_data_ptr<float>(), unc.mutable_data_ptr<float>(),
       ent.mutable_data_ptr<float>(), work.mutable_data_ptr<float>(),
-      at::cuda::getCurrentCUDAStream());
+      c10::cuda::getCurrentCUDAStream().stream());
   TORCH_CHECK(err == cudaSuccess, op, ": CUDA kernel launch failed: ", cudaGetErrorString(err));
   return {fg, unc, ent};
 }

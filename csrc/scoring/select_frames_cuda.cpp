@@ -1,7 +1,7 @@
 // select_frames on CUDA: checks, device guard, current stream, the Gaussian table and scratch;
 // the kernel is in select_frames_kernel.cu.
 #include <ATen/ATen.h>
-#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAStream.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
@@ -47,7 +47,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> select_frames_cuda(
       kc.const_data_ptr<int64_t>(), N, L, kmax, radius, pen.const_data_ptr<float>(),
       scores.mutable_data_ptr<float>(), selected.mutable_data_ptr<int64_t>(),
       picked.mutable_data_ptr<float>(), video.mutable_data_ptr<float>(),
-      at::cuda::getCurrentCUDAStream());
+      c10::cuda::getCurrentCUDAStream().stream());
   TORCH_CHECK(err == cudaSuccess, op, ": CUDA kernel launch failed: ", cudaGetErrorString(err));
   return {selected, picked, video};
 }
