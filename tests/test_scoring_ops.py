@@ -7,10 +7,10 @@ import math
 
 import pytest
 import torch
-from conftest import requires_cuda
 
 import claus_ext
 from claus_ext import reference as ref
+from tests.conftest import requires_cuda
 
 MODES = ("mean_log", "log_mean")
 

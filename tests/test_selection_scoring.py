@@ -7,9 +7,9 @@ import math
 
 import pytest
 import torch
+from claus.selection import frame_scores, select_frames, stitch_clip_stats
 
 import claus_ext
-from claus.selection import frame_scores, select_frames, stitch_clip_stats
 from claus_ext import reference as ref
 
 
