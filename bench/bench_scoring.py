@@ -13,13 +13,15 @@ does it (per-frame Python loops for the penalties, an argsort per pick, Python l
 suppression), on N = 2000 videos of 30-900 frames, k = 9; the selections must be identical,
 which the script asserts before it reports anything. The eager PyTorch reference is timed too.
 
-Times are medians over --reps runs after one warm-up (CUDA: CUDA events around each run).
+Times are medians and 20/80% quantiles over --reps runs after one warm-up (bench/common.py;
+CUDA: events around each run).
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
+import os
+import sys
 import time
 
 import numpy as np
@@ -28,23 +30,14 @@ import torch
 import claus_ext
 from claus_ext import reference as ref
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import device_copy_gbps, machine, time_fn  # noqa: E402
 
-def median_ms(fn, reps: int, device: str) -> float:
-    fn()  # warm-up: first-touch allocations, lazy init
-    times = []
-    for _ in range(reps):
-        if device == "cuda":
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            fn()
-            end.record()
-            torch.cuda.synchronize()
-            times.append(start.elapsed_time(end))
-        else:
-            t0 = time.perf_counter()
-            fn()
-            times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
+
+def timed(fn, reps: int, device: str) -> tuple[float, float, float]:
+    """(median, q20, q80) wall time in ms over reps runs after one warm-up."""
+    t = time_fn(fn, device=device, warmup=1, reps=reps)
+    return t["median"], t["q20"], t["q80"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -109,29 +102,27 @@ def bench_frame_uncertainty(device: str, reps: int, sizes, rows: list) -> None:
     for hw in sizes:
         shape = (R, N, T, hw, hw)
         z32 = (torch.randn(shape, generator=gen) * 3).to(device)
-        nbytes = z32.numel() * 4
-        base = median_ms(lambda z=z32: ref.frame_uncertainty(z, 0.4, "mean_log"), max(reps // 2, 2),
-                         device)
+        base = timed(lambda z=z32: ref.frame_uncertainty(z, 0.4, "mean_log"), max(reps // 2, 5),
+                     device)
         label = f"frame_uncertainty R={R} N={N} T={T} {hw}²"
         rows.append((label, device, "eager reference (fp32)", base, 1.0, ""))
-        copy_ms = None
+        copy_gbps = None
         if device == "cuda":
-            dst = torch.empty_like(z32)
-            copy_ms = median_ms(lambda d=dst, s=z32: d.copy_(s), reps, device)
-            rows.append((label, device, "device-to-device copy (fp32)", copy_ms, None,
-                         f"{2 * nbytes / copy_ms / 1e6:.0f} GB/s"))
+            copy_gbps = device_copy_gbps(z32.numel() * 4, device)
+            rows.append((label, device, "device-to-device copy", None, None,
+                         f"{copy_gbps:.0f} GB/s (read + write)"))
         dtypes = [torch.float32] + ([torch.float16, torch.bfloat16] if device == "cuda" else [])
         for dt in dtypes:
             z = z32.to(dt)
             for mode in ("mean_log", "log_mean"):
-                ms = median_ms(lambda z=z, m=mode: claus_ext.frame_uncertainty(z, 0.4, m), reps,
-                               device)
+                t = timed(lambda z=z, m=mode: claus_ext.frame_uncertainty(z, 0.4, m), reps, device)
                 note = ""
-                if copy_ms is not None:
-                    bw = z.numel() * z.element_size() / ms / 1e6
-                    note = f"{bw:.0f} GB/s = {bw / (2 * nbytes / copy_ms / 1e6):.0%} of copy"
+                if copy_gbps is not None:  # bytes = the logits read once
+                    gbps = z.numel() * z.element_size() / (t[0] * 1e-3) / 1e9
+                    note = f"{gbps:.0f} GB/s = {gbps / copy_gbps:.0%} of copy"
                 name = str(dt).replace("torch.", "")
-                rows.append((label, device, f"claus_ext ({name}, {mode})", ms, base / ms, note))
+                rows.append((label, device, f"claus_ext ({name}, {mode})", t, base[0] / t[0],
+                             note))
 
 
 def bench_select_frames(device: str, reps: int, n_videos: int, rows: list) -> None:
@@ -149,20 +140,19 @@ def bench_select_frames(device: str, reps: int, n_videos: int, rows: list) -> No
     assert np.array_equal(sel.cpu().numpy(), np_sel), "op and NumPy baseline picked differently"
     assert np.array_equal(picked.cpu().numpy(), np_picked, equal_nan=True)
     if device == "cpu":  # one run: the loops take seconds
-        rows.append((label, "cpu", "NumPy loops, argsort per pick (1 run)", np_ms, 1.0,
-                     "selections identical"))
+        rows.append((label, "cpu", "NumPy loops, argsort per pick (1 run)",
+                     (np_ms, np_ms, np_ms), 1.0, "selections identical"))
     base = np_ms
-    ref_ms = median_ms(lambda: ref.select_frames(tu, tc, ta, k, sigma, radius), max(reps // 2, 2),
-                       device)
-    rows.append((label, device, "eager reference (torch)", ref_ms, base / ref_ms, ""))
-    ms = median_ms(lambda: claus_ext.select_frames(tu, tc, ta, k, sigma, radius), reps, device)
-    rows.append((label, device, "claus_ext", ms, base / ms, "selections identical"))
+    t = timed(lambda: ref.select_frames(tu, tc, ta, k, sigma, radius), max(reps // 2, 5), device)
+    rows.append((label, device, "eager reference (torch)", t, base / t[0], ""))
+    t = timed(lambda: claus_ext.select_frames(tu, tc, ta, k, sigma, radius), reps, device)
+    rows.append((label, device, "claus_ext", t, base / t[0], "selections identical"))
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--device", choices=["all", "cpu", "cuda"], default="all")
-    p.add_argument("--reps", type=int, default=7)
+    p.add_argument("--reps", type=int, default=11)
     p.add_argument("--sizes", type=int, nargs="+", default=[112, 224])
     p.add_argument("--videos", type=int, default=2000)
     args = p.parse_args()
@@ -176,15 +166,14 @@ def main() -> None:
         bench_frame_uncertainty(dev, args.reps, args.sizes, rows)
         bench_select_frames(dev, args.reps, args.videos, rows)
     info = claus_ext.build_info()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, claus build "
-          f"{info['compiler']}, CUDA {info['cuda_version']}"
-          + (f", GPU {torch.cuda.get_device_name()}" if "cuda" in devices else ""))
+    print(f"{machine()}; claus build {info['compiler']}, CUDA {info['cuda_version']}")
     print()
-    print("| case | device | implementation | median ms | speedup | note |")
-    print("|---|---|---|---:|---:|---|")
-    for label, dev, impl, ms, speed, note in rows:
+    print("| case | device | implementation | median ms | q20-q80 ms | speedup | note |")
+    print("|---|---|---|---:|---:|---:|---|")
+    for label, dev, impl, t, speed, note in rows:
         sp = "" if speed is None else f"{speed:.1f}x"
-        print(f"| {label} | {dev} | {impl} | {ms:.2f} | {sp} | {note} |")
+        med, q = ("", "") if t is None else (f"{t[0]:.2f}", f"{t[1]:.2f}-{t[2]:.2f}")
+        print(f"| {label} | {dev} | {impl} | {med} | {q} | {sp} | {note} |")
 
 
 if __name__ == "__main__":
