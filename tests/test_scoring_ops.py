@@ -339,6 +339,14 @@ def test_select_frames_bad_input(args, match):
         claus_ext.select_frames(*args)
 
 
+def test_select_frames_device_mismatch():
+    unc, flags = torch.rand(2, 5), _flags(2, 5)
+    with pytest.raises(ValueError, match="frame_unc is on cpu but candidates is on meta"):
+        claus_ext.select_frames(unc, flags.to("meta"), flags, 1)
+    with pytest.raises(ValueError, match="frame_unc is on cpu but annotated is on meta"):
+        claus_ext.select_frames(unc, flags, flags.to("meta"), 1)
+
+
 def test_select_frames_op_checks_k_against_kmax():
     unc, cand = torch.rand(2, 5), _flags(2, 5)
     with pytest.raises(ValueError, match="kmax"):
@@ -424,6 +432,16 @@ def test_select_frames_cuda_matches_cpu():
         got = claus_ext.select_frames(unc.cuda(), cand.cuda(), ann.cuda(), k.cuda(), sigma, radius)
         assert all(t.is_cuda for t in got)
         assert_selection_equal(tuple(t.cpu() for t in got), claus_ext.select_frames(*args))
+
+
+@requires_cuda
+def test_select_frames_cuda_device_mismatch():
+    unc, flags = torch.rand(2, 5, device="cuda"), _flags(2, 5)
+    with pytest.raises(ValueError, match="candidates is on cpu"):
+        claus_ext.select_frames(unc, flags, flags.cuda(), 1)
+    with pytest.raises(ValueError, match="k is on cpu"):
+        k_cpu = torch.ones(2, dtype=torch.long)
+        torch.ops.claus.select_frames(unc, flags.cuda(), flags.cuda(), k_cpu, 1, 1.0, 1)
 
 
 @requires_cuda

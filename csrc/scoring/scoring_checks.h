@@ -10,6 +10,13 @@
 namespace claus {
 namespace scoring {
 
+// Like claus::check_same_device, but a ValueError as for every other bad argument of these ops.
+inline void check_device(const char* op, const at::Tensor& a, const char* an, const at::Tensor& b,
+                         const char* bn) {
+  CLAUS_CHECK_ARG(a.device() == b.device(), op, an, " is on ", a.device(), " but ", bn, " is on ",
+                  b.device(), "; move them to one device");
+}
+
 inline UncMode parse_mode(const char* op, const std::string& mode) {
   if (mode == "mean_log") return UncMode::kMeanLog;
   if (mode == "log_mean") return UncMode::kLogMean;
@@ -43,7 +50,7 @@ inline void check_flags(const char* op, const at::Tensor& t, const char* name,
                   " to match frame_unc, got ", shape_str(t));
   CLAUS_CHECK_ARG(t.scalar_type() == at::kBool || t.scalar_type() == at::kByte, op, name,
                   " must be bool, got ", t.scalar_type());
-  check_same_device(op, frame_unc, "frame_unc", t, name);
+  check_device(op, frame_unc, "frame_unc", t, name);
 }
 
 // Checks everything but the values of k (which need a look at the data; see check_k_values).
@@ -60,7 +67,7 @@ inline void check_select_frames(const char* op, const at::Tensor& frame_unc,
   CLAUS_CHECK_ARG(k.dim() == 1 && k.size(0) == frame_unc.size(0), op,
                   "k must have shape (N,) = [", frame_unc.size(0), "], got ", shape_str(k));
   CLAUS_CHECK_ARG(k.scalar_type() == at::kLong, op, "k must be int64, got ", k.scalar_type());
-  check_same_device(op, frame_unc, "frame_unc", k, "k");
+  check_device(op, frame_unc, "frame_unc", k, "k");
   CLAUS_CHECK_ARG(kmax >= 0, op, "kmax must be >= 0, got ", kmax);
   CLAUS_CHECK_ARG(sigma > 0 && std::isfinite(sigma), op,
                   "sigma must be a finite number > 0, got ", sigma);
