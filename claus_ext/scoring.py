@@ -137,6 +137,10 @@ def select_frames(
         padded with -1; (N,kmax) float32 score of each pick when it was made, padded with NaN;
         (N,) float32 mean of a video's recorded scores (NaN when it picked none). kmax = k for
         an int k, max(k) for a tensor (0 when it is empty).
+
+    The output width depends on the values of a tensor k, so this wrapper reads them (one
+    device sync). Under ``torch.compile(fullgraph=True)`` call the op itself with kmax given:
+    ``torch.ops.claus.select_frames(frame_unc, candidates, annotated, k, kmax, sigma, radius)``.
     """
     require_device_support("select_frames", frame_unc, candidates, annotated)
     n = frame_unc.shape[0] if frame_unc.dim() >= 1 else 0
