@@ -111,7 +111,7 @@ CLAUS_HD float gauss(int64_t d, double sigma) {
   return static_cast<float>(exp(-(dd * dd) / (2.0 * sigma * sigma)));
 }
 
-// "No annotated frame on this side": larger than any frame distance.
+// Distance that stands for "no annotated frame in reach" (larger than any frame distance).
 constexpr int64_t kFar = INT64_MAX / 4;
 
 // Initial score of a frame whose annotation penalty is pen (g(d) for the distance d to the
