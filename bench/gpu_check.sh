@@ -37,6 +37,13 @@ step test_suite python -m pytest -q -x tests/
 # --- stew ---
 step bench_stew python bench/bench_stew.py --device cuda
 
+
+# --- scoring ---
+# CUDA parity of frame_uncertainty (fp32/fp16/bf16, vector and scalar paths) and select_frames
+# runs in cuda_tests above. The benchmark: op vs eager reference and % of device-to-device copy
+# bandwidth at R=10, N=16, T=8, 112² and 224²; select_frames vs the NumPy baseline, 2000 videos.
+step bench_scoring python bench/bench_scoring.py --device cuda --reps 20
+
 echo
 echo "| step | status |"
 echo "|---|---|"

@@ -11,6 +11,7 @@ from ._loader import load_library
 
 _C = load_library()
 
+from .scoring import frame_uncertainty, select_frames  # noqa: E402
 from .stew import stew_stats, stew_weights  # noqa: E402
 
 
@@ -24,4 +25,11 @@ def build_info() -> dict:
     return dict(_C.build_info())
 
 
-__all__ = ["build_info", "has_cuda", "stew_stats", "stew_weights"]
+__all__ = [
+    "build_info",
+    "frame_uncertainty",
+    "has_cuda",
+    "select_frames",
+    "stew_stats",
+    "stew_weights",
+]

@@ -105,3 +105,95 @@ def stew_loss(z: torch.Tensor, y: torch.Tensor, annotated: torch.Tensor, sigma: 
     """The STeW loss built from `stew_stats` (reference path)."""
     return stew_loss_from_stats(stew_stats(z, y, annotated, sigma, radius, window), dice_weight,
                                 smooth)
+
+
+# ---------------------------------------------------------------------------------------------
+# Frame scoring (claus_ext.scoring): frame_uncertainty and select_frames.
+
+
+def frame_uncertainty(logits: torch.Tensor, fg_threshold: float = 0.4,
+                      mode: str = "mean_log") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(R,N,T,H,W) MC-dropout logits -> (fg_count, unc_sum, ent_sum), each (N,T) float32.
+
+    Per pixel: p̄ = mean_r sigmoid(z_r), q̄ = mean_r sigmoid(-z_r) (= 1 - p̄); foreground iff
+    p̄ > fg_threshold; u = mean_r softplus(-z_r) ("mean_log") or -log p̄ ("log_mean");
+    h = -(p̄ log p̄ + q̄ log q̄) with 0 log 0 = 0. fg_count = Σ fg, unc_sum = Σ u over foreground
+    pixels, ent_sum = Σ h over all pixels. Computed in float32 (float64 for float64 logits, which
+    the op does not take but tests use for a precise expectation).
+    """
+    if mode not in ("mean_log", "log_mean"):
+        raise ValueError(f"mode must be 'mean_log' or 'log_mean', got {mode!r}")
+    z = logits.to(_acc_dtype(logits))
+    pbar = torch.sigmoid(z).mean(0)
+    qbar = torch.sigmoid(-z).mean(0)
+    # The threshold is a float32 number in the op; compare against the same value.
+    thr = torch.tensor(fg_threshold, dtype=torch.float32).item()
+    fg = pbar > thr
+    u = F.softplus(-z).mean(0) if mode == "mean_log" else -torch.log(pbar)
+    h = -(torch.xlogy(pbar, pbar) + torch.xlogy(qbar, qbar))
+    dims = (2, 3)
+    return (fg.to(z.dtype).sum(dims).float(),
+            torch.where(fg, u, torch.zeros_like(u)).sum(dims).float(),
+            h.sum(dims).float())
+
+
+def gaussian_table(n: int, sigma: float) -> torch.Tensor:
+    """(n,) float32: g(d) = exp(-d^2 / (2 sigma^2)) for d = 0..n-1, in float64 rounded once."""
+    d = torch.arange(n, dtype=torch.float64)
+    return torch.exp(-(d * d) / (2.0 * sigma * sigma)).float()
+
+
+def select_frames(frame_unc: torch.Tensor, candidates: torch.Tensor, annotated: torch.Tensor,
+                  k: int | torch.Tensor, sigma: float = 8 / 3, radius: int = 4
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Greedy frame selection, all videos stepped together; see `claus_ext.select_frames`.
+
+    (N,L) float32 scores, (N,L) bool candidates and annotated flags, k int or (N,) ->
+    selected (N,kmax) int64 (-1 padded), picked_scores (N,kmax) float32 (NaN padded),
+    video_score (N,) float32 (NaN when nothing was picked).
+    """
+    N, L = frame_unc.shape
+    dev = frame_unc.device
+    if isinstance(k, torch.Tensor):
+        kt = k.to(dev, torch.int64)
+        kmax = int(kt.max()) if N > 0 else 0
+    else:
+        kt = torch.full((N,), int(k), dtype=torch.int64, device=dev)
+        kmax = int(k)
+    selected = torch.full((N, kmax), -1, dtype=torch.int64, device=dev)
+    picked = torch.full((N, kmax), float("nan"), dtype=torch.float32, device=dev)
+    if N == 0 or L == 0:
+        return selected, picked, torch.full((N,), float("nan"), device=dev)
+    g = gaussian_table(L, sigma).to(dev)
+    a = annotated.bool()
+    frames = torch.arange(L, device=dev).expand(N, L)
+    # Nearest annotated frame at or before f (-1: none) and at or after f (L: none).
+    left = torch.where(a, frames, -1).cummax(dim=1).values
+    right = torch.where(a, frames, L).flip(1).cummin(dim=1).values.flip(1)
+    d = torch.minimum(torch.where(left >= 0, frames - left, L),
+                      torch.where(right < L, right - frames, L))
+    # d = L marks a video without annotated frames: no penalty.
+    pen = torch.where(d < L, g[d.clamp_max(L - 1)], torch.zeros((), device=dev))
+    s = frame_unc.float() - pen
+    eligible = candidates.bool() & ~torch.isnan(frame_unc)
+    rows = torch.arange(N, device=dev)
+    for step in range(kmax):
+        active = eligible.any(dim=1) & (kt > step)
+        if not bool(active.any()):
+            break
+        best = torch.where(eligible, s, torch.full_like(s, -float("inf"))).amax(dim=1)
+        # First eligible frame holding the best score (ties: lowest index).
+        idx = (eligible & (s == best[:, None])).to(torch.int8).argmax(dim=1)
+        r, i = rows[active], idx[active]
+        selected[r, step] = i
+        picked[r, step] = s[r, i]
+        eligible[r, i] = False
+        for off in range(-min(radius, L - 1), min(radius, L - 1) + 1):
+            j = i + off
+            ok = (j >= 0) & (j < L)
+            s[r[ok], j[ok]] -= g[abs(off)]
+    count = (selected >= 0).sum(dim=1)
+    total = torch.where(selected >= 0, picked.double(), torch.zeros((), dtype=torch.float64,
+                                                                     device=dev)).sum(dim=1)
+    video = torch.where(count > 0, total / count.clamp_min(1), torch.full_like(total, float("nan")))
+    return selected, picked, video.float()

@@ -14,6 +14,14 @@ TORCH_LIBRARY(claus, m) {
         " int radius, int window) -> Tensor");
   m.def("stew_weights(Tensor y, Tensor annotated, float sigma, int radius, int window)"
         " -> Tensor");
+
+  // Frame scoring (csrc/scoring): see claus_ext/scoring.py and claus_ext/reference.py.
+  // frame_uncertainty: (R,N,T,H,W) MC-dropout logits -> (N,T) fg_count, unc_sum, ent_sum.
+  m.def("frame_uncertainty(Tensor logits, float fg_threshold, str mode)"
+        " -> (Tensor, Tensor, Tensor)");
+  // select_frames: greedy picks per video -> (N,kmax) selected, (N,kmax) scores, (N,) score.
+  m.def("select_frames(Tensor frame_unc, Tensor candidates, Tensor annotated, Tensor k,"
+        " int kmax, float sigma, int radius) -> (Tensor, Tensor, Tensor)");
 }
 
 namespace {

@@ -102,9 +102,50 @@ CLAUS_HD float log1p_unit(float e) {
 #endif
 }
 
+// log(x) over the whole non-negative float range, subnormals included: -inf for 0, NaN for
+// NaN, +inf for +inf. The exponent is read from the bits and the mantissa reduced to
+// [sqrt(1/2), sqrt(2)), then the same Cephes polynomial as log_1to2. Branch-free (selects only),
+// so loops over it vectorize; the scoring kernels take logs of probabilities that may be tiny.
+CLAUS_HD float log_pos(float x) {
+#if defined(__CUDA_ARCH__)
+  return logf(x);
+#else
+  // Subnormals carry no implicit leading bit: scale them by 2^23 into the normal range first.
+  const bool sub = x < 1.17549435e-38f;
+  const float xs = sub ? x * 8388608.0f : x;
+  const int32_t bits = float_to_bits(xs);
+  float k = static_cast<float>(((bits >> 23) & 0xff) - 127) - (sub ? 23.0f : 0.0f);
+  float m = bits_to_float((bits & 0x007fffff) | 0x3f800000);  // in [1, 2)
+  const bool big = m > 1.41421356237f;
+  m = big ? m * 0.5f : m;
+  k = big ? k + 1.0f : k;
+  const float f = m - 1.0f;
+  const float f2 = f * f;
+  float p = 7.0376836292e-2f;
+  p = p * f + -1.1514610310e-1f;
+  p = p * f + 1.1676998740e-1f;
+  p = p * f + -1.2420140846e-1f;
+  p = p * f + 1.4249322787e-1f;
+  p = p * f + -1.6668057665e-1f;
+  p = p * f + 2.0000714765e-1f;
+  p = p * f + -2.4999993993e-1f;
+  p = p * f + 3.3333331174e-1f;
+  float y = f * f2 * p;
+  y += -2.12194440e-4f * k;
+  y += -0.5f * f2;
+  float r = f + y + 0.693359375f * k;
+  const float inf = bits_to_float(0x7f800000);
+  r = x == 0.0f ? -inf : r;
+  r = x == inf ? inf : r;
+  r = x != x ? x : r;  // NaN in, NaN out
+  return r;
+#endif
+}
+
 // Double precision: exactness matters more than speed (fp64 is for checks), use libm.
 CLAUS_HD double exp_nonpos(double x) { return exp(x); }
 CLAUS_HD double log1p_unit(double e) { return log1p(e); }
+CLAUS_HD double log_pos(double x) { return log(x); }
 
 }  // namespace fastmath
 }  // namespace claus
