@@ -1,0 +1,1 @@
+"""claus.data: datasets, the synthetic benchmark, frame store, label state, pseudo-labels, clips."""
