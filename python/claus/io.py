@@ -100,8 +100,9 @@ def atomic_save_npy(path: str | os.PathLike, array: Any) -> None:
         np.save(f, np.asarray(array), allow_pickle=False)
 
 
-def atomic_torch_save(path: str | os.PathLike, obj: Any,
-                      save: Callable[[Any, IO[bytes]], None] | None = None) -> None:
+def atomic_torch_save(
+    path: str | os.PathLike, obj: Any, save: Callable[[Any, IO[bytes]], None] | None = None
+) -> None:
     """`torch.save(obj)` to `path` atomically: an interrupted save never leaves a torn checkpoint.
 
     Args:

@@ -72,9 +72,13 @@ def load_custom(path: str | os.PathLike) -> VideoDataset:
     except json.JSONDecodeError as e:
         raise CustomFormatError(f"{path}: not JSON ({e})") from e
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise CustomFormatError(f"{path}: not a claus dataset file (field 'format' must be {FORMAT!r})")
+        raise CustomFormatError(
+            f"{path}: not a claus dataset file (field 'format' must be {FORMAT!r})"
+        )
     if doc.get("version") != VERSION:
-        raise CustomFormatError(f"{path}: unsupported version {doc.get('version')!r} (this claus reads {VERSION})")
+        raise CustomFormatError(
+            f"{path}: unsupported version {doc.get('version')!r} (this claus reads {VERSION})"
+        )
     classes = _req(doc, "classes", str(path), list)
     vids = _req(doc, "videos", str(path), list)
     if not vids:
@@ -96,21 +100,31 @@ def load_custom(path: str | os.PathLike) -> VideoDataset:
             tw = f"{where} tube {k}"
             b = np.asarray(_req(t, "boxes", tw, list), dtype=np.float32)
             if b.ndim != 2 or b.shape[1] != 4 or len(b) == 0:
-                raise CustomFormatError(f"{tw}: boxes must be a non-empty list of [x1, y1, x2, y2], "
-                                        f"got shape {b.shape}")
+                raise CustomFormatError(
+                    f"{tw}: boxes must be a non-empty list of [x1, y1, x2, y2], got shape {b.shape}"
+                )
             if np.any(b[:, 2] < b[:, 0]) or np.any(b[:, 3] < b[:, 1]):
-                raise CustomFormatError(f"{tw}: a box has x2 < x1 or y2 < y1 (boxes are [x1, y1, x2, y2])")
+                raise CustomFormatError(
+                    f"{tw}: a box has x2 < x1 or y2 < y1 (boxes are [x1, y1, x2, y2])"
+                )
             b, c = clip_boxes(b, W, H)
             clipped += c
             start = _req(t, "start", tw, int)
             if start < 0 or start + len(b) > n:
-                raise CustomFormatError(f"{tw}: frames [{start}, {start + len(b)}) outside [0, {n})")
+                raise CustomFormatError(
+                    f"{tw}: frames [{start}, {start + len(b)}) outside [0, {n})"
+                )
             tubes.append(Tube(_req(t, "label", tw, int), start, b))
         label = v.get("label", tubes[0].label if tubes else -1)
-        videos.append(Video(name, int(label), n, H, W, split, tubes, v.get("group"),
-                            _source(v, base, where, n)))
+        videos.append(
+            Video(
+                name, int(label), n, H, W, split, tubes, v.get("group"), _source(v, base, where, n)
+            )
+        )
     if clipped:
-        warnings.warn(f"{path}: {clipped} boxes reached outside the frame and were clipped", stacklevel=2)
+        warnings.warn(
+            f"{path}: {clipped} boxes reached outside the frame and were clipped", stacklevel=2
+        )
     return VideoDataset(str(doc.get("name", path.stem)), [str(c) for c in classes], videos)
 
 
@@ -124,8 +138,10 @@ def _source(v: dict, base: Path, where: str, n: int) -> FrameSource | None:
     p = Path(val) if Path(val).is_absolute() else base / val
     if kinds[0] == "frames":
         if "{" not in val:
-            raise CustomFormatError(f"{where}: 'frames' must be a pattern with a {{}} field, e.g. "
-                                    "'frames/v1/{:05d}.jpg'")
+            raise CustomFormatError(
+                f"{where}: 'frames' must be a pattern with a {{}} field, e.g. "
+                "'frames/v1/{:05d}.jpg'"
+            )
         return ImageFolderFrames(str(p), first=int(v.get("first_frame", 1)), num_frames=n)
     if kinds[0] == "video":
         return VideoFileFrames(p, num_frames=n)
@@ -136,28 +152,54 @@ def dataset_to_json(ds: VideoDataset, frames: dict[str, dict[str, Any]] | None =
     """The claus JSON document of a dataset; `frames` maps video name → its source fields."""
     vids = []
     for v in ds.videos:
-        d: dict[str, Any] = {"name": v.name, "label": v.label, "split": v.split,
-                             "num_frames": v.num_frames, "width": v.width, "height": v.height}
+        d: dict[str, Any] = {
+            "name": v.name,
+            "label": v.label,
+            "split": v.split,
+            "num_frames": v.num_frames,
+            "width": v.width,
+            "height": v.height,
+        }
         if v.group is not None:
             d["group"] = v.group
         if frames and v.name in frames:
             d.update(frames[v.name])
-        d["tubes"] = [{"label": t.label, "start": t.start,
-                       "boxes": [[round(float(x), 2) for x in b] for b in t.boxes]} for t in v.tubes]
+        d["tubes"] = [
+            {
+                "label": t.label,
+                "start": t.start,
+                "boxes": [[round(float(x), 2) for x in b] for b in t.boxes],
+            }
+            for t in v.tubes
+        ]
         vids.append(d)
-    return {"format": FORMAT, "version": VERSION, "name": ds.name, "classes": ds.classes, "videos": vids}
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "name": ds.name,
+        "classes": ds.classes,
+        "videos": vids,
+    }
 
 
-def save_custom(ds: VideoDataset, path: str | os.PathLike,
-                frames: dict[str, dict[str, Any]] | None = None) -> None:
+def save_custom(
+    ds: VideoDataset, path: str | os.PathLike, frames: dict[str, dict[str, Any]] | None = None
+) -> None:
     """Write `ds` as a claus dataset JSON file (atomically)."""
     atomic_write_json(path, dataset_to_json(ds, frames), indent=None)
 
 
-def import_ava_csv(csv_path: str | os.PathLike, videos: dict[str, dict[str, Any]], *,
-                   classes: list[str] | None = None, time_unit: str = "seconds",
-                   fps: float | None = None, max_gap: int | None = None,
-                   split: str = "train", name: str = "ava-import") -> dict:
+def import_ava_csv(
+    csv_path: str | os.PathLike,
+    videos: dict[str, dict[str, Any]],
+    *,
+    classes: list[str] | None = None,
+    time_unit: str = "seconds",
+    fps: float | None = None,
+    max_gap: int | None = None,
+    split: str = "train",
+    name: str = "ava-import",
+) -> dict:
     """Convert AVA-style CSV rows into a claus dataset JSON document.
 
     Each row: video, time, x1, y1, x2, y2 (normalized to [0, 1]), label, track id — the AVA
@@ -189,15 +231,19 @@ def import_ava_csv(csv_path: str | os.PathLike, videos: dict[str, dict[str, Any]
             if not row or all(not c.strip() for c in row):
                 continue
             if len(row) < 8:
-                raise CustomFormatError(f"{path}:{ln}: expected 8 columns (video, time, x1, y1, x2, y2, "
-                                        f"label, track), got {len(row)}")
+                raise CustomFormatError(
+                    f"{path}:{ln}: expected 8 columns (video, time, x1, y1, x2, y2, "
+                    f"label, track), got {len(row)}"
+                )
             try:
                 t = float(row[1])
                 box = [float(x) for x in row[2:6]]
             except ValueError:
                 if ln == 1:
                     continue  # header
-                raise CustomFormatError(f"{path}:{ln}: time and box must be numbers: {row[:6]}") from None
+                raise CustomFormatError(
+                    f"{path}:{ln}: time and box must be numbers: {row[:6]}"
+                ) from None
             rows.append((ln, row[0].strip(), t, box, row[6].strip(), row[7].strip()))
     if not rows:
         raise CustomFormatError(f"{path}: no annotation rows")
@@ -227,7 +273,12 @@ def import_ava_csv(csv_path: str | os.PathLike, videos: dict[str, dict[str, Any]
             raise CustomFormatError(f"{path}:{ln}: video {vid!r}: frame {frame} outside [0, {n})")
         if any(not -0.01 <= x <= 1.01 for x in box):
             raise CustomFormatError(f"{path}:{ln}: box {box} is not normalized to [0, 1]")
-        tracks[(vid, track, label_index(lab, ln))][frame] = [box[0] * W, box[1] * H, box[2] * W, box[3] * H]
+        tracks[(vid, track, label_index(lab, ln))][frame] = [
+            box[0] * W,
+            box[1] * H,
+            box[2] * W,
+            box[3] * H,
+        ]
 
     per_video: dict[str, list[dict]] = defaultdict(list)
     for (vid, _track, lab), fb in sorted(tracks.items()):
@@ -243,17 +294,27 @@ def import_ava_csv(csv_path: str | os.PathLike, videos: dict[str, dict[str, Any]
             full = np.arange(seg[0], seg[-1] + 1)
             kb = np.array([fb[s] for s in seg], np.float64)
             boxes = np.stack([np.interp(full, seg, kb[:, j]) for j in range(4)], axis=1)
-            per_video[vid].append({"label": lab, "start": int(seg[0]),
-                                   "boxes": [[round(float(x), 2) for x in b] for b in boxes]})
+            per_video[vid].append(
+                {
+                    "label": lab,
+                    "start": int(seg[0]),
+                    "boxes": [[round(float(x), 2) for x in b] for b in boxes],
+                }
+            )
             if f is not None:
                 seg = [f]
     vids = []
     for vid, info in videos.items():
         tubes = per_video.get(vid, [])
         counts = Counter(t["label"] for t in tubes)
-        d = {"name": vid, "label": counts.most_common(1)[0][0] if counts else -1,
-             "split": info.get("split", split), "num_frames": int(info["num_frames"]),
-             "width": int(info["width"]), "height": int(info["height"])}
+        d = {
+            "name": vid,
+            "label": counts.most_common(1)[0][0] if counts else -1,
+            "split": info.get("split", split),
+            "num_frames": int(info["num_frames"]),
+            "width": int(info["width"]),
+            "height": int(info["height"]),
+        }
         for k in ("group", "frames", "first_frame", "video", "array"):
             if k in info:
                 d[k] = info[k]

@@ -107,7 +107,7 @@ class Video:
         """(num_frames,) int64: number of ground-truth boxes on each frame."""
         n = np.zeros(self.num_frames, np.int64)
         for t in self.tubes:
-            n[max(t.start, 0):min(t.end, self.num_frames)] += 1
+            n[max(t.start, 0) : min(t.end, self.num_frames)] += 1
         return n
 
     @property
@@ -125,7 +125,9 @@ class VideoDataset:
         strict: validate every video now (tube ranges, box shapes); errors name the video.
     """
 
-    def __init__(self, name: str, classes: Sequence[str], videos: Iterable[Video], strict: bool = True):
+    def __init__(
+        self, name: str, classes: Sequence[str], videos: Iterable[Video], strict: bool = True
+    ):
         self.name = name
         self.classes = list(classes)
         self.videos = list(videos)
@@ -143,11 +145,15 @@ class VideoDataset:
             raise ValueError(f"{self.name}: video {v.name!r} has {v.num_frames} frames")
         for k, t in enumerate(v.tubes):
             if t.start < 0 or t.end > v.num_frames or len(t) == 0:
-                raise ValueError(f"{self.name}: video {v.name!r} tube {k} covers frames "
-                                 f"[{t.start}, {t.end}) outside [0, {v.num_frames}) or is empty")
+                raise ValueError(
+                    f"{self.name}: video {v.name!r} tube {k} covers frames "
+                    f"[{t.start}, {t.end}) outside [0, {v.num_frames}) or is empty"
+                )
             if not 0 <= t.label < len(self.classes):
-                raise ValueError(f"{self.name}: video {v.name!r} tube {k} label {t.label} not in "
-                                 f"[0, {len(self.classes)})")
+                raise ValueError(
+                    f"{self.name}: video {v.name!r} tube {k} label {t.label} not in "
+                    f"[0, {len(self.classes)})"
+                )
 
     # ------------------------------------------------------------------ lookup
     def __len__(self) -> int:
@@ -187,8 +193,9 @@ class VideoDataset:
 
     def subset(self, indices: Sequence[int], name: str | None = None) -> VideoDataset:
         """A dataset holding only the given videos (shared Video objects)."""
-        return VideoDataset(name or self.name, self.classes, [self.videos[i] for i in indices],
-                            strict=False)
+        return VideoDataset(
+            name or self.name, self.classes, [self.videos[i] for i in indices], strict=False
+        )
 
     # ------------------------------------------------------------------ counts
     def num_boxes(self, split: str | None = "train") -> int:
@@ -208,8 +215,11 @@ class VideoDataset:
         out = {"name": self.name, "videos": len(self), "classes": self.num_classes}
         for s in self.splits:
             idx = self.split_indices(s)
-            out[s] = {"videos": len(idx), "frames": sum(self.videos[i].num_frames for i in idx),
-                      "boxes": self.num_boxes(s)}
+            out[s] = {
+                "videos": len(idx),
+                "frames": sum(self.videos[i].num_frames for i in idx),
+                "boxes": self.num_boxes(s),
+            }
         return out
 
     # ------------------------------------------------------------------ frames
@@ -222,12 +232,16 @@ class VideoDataset:
         """
         v = self.video(key)
         if v.source is None:
-            raise FrameReadError(f"{self.name}: video {v.name!r} has no frames (annotations only; "
-                                 "give the frames folder or prepare a frame store)")
+            raise FrameReadError(
+                f"{self.name}: video {v.name!r} has no frames (annotations only; "
+                "give the frames folder or prepare a frame store)"
+            )
         idx = np.asarray(frames, dtype=np.int64).reshape(-1)
         if idx.size and (idx.min() < 0 or idx.max() >= v.num_frames):
-            raise IndexError(f"{self.name}: video {v.name!r}: frame {int(idx.max())} out of range "
-                             f"[0, {v.num_frames})")
+            raise IndexError(
+                f"{self.name}: video {v.name!r}: frame {int(idx.max())} out of range "
+                f"[0, {v.num_frames})"
+            )
         return v.source.read(idx)
 
     def with_store(self, store) -> VideoDataset:
@@ -239,8 +253,11 @@ class VideoDataset:
         videos = []
         for v in self.videos:
             src = ArrayFrames(store.file(v.name)) if store.has(v.name) else None
-            videos.append(Video(v.name, v.label, v.num_frames, v.height, v.width, v.split, v.tubes,
-                                v.group, src))
+            videos.append(
+                Video(
+                    v.name, v.label, v.num_frames, v.height, v.width, v.split, v.tubes, v.group, src
+                )
+            )
         return VideoDataset(self.name, self.classes, videos, strict=False)
 
     # ------------------------------------------------------------------ exports

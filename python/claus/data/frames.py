@@ -21,7 +21,9 @@ class FrameReadError(RuntimeError):
     """A frame could not be read: missing folder or file, unreadable or truncated image/video."""
 
 
-def _as_indices(frames: Sequence[int] | np.ndarray, num_frames: int | None, where: str) -> np.ndarray:
+def _as_indices(
+    frames: Sequence[int] | np.ndarray, num_frames: int | None, where: str
+) -> np.ndarray:
     idx = np.asarray(frames, dtype=np.int64).reshape(-1)
     if num_frames is not None and idx.size and (idx.min() < 0 or idx.max() >= num_frames):
         bad = idx[(idx < 0) | (idx >= num_frames)][0]
@@ -76,7 +78,9 @@ class ImageFolderFrames(FrameSource):
             except FileNotFoundError as e:
                 raise FrameReadError(f"frame {int(f)}: image {p} is missing") from e
             except (UnidentifiedImageError, OSError, SyntaxError) as e:
-                raise FrameReadError(f"frame {int(f)}: image {p} is unreadable or truncated ({e})") from e
+                raise FrameReadError(
+                    f"frame {int(f)}: image {p} is unreadable or truncated ({e})"
+                ) from e
         if not out:
             return np.zeros((0, 0, 0, 3), np.uint8)
         shapes = {a.shape for a in out}
@@ -105,7 +109,9 @@ class ArrayFrames(FrameSource):
     @staticmethod
     def _check(a: np.ndarray, where: str) -> None:
         if a.dtype != np.uint8 or a.ndim != 4 or a.shape[3] != 3:
-            raise FrameReadError(f"{where}: expected a (T,H,W,3) uint8 array, got {a.dtype} {a.shape}")
+            raise FrameReadError(
+                f"{where}: expected a (T,H,W,3) uint8 array, got {a.dtype} {a.shape}"
+            )
 
     @property
     def array(self) -> np.ndarray:
@@ -113,7 +119,9 @@ class ArrayFrames(FrameSource):
             try:
                 a = np.load(self.file, mmap_mode="r", allow_pickle=False)
             except (OSError, ValueError) as e:
-                raise FrameReadError(f"frame array {self.file} is missing or unreadable ({e})") from e
+                raise FrameReadError(
+                    f"frame array {self.file} is missing or unreadable ({e})"
+                ) from e
             self._check(a, self.file)
             self._arr = a
             self.num_frames = int(a.shape[0])
@@ -179,7 +187,9 @@ class VideoFileFrames(FrameSource):
                 for _ in c.decode(s):
                     n += 1
             except Exception as e:
-                raise FrameReadError(f"video file {self.path}: decoding failed after {n} frames ({e})") from e
+                raise FrameReadError(
+                    f"video file {self.path}: decoding failed after {n} frames ({e})"
+                ) from e
             self.num_frames = n
         return self.num_frames
 
@@ -206,7 +216,11 @@ class VideoFileFrames(FrameSource):
             pos = None
             for fr in c.decode(s):
                 # After a seek the decoder restarts at a keyframe; its pts gives the index.
-                pos = self._frame_index(fr, s) if fr.pts is not None else (0 if pos is None else pos + 1)
+                pos = (
+                    self._frame_index(fr, s)
+                    if fr.pts is not None
+                    else (0 if pos is None else pos + 1)
+                )
                 if pos in want:
                     got[pos] = fr.to_ndarray(format="rgb24")
                 if pos >= hi:
@@ -215,8 +229,10 @@ class VideoFileFrames(FrameSource):
             raise FrameReadError(f"video file {self.path}: decoding failed ({e})") from e
         missing = [i for i in want if i not in got]
         if missing:
-            raise FrameReadError(f"video file {self.path}: frame {min(missing)} could not be decoded "
-                                 "(truncated file or frame index past the end)")
+            raise FrameReadError(
+                f"video file {self.path}: frame {min(missing)} could not be decoded "
+                "(truncated file or frame index past the end)"
+            )
         return np.stack([got[int(i)] for i in idx])
 
     def __getstate__(self) -> dict:

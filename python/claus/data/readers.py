@@ -41,7 +41,9 @@ class AnnotationError(ValueError):
     """An annotation file is empty, of the wrong format, or inconsistent (names file and field)."""
 
 
-def _frame_source(root: Path | None, name: str, images: str, ext: str, n: int) -> FrameSource | None:
+def _frame_source(
+    root: Path | None, name: str, images: str, ext: str, n: int
+) -> FrameSource | None:
     """Image folder when extracted frames exist, else a video file, else None."""
     if root is None:
         return None
@@ -68,12 +70,19 @@ def _read_list(path: Path) -> list[str]:
 
 def _warn_clipped(where: str, n: int) -> None:
     if n:
-        warnings.warn(f"{where}: {n} boxes reached outside the frame and were clipped", stacklevel=3)
+        warnings.warn(
+            f"{where}: {n} boxes reached outside the frame and were clipped", stacklevel=3
+        )
 
 
-def load_ucf24(root: str | os.PathLike | None = None, *, annotations: str | os.PathLike | None = None,
-               testlist: str | os.PathLike | None = None, frames_root: str | os.PathLike | None = None,
-               frame_size: tuple[int, int] = UCF24_FRAME_SIZE) -> VideoDataset:
+def load_ucf24(
+    root: str | os.PathLike | None = None,
+    *,
+    annotations: str | os.PathLike | None = None,
+    testlist: str | os.PathLike | None = None,
+    frames_root: str | os.PathLike | None = None,
+    frame_size: tuple[int, int] = UCF24_FRAME_SIZE,
+) -> VideoDataset:
     """UCF-101-24 from the pyannot pickles (or `UCF101v2-GT.pkl`, dispatched to `load_act_gt`).
 
     Args:
@@ -98,23 +107,36 @@ def load_ucf24(root: str | os.PathLike | None = None, *, annotations: str | os.P
                 annotations = root / cand
                 break
         else:
-            raise FileNotFoundError(f"{root}: no UCF-101-24 annotation file (pyannot_with_class_names.pkl, "
-                                    "pyannot.pkl or UCF101v2-GT.pkl)")
+            raise FileNotFoundError(
+                f"{root}: no UCF-101-24 annotation file (pyannot_with_class_names.pkl, "
+                "pyannot.pkl or UCF101v2-GT.pkl)"
+            )
     annotations = Path(annotations)
     frames_root = Path(frames_root) if frames_root is not None else (root or annotations.parent)
     data = safe_load(annotations)
     if isinstance(data, dict) and "gttubes" in data:
-        return load_act_gt(annotations, name="ucf101-24", frames_root=frames_root, images="rgb-images",
-                           ext="jpg", data=data)
+        return load_act_gt(
+            annotations,
+            name="ucf101-24",
+            frames_root=frames_root,
+            images="rgb-images",
+            ext="jpg",
+            data=data,
+        )
     where = str(annotations)
     if isinstance(data, dict) and "db" in data:
         db, trainvideos, classes = data["db"], data.get("trainvideos"), data.get("classes")
-    elif isinstance(data, dict) and data and all(isinstance(v, dict) and "annotations" in v
-                                                 for v in list(data.values())[:5]):
+    elif (
+        isinstance(data, dict)
+        and data
+        and all(isinstance(v, dict) and "annotations" in v for v in list(data.values())[:5])
+    ):
         db, trainvideos, classes = data, None, None
     else:
-        raise AnnotationError(f"{where}: not a UCF-101-24 pyannot file (expected a dict with 'db' "
-                              "or {video: {label, numf, annotations}})")
+        raise AnnotationError(
+            f"{where}: not a UCF-101-24 pyannot file (expected a dict with 'db' "
+            "or {video: {label, numf, annotations}})"
+        )
     if not isinstance(db, dict) or not db:
         raise AnnotationError(f"{where}: the annotation database is empty")
     db = {str(k): v for k, v in db.items()}
@@ -130,16 +152,22 @@ def load_ucf24(root: str | os.PathLike | None = None, *, annotations: str | os.P
         train = [str(t) for t in trainvideos]
         missing = [t for t in train if t not in db]
         if missing:
-            warnings.warn(f"{where}: {len(missing)} videos in the train list have no annotation and "
-                          f"are left out: {missing}", stacklevel=2)
+            warnings.warn(
+                f"{where}: {len(missing)} videos in the train list have no annotation and "
+                f"are left out: {missing}",
+                stacklevel=2,
+            )
         train_set = set(train) & set(db)
     else:
         train_set = set(db) - test
     if test is not None:
         unknown = sorted(test - set(db))
         if unknown:
-            warnings.warn(f"{tl}: {len(unknown)} test videos have no annotation and are left out: "
-                          f"{unknown[:10]}", stacklevel=2)
+            warnings.warn(
+                f"{tl}: {len(unknown)} test videos have no annotation and are left out: "
+                f"{unknown[:10]}",
+                stacklevel=2,
+            )
 
     H, W = frame_size
     videos, clipped = [], 0
@@ -156,11 +184,14 @@ def load_ucf24(root: str | os.PathLike | None = None, *, annotations: str | os.P
             sf, ef = int(a["sf"]), int(a["ef"])
             b = np.asarray(a["boxes"])
             if b.ndim != 2 or b.shape[1] != 4:
-                raise AnnotationError(f"{where}: video {name!r} tube {k}: boxes shape {b.shape}, "
-                                      "expected (n, 4)")
+                raise AnnotationError(
+                    f"{where}: video {name!r} tube {k}: boxes shape {b.shape}, expected (n, 4)"
+                )
             if len(b) != ef - sf:
-                raise AnnotationError(f"{where}: video {name!r} tube {k}: {len(b)} boxes but "
-                                      f"ef - sf = {ef} - {sf} = {ef - sf}")
+                raise AnnotationError(
+                    f"{where}: video {name!r} tube {k}: {len(b)} boxes but "
+                    f"ef - sf = {ef} - {sf} = {ef - sf}"
+                )
             b = b.astype(np.float32)  # boxes are uint8/uint16: cast before adding
             b[:, 2:] += b[:, :2]
             b, c = clip_boxes(b, W, H)
@@ -169,8 +200,19 @@ def load_ucf24(root: str | os.PathLike | None = None, *, annotations: str | os.P
         split = "train" if name in train_set else ("test" if test is None or name in test else None)
         if split is None:
             continue  # neither list names it
-        videos.append(Video(name, label, numf, H, W, split, tubes, group=_ucf_group(name),
-                            source=_frame_source(frames_root, name, "rgb-images", "jpg", numf)))
+        videos.append(
+            Video(
+                name,
+                label,
+                numf,
+                H,
+                W,
+                split,
+                tubes,
+                group=_ucf_group(name),
+                source=_frame_source(frames_root, name, "rgb-images", "jpg", numf),
+            )
+        )
     _warn_clipped(where, clipped)
     return VideoDataset("ucf101-24", classes, videos)
 
@@ -185,14 +227,18 @@ def _ucf_group(name: str) -> str | None:
     return None
 
 
-def _act_tubes(where: str, name: str, gt: dict, numf: int, H: int, W: int) -> tuple[list[Tube], int]:
+def _act_tubes(
+    where: str, name: str, gt: dict, numf: int, H: int, W: int
+) -> tuple[list[Tube], int]:
     tubes, clipped = [], 0
     for label in sorted(gt, key=int):
         for k, arr in enumerate(gt[label]):
             a = np.asarray(arr, dtype=np.float64)
             if a.ndim != 2 or a.shape[1] != 5 or len(a) == 0:
-                raise AnnotationError(f"{where}: video {name!r} label {label} tube {k}: shape {a.shape}, "
-                                      "expected (n, 5) frame, x1, y1, x2, y2")
+                raise AnnotationError(
+                    f"{where}: video {name!r} label {label} tube {k}: shape {a.shape}, "
+                    "expected (n, 5) frame, x1, y1, x2, y2"
+                )
             fr = a[:, 0].astype(np.int64) - 1  # ACT frames are 1-based
             order = np.argsort(fr, kind="stable")
             fr, a = fr[order], a[order]
@@ -200,22 +246,34 @@ def _act_tubes(where: str, name: str, gt: dict, numf: int, H: int, W: int) -> tu
             cuts = np.flatnonzero(np.diff(fr) != 1) + 1
             for seg_f, seg_a in zip(np.split(fr, cuts), np.split(a, cuts), strict=True):
                 if len(np.unique(seg_f)) != len(seg_f):
-                    raise AnnotationError(f"{where}: video {name!r} label {label} tube {k}: repeated frames")
+                    raise AnnotationError(
+                        f"{where}: video {name!r} label {label} tube {k}: repeated frames"
+                    )
                 b, c = clip_boxes(seg_a[:, 1:5], W, H)
                 clipped += c
                 tubes.append(Tube(int(label), int(seg_f[0]), b))
             if len(cuts):
-                warnings.warn(f"{where}: video {name!r} label {label} tube {k} has gaps; split into "
-                              f"{len(cuts) + 1} tubes", stacklevel=3)
+                warnings.warn(
+                    f"{where}: video {name!r} label {label} tube {k} has gaps; split into "
+                    f"{len(cuts) + 1} tubes",
+                    stacklevel=3,
+                )
     if any(t.end > numf for t in tubes):
         raise AnnotationError(f"{where}: video {name!r}: a tube ends after frame {numf} (nframes)")
     return tubes, clipped
 
 
-def load_act_gt(annotations: str | os.PathLike, *, name: str | None = None, split: int = 1,
-                frames_root: str | os.PathLike | None = None, images: str | None = None,
-                ext: str | None = None, data: dict | None = None,
-                masks: bool = False) -> VideoDataset:
+def load_act_gt(
+    annotations: str | os.PathLike,
+    *,
+    name: str | None = None,
+    split: int = 1,
+    frames_root: str | os.PathLike | None = None,
+    images: str | None = None,
+    ext: str | None = None,
+    data: dict | None = None,
+    masks: bool = False,
+) -> VideoDataset:
     """An ACT/MOC ground-truth pickle (`UCF101v2-GT.pkl`, `JHMDB-GT.pkl`).
 
     The file holds labels, gttubes {video: {label: [array (n, 5): frame (1-based), x1, y1, x2,
@@ -241,7 +299,9 @@ def load_act_gt(annotations: str | os.PathLike, *, name: str | None = None, spli
     ext = ext or ("png" if jhmdb else "jpg")
     for key in ("labels", "gttubes", "nframes", "train_videos", "test_videos", "resolution"):
         if not isinstance(data, dict) or key not in data:
-            raise AnnotationError(f"{where}: not an ACT ground-truth pickle (missing field {key!r})")
+            raise AnnotationError(
+                f"{where}: not an ACT ground-truth pickle (missing field {key!r})"
+            )
     nsplits = len(data["train_videos"])
     if not 1 <= split <= nsplits:
         raise ValueError(f"{where}: unknown split {split}; this file has splits 1..{nsplits}")
@@ -268,9 +328,19 @@ def load_act_gt(annotations: str | os.PathLike, *, name: str | None = None, spli
                 for t in tubes:
                     t.mask_fn = _PuppetMask(str(mp), H, W)
         labels = {t.label for t in tubes}
-        videos.append(Video(vname, min(labels) if labels else -1, nframes[vname], H, W,
-                            "train" if vname in train else "test", tubes, group=None,
-                            source=_frame_source(frames_root, vname, images, ext, nframes[vname])))
+        videos.append(
+            Video(
+                vname,
+                min(labels) if labels else -1,
+                nframes[vname],
+                H,
+                W,
+                "train" if vname in train else "test",
+                tubes,
+                group=None,
+                source=_frame_source(frames_root, vname, images, ext, nframes[vname]),
+            )
+        )
     _warn_clipped(where, clipped)
     return VideoDataset(name, [str(x) for x in data["labels"]], videos)
 
@@ -304,14 +374,21 @@ class _PuppetMask:
     def __call__(self, frame: int) -> np.ndarray:
         m = _load_puppet(self.path)
         if m.shape[:2] != (self.height, self.width):
-            raise AnnotationError(f"{self.path}: mask size {m.shape[:2]} differs from the frame size "
-                                  f"{(self.height, self.width)}")
+            raise AnnotationError(
+                f"{self.path}: mask size {m.shape[:2]} differs from the frame size "
+                f"{(self.height, self.width)}"
+            )
         # Some puppet masks have one frame fewer than the video; hold the last one.
         return m[:, :, min(int(frame), m.shape[2] - 1)] > 0
 
 
-def load_jhmdb(root: str | os.PathLike, *, split: int = 1, annotations: str | os.PathLike | None = None,
-               masks: bool = True) -> VideoDataset:
+def load_jhmdb(
+    root: str | os.PathLike,
+    *,
+    split: int = 1,
+    annotations: str | os.PathLike | None = None,
+    masks: bool = True,
+) -> VideoDataset:
     """J-HMDB-21 from the ACT/MOC `JHMDB-GT.pkl` (splits 1–3) with optional puppet masks.
 
     Args:
@@ -322,5 +399,6 @@ def load_jhmdb(root: str | os.PathLike, *, split: int = 1, annotations: str | os
     """
     root = Path(root)
     ann = Path(annotations) if annotations is not None else root / "JHMDB-GT.pkl"
-    return load_act_gt(ann, name="jhmdb-21", split=split, frames_root=root, images="Frames",
-                       ext="png", masks=masks)
+    return load_act_gt(
+        ann, name="jhmdb-21", split=split, frames_root=root, images="Frames", ext="png", masks=masks
+    )

@@ -54,8 +54,22 @@ def _numpy_globals() -> dict[tuple[str, str], Any]:
 
 _BUILTINS = {
     name: getattr(__import__("builtins"), name)
-    for name in ("dict", "list", "tuple", "set", "frozenset", "int", "float", "complex", "str",
-                 "bytes", "bytearray", "bool", "slice", "range")
+    for name in (
+        "dict",
+        "list",
+        "tuple",
+        "set",
+        "frozenset",
+        "int",
+        "float",
+        "complex",
+        "str",
+        "bytes",
+        "bytearray",
+        "bool",
+        "slice",
+        "range",
+    )
 }
 _ALLOWED: dict[tuple[str, str], Any] | None = None
 
@@ -85,7 +99,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
             raise UnsafePickleError(
                 f"{self._where}: refusing to load: the pickle asks for {module}.{name}, which an "
                 "annotation file never needs (only NumPy arrays/scalars and builtin containers "
-                "are allowed). The file may be malicious; nothing from it was executed.")
+                "are allowed). The file may be malicious; nothing from it was executed."
+            )
         return obj
 
 
@@ -98,7 +113,9 @@ def safe_loads(data: bytes, where: str = "<bytes>") -> Any:
     except UnsafePickleError:
         raise
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError, KeyError) as e:
-        raise pickle.UnpicklingError(f"{where}: not a readable pickle ({type(e).__name__}: {e})") from e
+        raise pickle.UnpicklingError(
+            f"{where}: not a readable pickle ({type(e).__name__}: {e})"
+        ) from e
 
 
 def safe_load(path: str | os.PathLike) -> Any:

@@ -41,14 +41,33 @@ from .dataset import Tube, Video, VideoDataset
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SyntheticConfig", "PRESETS", "CLASSES", "synthetic_dataset", "generate_video",
-           "video_plan", "default_cache_dir"]
+__all__ = [
+    "SyntheticConfig",
+    "PRESETS",
+    "CLASSES",
+    "synthetic_dataset",
+    "generate_video",
+    "video_plan",
+    "default_cache_dir",
+]
 
 # Bump when the generator's output changes: it is part of the cache key.
 GENERATOR_VERSION = 1
 
-CLASSES = ["walk", "run", "jump", "hop", "wave", "stretch", "circle", "sway", "punch", "crouch",
-           "shake", "swing"]
+CLASSES = [
+    "walk",
+    "run",
+    "jump",
+    "hop",
+    "wave",
+    "stretch",
+    "circle",
+    "sway",
+    "punch",
+    "crouch",
+    "shake",
+    "swing",
+]
 
 
 @dataclass(frozen=True)
@@ -92,25 +111,31 @@ class SyntheticConfig:
         if not 2 <= self.num_classes <= len(CLASSES):
             raise ValueError(f"num_classes must be in [2, {len(CLASSES)}], got {self.num_classes}")
         if self.min_len < 8 or self.max_len < self.min_len:
-            raise ValueError(f"lengths must satisfy 8 <= min_len <= max_len, got {self.min_len}, {self.max_len}")
+            raise ValueError(
+                f"lengths must satisfy 8 <= min_len <= max_len, got {self.min_len}, {self.max_len}"
+            )
         if self.size < 24:
             raise ValueError(f"size must be >= 24 pixels, got {self.size}")
         if self.group_size[0] < 1 or self.group_size[1] < self.group_size[0]:
             raise ValueError(f"bad group_size {self.group_size}")
         if self.num_videos < 2 * self.num_classes * self.group_size[0]:
-            raise ValueError(f"num_videos={self.num_videos} is too few for {self.num_classes} classes "
-                             "(each class needs a train and a test group)")
+            raise ValueError(
+                f"num_videos={self.num_videos} is too few for {self.num_classes} classes "
+                "(each class needs a train and a test group)"
+            )
 
 
 PRESETS: dict[str, SyntheticConfig] = {
     # Tests: seconds to generate.
-    "tiny": SyntheticConfig(num_videos=24, size=32, min_len=16, max_len=32, num_classes=4,
-                            group_size=(2, 3)),
+    "tiny": SyntheticConfig(
+        num_videos=24, size=32, min_len=16, max_len=32, num_classes=4, group_size=(2, 3)
+    ),
     # The default job: trains in minutes on 2 CPU cores.
     "demo": SyntheticConfig(),
     # Larger scale for GPUs.
-    "full": SyntheticConfig(num_videos=2400, size=96, min_len=32, max_len=128, num_classes=12,
-                            group_size=(3, 7)),
+    "full": SyntheticConfig(
+        num_videos=2400, size=96, min_len=32, max_len=128, num_classes=12, group_size=(3, 7)
+    ),
 }
 
 
@@ -140,8 +165,10 @@ def video_plan(cfg: SyntheticConfig, seed: int) -> list[_Group]:
         sizes.pop()
     G, C = len(sizes), cfg.num_classes
     if G < 2 * C:
-        raise ValueError(f"{cfg.num_videos} videos in groups of {cfg.group_size} give {G} groups, "
-                         f"fewer than 2 per class ({C} classes)")
+        raise ValueError(
+            f"{cfg.num_videos} videos in groups of {cfg.group_size} give {G} groups, "
+            f"fewer than 2 per class ({C} classes)"
+        )
     w = 1.0 / (1.0 + cfg.imbalance * np.arange(C))
     counts = 2 + rng.multinomial(G - 2 * C, w / w.sum())
     labels = np.repeat(np.arange(C), counts)
@@ -214,7 +241,9 @@ def _drift(rng: np.random.Generator, T: int, amp: float) -> np.ndarray:
     """A slow, smooth random wander of about ±amp pixels: (T, 2)."""
     steps = rng.normal(0, 1, (T + 8, 2))
     k = np.ones(9) / 9
-    walk = np.cumsum(np.stack([np.convolve(steps[:, i], k, "same") for i in range(2)], 1), 0)[4:T + 4]
+    walk = np.cumsum(np.stack([np.convolve(steps[:, i], k, "same") for i in range(2)], 1), 0)[
+        4 : T + 4
+    ]
     walk -= walk.mean(0)
     peak = np.abs(walk).max() + 1e-6
     return walk * (amp / peak)
@@ -243,8 +272,10 @@ def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
             rx, ry = rng.uniform(0.04, 0.15) * w, rng.uniform(0.04, 0.15) * h
             a = np.clip((1 - np.sqrt(((X - cx) / rx) ** 2 + ((Y - cy) / ry) ** 2)) * 2, 0, 1)
         else:
-            a = ((np.abs(X - cx) < rng.uniform(0.02, 0.2) * w) &
-                 (np.abs(Y - cy) < rng.uniform(0.02, 0.2) * h)).astype(np.float32)
+            a = (
+                (np.abs(X - cx) < rng.uniform(0.02, 0.2) * w)
+                & (np.abs(Y - cy) < rng.uniform(0.02, 0.2) * h)
+            ).astype(np.float32)
         bg = bg * (1 - a[..., None] * 0.8) + col * (a[..., None] * 0.8)
     return bg
 
@@ -269,7 +300,12 @@ class _Figure:
         rx, ry = 3.6 * u * self.sx, 6.5 * u * self.sy
         body = (self.x, self.y, rx, ry)
         head = (self.x, self.y - ry - 2.4 * u, 2.6 * u, 2.6 * u)
-        hand = (self.x + self.side * (rx + 1.2 * u) + self.ax, self.y - 1.0 * u + self.ay, 1.6 * u, 1.6 * u)
+        hand = (
+            self.x + self.side * (rx + 1.2 * u) + self.ax,
+            self.y - 1.0 * u + self.ay,
+            1.6 * u,
+            1.6 * u,
+        )
         return body, head, hand
 
     def boxes(self) -> np.ndarray:
@@ -301,7 +337,9 @@ class _Figure:
         patch = img[sel]  # (T, wh, ww, 3)
         Y = rows[:, :, None].astype(np.float32) + 0.5  # pixel centres
         X = cols[:, None, :].astype(np.float32) + 0.5
-        for (cx, cy, rx, ry), col in zip(self.parts(), (self.body, self.head, self.hand), strict=True):
+        for (cx, cy, rx, ry), col in zip(
+            self.parts(), (self.body, self.head, self.hand), strict=True
+        ):
             a = _soft_ellipse(X, Y, cx, cy, rx, ry)[..., None]
             patch *= 1 - a
             patch += a * col.astype(np.float32)
@@ -341,10 +379,20 @@ def generate_video(cfg: SyntheticConfig, seed: int, group: _Group, clip: int):
     looks = [_palette(g) for _ in range(n_actors + n_distr)]
     speed0 = g.uniform(0.85, 1.15)
 
-    T = int(np.clip(round(g.uniform(cfg.min_len, cfg.max_len) * r.uniform(0.8, 1.2)), cfg.min_len, cfg.max_len))
+    T = int(
+        np.clip(
+            round(g.uniform(cfg.min_len, cfg.max_len) * r.uniform(0.8, 1.2)),
+            cfg.min_len,
+            cfg.max_len,
+        )
+    )
     t = np.arange(T, dtype=np.float64)
     zoom = 1 + r.uniform(-cfg.scale_change, cfg.scale_change) * (t / max(T - 1, 1) - 0.5)
-    cam = np.round(_drift(r, T, cfg.jitter * 2.5)).astype(np.int64) if cfg.jitter > 0 else np.zeros((T, 2), np.int64)
+    cam = (
+        np.round(_drift(r, T, cfg.jitter * 2.5)).astype(np.int64)
+        if cfg.jitter > 0
+        else np.zeros((T, 2), np.int64)
+    )
     cam = np.clip(cam, -margin, margin)
 
     figures, tubes = [], []
@@ -363,8 +411,12 @@ def generate_video(cfg: SyntheticConfig, seed: int, group: _Group, clip: int):
                 a0 = int(r.integers(0, T - dur + 1))
             else:
                 a0, dur = 0, T
-            tau = np.clip(t - a0, 0, dur - 1) * speed0 * r.uniform(0.9, 1.1) + r.uniform(0, 3) * (a0 == 0)
-            dx, dy, msx, msy, mhx, mhy = _motion(group.label, tau, float(unit0), d if i == 0 else -d, side)
+            tau = np.clip(t - a0, 0, dur - 1) * speed0 * r.uniform(0.9, 1.1) + r.uniform(0, 3) * (
+                a0 == 0
+            )
+            dx, dy, msx, msy, mhx, mhy = _motion(
+                group.label, tau, float(unit0), d if i == 0 else -d, side
+            )
             active = (t >= a0) & (t < a0 + dur)
             # Displacement is held after the action ends; shape and hand return to rest.
             x = x + dx - (dx[0] if a0 == 0 else 0)
@@ -381,7 +433,7 @@ def generate_video(cfg: SyntheticConfig, seed: int, group: _Group, clip: int):
         fig = _Figure(x - cam[:, 0], y - cam[:, 1], unit, sx, sy, hx, hy, side, body, head, hand)
         figures.append(fig)
         if i < n_actors:
-            b = fig.boxes()[a0:a0 + dur]
+            b = fig.boxes()[a0 : a0 + dur]
             b[:, 0::2] = np.clip(b[:, 0::2], 0, S)
             b[:, 1::2] = np.clip(b[:, 1::2], 0, S)
             tubes.append(Tube(group.label, a0, b.astype(np.float32)))
@@ -390,7 +442,7 @@ def generate_video(cfg: SyntheticConfig, seed: int, group: _Group, clip: int):
     img = np.empty((T, S, S, 3), np.float32)
     for k in range(T):
         oy, ox = margin + cam[k, 1], margin + cam[k, 0]
-        img[k] = bg[oy:oy + S, ox:ox + S]
+        img[k] = bg[oy : oy + S, ox : ox + S]
     order = np.argsort([a[1] for a in anchors])  # lower on screen = nearer = drawn later
     for i in order:
         figures[i].draw(img)
@@ -419,8 +471,14 @@ def _cache_key(cfg: SyntheticConfig, seed: int) -> str:
     return hashlib.sha1(blob.encode()).hexdigest()[:10]
 
 
-def synthetic_dataset(preset: str = "demo", seed: int = 0, cache_dir: str | os.PathLike | None = None,
-                      workers: int | None = None, progress: bool = False, **overrides) -> VideoDataset:
+def synthetic_dataset(
+    preset: str = "demo",
+    seed: int = 0,
+    cache_dir: str | os.PathLike | None = None,
+    workers: int | None = None,
+    progress: bool = False,
+    **overrides,
+) -> VideoDataset:
     """The synthetic benchmark, generated on first use and cached.
 
     Args:
@@ -471,11 +529,28 @@ def synthetic_dataset(preset: str = "demo", seed: int = 0, cache_dir: str | os.P
     bar.close()
     videos = []
     for (cfg_, _s, g, c, _p), (_path, n, tubes) in zip(jobs, results, strict=True):
-        videos.append(Video(f"{CLASSES[g.label]}/g{g.index:04d}_c{c:02d}", g.label, n, cfg_.size, cfg_.size,
-                            g.split, [Tube(*t) for t in tubes], group=f"g{g.index:04d}"))
+        videos.append(
+            Video(
+                f"{CLASSES[g.label]}/g{g.index:04d}_c{c:02d}",
+                g.label,
+                n,
+                cfg_.size,
+                cfg_.size,
+                g.split,
+                [Tube(*t) for t in tubes],
+                group=f"g{g.index:04d}",
+            )
+        )
     ds = VideoDataset(f"synthetic:{preset}", CLASSES[: cfg.num_classes], videos)
-    frames = {v.name: {"array": f"frames/{Path(j[4]).name}"} for v, j in zip(videos, jobs, strict=True)}
+    frames = {
+        v.name: {"array": f"frames/{Path(j[4]).name}"} for v, j in zip(videos, jobs, strict=True)
+    }
     doc = dataset_to_json(ds, frames)
-    doc["synthetic"] = {"preset": preset, "seed": seed, "config": asdict(cfg), "generator_version": GENERATOR_VERSION}
+    doc["synthetic"] = {
+        "preset": preset,
+        "seed": seed,
+        "config": asdict(cfg),
+        "generator_version": GENERATOR_VERSION,
+    }
     atomic_write_json(index, doc, indent=None)  # written last: its presence marks a complete cache
     return load_custom(index)
