@@ -1,4 +1,4 @@
-"""`python -m claus.data.prepare`: build a resized, memory-mapped frame store for a dataset.
+r"""`python -m claus.data.prepare`: build a resized, memory-mapped frame store for a dataset.
 
 Example:
     python -m claus.data.prepare --dataset ucf101-24 --root data/ucf101-24 \
