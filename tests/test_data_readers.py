@@ -8,8 +8,6 @@ import warnings
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from claus.data import (
     FrameReadError,
     UnsafePickleError,
@@ -23,6 +21,7 @@ from claus.data import (
 )
 from claus.data.custom import CustomFormatError
 from claus.data.readers import AnnotationError
+from PIL import Image
 
 # ------------------------------------------------------------------ real annotations
 
@@ -74,11 +73,20 @@ def _pyannot(tmp_path, boxes_dtype=np.uint8, bad_len=False):
                     "ef": 5,
                     "boxes": np.array([[250, 100, 100, 50]] * (4 if bad_len else 5), boxes_dtype),
                 },
-                {"label": 1, "sf": 2, "ef": 4, "boxes": np.array([[10, 10, 5, 5]] * 2, boxes_dtype)},
+                {
+                    "label": 1,
+                    "sf": 2,
+                    "ef": 4,
+                    "boxes": np.array([[10, 10, 5, 5]] * 2, boxes_dtype),
+                },
             ],
         },
     }
-    data = {"db": db, "trainvideos": ["Jump/v_Jump_g01_c01", "Gone/v_Gone_g01_c01"], "classes": ["Jump", "Run"]}
+    data = {
+        "db": db,
+        "trainvideos": ["Jump/v_Jump_g01_c01", "Gone/v_Gone_g01_c01"],
+        "classes": ["Jump", "Run"],
+    }
     (root / "pyannot_with_class_names.pkl").write_bytes(pickle.dumps(data, protocol=2))
     (root / "testlist01.txt").write_text("Run/v_Run_g02_c01\n")
     return root
@@ -89,7 +97,9 @@ def test_ucf24_fixture_conversion_and_frames(tmp_path):
     fr = root / "rgb-images" / "Jump" / "v_Jump_g01_c01"
     fr.mkdir(parents=True)
     for i in range(6):
-        Image.fromarray(np.full((240, 320, 3), i * 10, np.uint8)).save(fr / f"{i + 1:05d}.jpg", quality=100)
+        Image.fromarray(np.full((240, 320, 3), i * 10, np.uint8)).save(
+            fr / f"{i + 1:05d}.jpg", quality=100
+        )
     with pytest.warns(UserWarning) as rec:
         ds = load_ucf24(root)
     msgs = " | ".join(str(w.message) for w in rec)
@@ -246,7 +256,13 @@ def _custom(tmp_path, **video_over):
         "tubes": [{"label": 1, "start": 1, "boxes": [[0, 0, 4, 4], [1, 1, 5, 5], [2, 2, 12, 6]]}],
     }
     v.update(video_over)
-    doc = {"format": "claus.dataset", "version": 1, "name": "mine", "classes": ["a", "b"], "videos": [v]}
+    doc = {
+        "format": "claus.dataset",
+        "version": 1,
+        "name": "mine",
+        "classes": ["a", "b"],
+        "videos": [v],
+    }
     (tmp_path / "d.json").write_text(json.dumps(doc))
     return tmp_path / "d.json", arr
 
@@ -265,8 +281,14 @@ def test_custom_json(tmp_path):
     "over, match",
     [
         ({"num_frames": "5"}, "field 'num_frames' must be"),
-        ({"tubes": [{"label": 0, "start": 4, "boxes": [[0, 0, 1, 1]] * 2}]}, r"frames \[4, 6\) outside"),
-        ({"tubes": [{"label": 0, "start": 0, "boxes": [[0, 0, 1]]}]}, r"boxes must be .* shape \(1, 3\)"),
+        (
+            {"tubes": [{"label": 0, "start": 4, "boxes": [[0, 0, 1, 1]] * 2}]},
+            r"frames \[4, 6\) outside",
+        ),
+        (
+            {"tubes": [{"label": 0, "start": 0, "boxes": [[0, 0, 1]]}]},
+            r"boxes must be .* shape \(1, 3\)",
+        ),
         ({"tubes": [{"label": 0, "start": 0, "boxes": [[5, 0, 1, 1]]}]}, "x2 < x1"),
         ({"frames": "f/x.jpg"}, "give one of"),
     ],

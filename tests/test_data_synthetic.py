@@ -7,7 +7,6 @@ from collections import Counter
 
 import numpy as np
 import pytest
-
 from claus.data import PRESETS, SyntheticConfig, load_dataset, synthetic_dataset
 from claus.data.synthetic import CLASSES, video_plan
 
@@ -75,7 +74,9 @@ def test_tiny_contents(tiny):
 def test_actor_moves_in_box_and_distractors_do_not(tmp_path):
     # Pixel change inside the GT box during the action exceeds the change elsewhere: the
     # actor is what moves (distractors only drift slowly).
-    ds = synthetic_dataset("tiny", seed=0, cache_dir=tmp_path, workers=1, noise=(0.0, 0.0), jitter=0.0)
+    ds = synthetic_dataset(
+        "tiny", seed=0, cache_dir=tmp_path, workers=1, noise=(0.0, 0.0), jitter=0.0
+    )
     inside, outside = [], []
     for i, v in enumerate(ds):
         t = max(v.tubes, key=len)
@@ -110,7 +111,13 @@ def test_demo_statistics_from_plan():
 def test_video_statistics_on_a_small_demo_like_set(tmp_path):
     # A reduced demo (same sizes and difficulty, fewer videos) to check per-video statistics.
     ds = synthetic_dataset(
-        "demo", seed=0, cache_dir=tmp_path, workers=1, num_videos=48, num_classes=4, two_actor_prob=0.5
+        "demo",
+        seed=0,
+        cache_dir=tmp_path,
+        workers=1,
+        num_videos=48,
+        num_classes=4,
+        two_actor_prob=0.5,
     )
     lens = np.array([v.num_frames for v in ds])
     assert lens.min() >= 24 and lens.max() <= 96 and lens.std() > 8

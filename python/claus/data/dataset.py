@@ -159,8 +159,9 @@ class VideoDataset:
     def __len__(self) -> int:
         return len(self.videos)
 
-    def __getitem__(self, i: int) -> Video:
-        return self.videos[i]
+    def __getitem__(self, i: int | str) -> Video:
+        """The video at index i, or by name."""
+        return self.videos[self.index(i)] if isinstance(i, str) else self.videos[i]
 
     def __iter__(self):
         return iter(self.videos)
