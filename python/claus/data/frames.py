@@ -207,8 +207,11 @@ class VideoFileFrames(FrameSource):
         lo, hi = int(idx.min()), int(idx.max())
         got: dict[int, np.ndarray] = {}
         rate = s.average_rate or s.guessed_rate
+        # Without a frame rate and time base, pts cannot give frame numbers: decode from the
+        # start and count instead.
+        timed = bool(rate and s.time_base)
         try:
-            if rate and s.time_base and lo > 0:
+            if timed and lo > 0:
                 target = int(lo / (rate * s.time_base)) + (s.start_time or 0)
                 c.seek(target, stream=s, backward=True, any_frame=False)
             else:
@@ -218,7 +221,7 @@ class VideoFileFrames(FrameSource):
                 # After a seek the decoder restarts at a keyframe; its pts gives the index.
                 pos = (
                     self._frame_index(fr, s)
-                    if fr.pts is not None
+                    if timed and fr.pts is not None
                     else (0 if pos is None else pos + 1)
                 )
                 if pos in want:
