@@ -10,6 +10,11 @@ Both are `torch.utils.data.Dataset`s whose items are dicts:
     frames     (T,) int64, the frame indices (0-based; clamped at the video's ends)
     valid      (T,) bool, positions that are not padding (inference; all True in training)
 
+Boxes and masks are in output pixels: a box (x1, y1, x2, y2) predicted on an inference clip
+of size (H, W) is (x1·w0/W, y1·h0/H, x2·w0/W, y2·h0/H) in original pixels, (h0, w0) =
+(video.height, video.width). Where the dataset has pixel masks (J-HMDB), a track whose id is a
+dataset tube index (as the simulated oracle writes them) uses the nearest labelled mask.
+
 Frame t of a clip is `centre + stride·(t - T//2)` (training) — the labelled centre frame sits
 at position T//2 — clamped to the video. Randomness (which labelled frame, crop, flip) comes
 from a generator derived from (seed, epoch, item index), so results do not depend on the
