@@ -189,3 +189,29 @@ def test_masks_used_where_available():
 def test_empty_label_state_is_an_error(tiny):
     with pytest.raises(ValueError, match="labels no frame"):
         TrainClips(tiny, LabelState.empty(tiny))
+
+
+def test_store_resolution_boxes_rescaled(tmp_path):
+    # Frames read from a half-size store, boxes in original pixels: the mask must still follow
+    # the painted pixels.
+    from claus.data import FrameStore, prepare_store
+
+    ds = _painted(two=True)
+    prepare_store(ds, tmp_path / "st", (15, 20), progress=False)
+    small = ds.with_store(FrameStore(tmp_path / "st"))
+    tc = TrainClips(small, LabelState.full(small), size=(30, 40), augment=False, sampling="frame")
+    for i in (0, 7, 15):
+        it = tc[i]
+        img = it["clip"][0].numpy() > 0.5
+        assert (img != it["mask"].numpy().astype(bool)).mean() < 0.05
+
+
+def test_inference_clips_carry_labels_when_given():
+    ds = _painted()
+    st = LabelState.empty(ds)
+    st.reveal(ds, "p", [6], 0)
+    ic = InferenceClips(ds, None, labels=st)
+    items = [ic[i] for i in range(len(ic))]
+    ann = sum(int(it["annotated"].sum()) for it in items)
+    assert ann >= 1  # frame 6 is labelled (and may repeat as padding)
+    assert all(it["mask"].sum() > 0 for it in items)  # the held box covers every frame
