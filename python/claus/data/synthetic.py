@@ -86,7 +86,7 @@ class SyntheticConfig:
         two_actor_prob: probability of a second actor (same class).
         max_distractors: 0..max distractors per scene.
         noise: (min, max) per-video Gaussian pixel noise std (uint8 units).
-        jitter: camera shake in pixels (std of the smoothed random walk of the view).
+        jitter: camera shake: the view wanders smoothly by up to 2.5·jitter pixels.
         occluder_prob: probability of a static occluding bar in the scene.
         scale_change: max relative zoom over a video.
     """
@@ -146,14 +146,16 @@ def default_cache_dir() -> Path:
 
 # ---------------------------------------------------------------------------- the plan
 @dataclass(frozen=True)
-class _Group:
+class GroupPlan:
+    """One near-duplicate group: its index, class, split and number of videos."""
+
     index: int
     label: int
     split: str
     size: int
 
 
-def video_plan(cfg: SyntheticConfig, seed: int) -> list[_Group]:
+def video_plan(cfg: SyntheticConfig, seed: int) -> list[GroupPlan]:
     """Groups (class, split, number of videos), deterministic from (cfg, seed)."""
     rng = np.random.default_rng([seed, 0])
     lo, hi = cfg.group_size
@@ -178,7 +180,7 @@ def video_plan(cfg: SyntheticConfig, seed: int) -> list[_Group]:
         gk = np.flatnonzero(labels == k)
         ntest = min(len(gk) - 1, max(1, int(round(cfg.test_fraction * len(gk)))))
         split[rng.choice(gk, size=ntest, replace=False)] = "test"
-    return [_Group(g, int(labels[g]), str(split[g]), sizes[g]) for g in range(G)]
+    return [GroupPlan(g, int(labels[g]), str(split[g]), sizes[g]) for g in range(G)]
 
 
 # ---------------------------------------------------------------------------- motions
@@ -353,7 +355,7 @@ def _palette(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return body, head, hand
 
 
-def generate_video(cfg: SyntheticConfig, seed: int, group: _Group, clip: int):
+def generate_video(cfg: SyntheticConfig, seed: int, group: GroupPlan, clip: int):
     """Render one video.
 
     Returns:
