@@ -345,10 +345,8 @@ def test_ava_csv_import(tmp_path):
         import_ava_csv(bad, videos)
 
 
-def test_video_file_reader(tmp_path):
+def _write_mp4(path, n):
     av = pytest.importorskip("av")
-    path = tmp_path / "v.mp4"
-    n = 40
     with av.open(str(path), "w") as c:
         s = c.add_stream("mpeg4", rate=25)
         s.width, s.height, s.pix_fmt = 32, 24, "yuv420p"
@@ -359,6 +357,12 @@ def test_video_file_reader(tmp_path):
                 c.mux(pkt)
         for pkt in s.encode():
             c.mux(pkt)
+
+
+def test_video_file_reader(tmp_path):
+    path = tmp_path / "v.mp4"
+    n = 40
+    _write_mp4(path, n)
     p, _ = _custom(tmp_path)
     doc = json.loads(p.read_text())
     v = doc["videos"][0]
@@ -389,3 +393,24 @@ def test_unknown_dataset_and_split(tmp_path):
         ds = load_custom(p)
     with pytest.raises(ValueError, match=r"unknown split 'val'; choices: \['train'\]"):
         ds.split_indices("val")
+
+
+def test_import_ava_cli(tmp_path, capsys):
+    from claus.data.import_ava import main
+
+    (tmp_path / "vids").mkdir()
+    _write_mp4(tmp_path / "vids" / "clip1.mp4", 30)
+    csv = tmp_path / "a.csv"
+    csv.write_text("clip1,0.2,0.25,0.25,0.75,0.75,wave,3\nclip1,0.6,0.5,0.25,1.0,0.75,wave,3\n")
+    out = tmp_path / "out" / "ds.json"
+    out.parent.mkdir()
+    assert main([str(csv), "--video-dir", str(tmp_path / "vids"), "--out", str(out)]) == 0
+    assert "1 videos, 1 tubes, 1 classes" in capsys.readouterr().out
+    ds = load_custom(out)
+    v = ds["clip1"]
+    assert (v.num_frames, v.width, v.height) == (30, 32, 24)
+    assert (v.tubes[0].start, v.tubes[0].end) == (5, 16)  # 0.2 s and 0.6 s at 25 fps
+    np.testing.assert_allclose(v.tubes[0].boxes[[0, -1]], [[8, 6, 24, 18], [16, 6, 32, 18]])
+    assert ds.read_frames("clip1", [29]).shape == (1, 24, 32, 3)
+    with pytest.raises(SystemExit):
+        main([str(csv), "--out", str(out)])
