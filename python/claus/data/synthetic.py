@@ -372,12 +372,20 @@ def generate_video(cfg: SyntheticConfig, seed: int, group: GroupPlan, clip: int)
     side = int(g.choice([-1, 1]))
     n_actors = 2 if g.random() < cfg.two_actor_prob else 1
     n_distr = int(g.integers(0, cfg.max_distractors + 1))
+    # Anchors on a 4×2 grid (figures are ~1/3 of the frame tall) so they rarely overlap at rest.
+    cells = g.permutation(8)[: n_actors + n_distr]
+    anchors = [((c % 4 + 0.5) / 4 * S, (0.42 if c < 4 else 0.8) * S) for c in cells]
+    # The occluder stands away from the actors' resting places: moving actors pass behind it,
+    # but no actor hides behind it for a whole video.
     occluder = g.random() < cfg.occluder_prob
-    occ_x, occ_w = g.uniform(0.15, 0.85) * S, g.uniform(0.07, 0.13) * S
+    occ_w = g.uniform(0.07, 0.13) * S
     occ_col = np.clip(bg.mean((0, 1)) + g.normal(0, 50, 3), 0, 255)
-    # Anchors on a coarse grid so figures rarely start on top of each other.
-    cells = g.permutation(9)[: n_actors + n_distr]
-    anchors = [((c % 3 + 0.5) / 3 * S, (c // 3 + 0.5) / 3 * S * 0.55 + 0.33 * S) for c in cells]
+    for _ in range(20):
+        occ_x = g.uniform(0.1, 0.9) * S
+        if all(abs(occ_x - anchors[i][0]) > occ_w / 2 + 0.12 * S for i in range(n_actors)):
+            break
+    else:
+        occluder = False
     looks = [_palette(g) for _ in range(n_actors + n_distr)]
     speed0 = g.uniform(0.85, 1.15)
 
