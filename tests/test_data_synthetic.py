@@ -148,3 +148,18 @@ def test_bad_config_and_preset(tmp_path):
         SyntheticConfig(num_videos=4)
     ds = load_dataset("synthetic:tiny", cache_dir=tmp_path)
     assert ds.name == "synthetic:tiny"
+
+
+def _gen_summary(cache):
+    return synthetic_dataset("tiny", seed=9, cache_dir=cache, workers=1).summary()
+
+
+def test_concurrent_first_use_generates_once(tmp_path):
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(2) as ex:
+        a, b = ex.map(_gen_summary, [tmp_path, tmp_path])
+    assert a == b
+    folder = next((tmp_path / "synthetic").iterdir())
+    assert not list(folder.rglob("*.tmp"))
+    assert len(list((folder / "frames").glob("*.npy"))) == a["videos"]

@@ -25,6 +25,7 @@ video, annotations in the claus JSON format) and reads from it afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -515,6 +516,34 @@ def synthetic_dataset(
             return load_custom(index)
         except Exception as e:  # a damaged cache is regenerated, not fatal
             log.warning("synthetic cache %s is unreadable (%s); regenerating", folder, e)
+    folder.mkdir(parents=True, exist_ok=True)
+    # Several processes (DDP ranks, parallel jobs) may ask at once: one generates, the others
+    # wait on the lock and then read its result.
+    with _file_lock(folder / ".lock"):
+        if index.is_file():
+            try:
+                return load_custom(index)
+            except Exception:
+                pass
+        return _generate(cfg, preset, seed, folder, index, workers, progress)
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path):
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no cross-process lock, atomic writes still keep files whole
+        yield
+        return
+    with open(path, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _generate(cfg, preset, seed, folder, index, workers, progress) -> VideoDataset:
     plan = video_plan(cfg, seed)
     jobs = []
     for g in plan:
