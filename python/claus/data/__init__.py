@@ -1,0 +1,64 @@
+"""claus.data: datasets, the synthetic benchmark, frame store, label state, pseudo-labels, clips.
+
+Typical use::
+
+    from claus.data import load_dataset, LabelState, TrainClips, InferenceClips
+    ds = load_dataset("synthetic")                 # demo preset, generated once and cached
+    labels = LabelState.random(ds, percent=1, seed=0)
+    train = TrainClips(ds, labels, T=8, stride=2)  # items: clip, mask, annotated, label, ...
+    test = InferenceClips(ds, "test")              # sliding windows covering every frame
+
+Conventions: frames 0-based; boxes [x1, y1, x2, y2] float32 in original-frame pixels; budgets
+in ground-truth boxes of the training split.
+"""
+
+from .clips import InferenceClips, TrainClips, clip_frames, sliding_windows
+from .custom import import_ava_csv, load_custom, save_custom
+from .dataset import Tube, Video, VideoDataset
+from .frames import ArrayFrames, FrameReadError, FrameSource, ImageFolderFrames, VideoFileFrames
+from .labels import LabelBox, LabelState, LabelStateError, budget_boxes, frame_cost, total_boxes
+from .pseudo import PseudoTracks, pseudo_tracks, render_boxes
+from .readers import load_act_gt, load_jhmdb, load_ucf24
+from .registry import DATASETS, load_dataset
+from .safe_pickle import UnsafePickleError, safe_load
+from .store import FrameStore, prepare_store
+from .synthetic import PRESETS, SyntheticConfig, synthetic_dataset
+
+__all__ = [
+    "ArrayFrames",
+    "DATASETS",
+    "FrameReadError",
+    "FrameSource",
+    "FrameStore",
+    "ImageFolderFrames",
+    "InferenceClips",
+    "LabelBox",
+    "LabelState",
+    "LabelStateError",
+    "PRESETS",
+    "PseudoTracks",
+    "SyntheticConfig",
+    "TrainClips",
+    "Tube",
+    "UnsafePickleError",
+    "Video",
+    "VideoDataset",
+    "VideoFileFrames",
+    "budget_boxes",
+    "clip_frames",
+    "frame_cost",
+    "import_ava_csv",
+    "load_act_gt",
+    "load_custom",
+    "load_dataset",
+    "load_jhmdb",
+    "load_ucf24",
+    "prepare_store",
+    "pseudo_tracks",
+    "render_boxes",
+    "safe_load",
+    "save_custom",
+    "sliding_windows",
+    "synthetic_dataset",
+    "total_boxes",
+]

@@ -1,0 +1,284 @@
+"""Clip datasets for training (sparse labels → pseudo-masks) and inference (sliding windows).
+
+Both are `torch.utils.data.Dataset`s whose items are dicts:
+
+    clip       (3, T, H, W) float32 RGB in [0, 1]
+    mask       (T, H, W) uint8 pseudo-label (1 = actor), rendered at output size
+    annotated  (T,) bool, frames carrying a human label
+    label      int64, the video's class
+    video      int64, the video's index in the dataset
+    frames     (T,) int64, the frame indices (0-based; clamped at the video's ends)
+    valid      (T,) bool, positions that are not padding (inference; all True in training)
+
+Boxes and masks are in output pixels: a box (x1, y1, x2, y2) predicted on an inference clip
+of size (H, W) is (x1·w0/W, y1·h0/H, x2·w0/W, y2·h0/H) in original pixels, (h0, w0) =
+(video.height, video.width). Where the dataset has pixel masks (J-HMDB), a track whose id is a
+dataset tube index (as the simulated oracle writes them) uses the nearest labelled mask.
+
+Frame t of a clip is `centre + stride·(t - T//2)` (training) — the labelled centre frame sits
+at position T//2 — clamped to the video. Randomness (which labelled frame, crop, flip) comes
+from a generator derived from (seed, epoch, item index), so results do not depend on the
+number of DataLoader workers; call `set_epoch` each epoch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from .dataset import VideoDataset
+from .labels import LabelState
+from .pseudo import PseudoTracks, pseudo_tracks, render_boxes
+
+__all__ = ["TrainClips", "InferenceClips", "clip_frames", "sliding_windows"]
+
+
+def clip_frames(centre: int, num_frames: int, T: int = 8, stride: int = 2) -> np.ndarray:
+    """(T,) int64 frame indices of a clip centred on `centre` (position T//2), clamped."""
+    idx = centre + stride * (np.arange(T) - T // 2)
+    return np.clip(idx, 0, num_frames - 1).astype(np.int64)
+
+
+def sliding_windows(
+    num_frames: int, T: int = 8, stride: int = 2
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Windows that cover every frame exactly once as a valid position.
+
+    Frames with the same residue modulo `stride` form a chain; each chain is cut into windows
+    of T; the last window of a chain is padded by repeating its last frame (valid = False).
+
+    Returns:
+        [(frames (T,) int64, valid (T,) bool)].
+    """
+    out = []
+    for r in range(min(stride, num_frames)):
+        chain = np.arange(r, num_frames, stride, dtype=np.int64)
+        for s in range(0, len(chain), T):
+            part = chain[s : s + T]
+            valid = np.zeros(T, bool)
+            valid[: len(part)] = True
+            out.append((np.concatenate([part, np.full(T - len(part), part[-1], np.int64)]), valid))
+    return out
+
+
+class _ClipBase(Dataset):
+    def __init__(
+        self,
+        ds: VideoDataset,
+        labels: LabelState | None,
+        T: int,
+        stride: int,
+        size: tuple[int, int] | int | None,
+        seed: int,
+    ):
+        if T < 1 or stride < 1:
+            raise ValueError(f"T and stride must be >= 1, got {T}, {stride}")
+        self.ds, self.labels, self.T, self.stride, self.seed = ds, labels, T, stride, seed
+        self.size = (size, size) if isinstance(size, int) else size
+        self.epoch = 0
+        self._pseudo: dict[int, PseudoTracks] = {}
+
+    def set_epoch(self, epoch: int) -> None:
+        """Change the random stream (call once per epoch)."""
+        self.epoch = int(epoch)
+
+    def pseudo(self, vi: int) -> PseudoTracks:
+        """Pseudo-labels of video `vi` from the label state (cached)."""
+        if vi not in self._pseudo:
+            v = self.ds[vi]
+            entries = (
+                self.labels.entries(v.name)
+                if self.labels is not None and v.name in self.labels.num_frames
+                else {}
+            )
+            self._pseudo[vi] = pseudo_tracks(entries, v.num_frames)
+        return self._pseudo[vi]
+
+    def _make(
+        self,
+        vi: int,
+        frames: np.ndarray,
+        rng: np.random.Generator | None,
+        crop_scale: tuple[float, float],
+        flip: bool,
+    ) -> dict:
+        v = self.ds[vi]
+        raw = self.ds.read_frames(vi, frames)  # (T, h, w, 3) uint8 at source size
+        h, w = raw.shape[1:3]
+        H, W = self.size if self.size is not None else (h, w)
+        # Crop window in source pixels (aspect kept), then resize to (H, W).
+        if rng is not None:
+            s = rng.uniform(*crop_scale)
+            ch, cw = max(1, int(round(h * s))), max(1, int(round(w * s)))
+            y0, x0 = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+            do_flip = flip and rng.random() < 0.5
+        else:
+            ch, cw, y0, x0, do_flip = h, w, 0, 0, False
+        x = (
+            torch.from_numpy(raw[:, y0 : y0 + ch, x0 : x0 + cw])
+            .permute(0, 3, 1, 2)
+            .float()
+            .div_(255)
+        )
+        if (ch, cw) != (H, W):
+            x = F.interpolate(x, size=(H, W), mode="bilinear", align_corners=False, antialias=False)
+        if do_flip:
+            x = x.flip(-1)
+        clip = x.permute(1, 0, 2, 3).contiguous()  # (3, T, H, W)
+
+        pt = self.pseudo(vi)
+        # Boxes: original pixels → source pixels → crop → output pixels (→ flipped).
+        crop = (x0, y0, cw, ch)
+        mask = render_boxes(self._to_out(pt.boxes[frames], v, crop, (h, w), (H, W), do_flip), H, W)
+        self._masks_over(mask, vi, pt, frames, crop, (h, w), (H, W), do_flip)
+        return {
+            "clip": clip,
+            "mask": torch.from_numpy(mask),
+            "annotated": torch.from_numpy(pt.annotated[frames].copy()),
+            "label": torch.tensor(v.label, dtype=torch.int64),
+            "video": torch.tensor(vi, dtype=torch.int64),
+            "frames": torch.from_numpy(frames.copy()),
+        }
+
+    def _masks_over(self, mask, vi, pt, frames, crop, src_hw, out_hw, do_flip) -> None:
+        """Where the dataset has pixel masks, replace held boxes by the nearest labelled mask."""
+        v = self.ds[vi]
+        x0, y0, cw, ch = crop
+        h, w = src_hw
+        H, W = out_hw
+        for j, k in enumerate(pt.tubes):
+            if not 0 <= k < len(v.tubes) or v.tubes[k].mask_fn is None:
+                continue
+            fn = v.tubes[k].mask_fn
+            for t, f in enumerate(frames):
+                s = pt.src[f, j]
+                if s < 0 or not v.tubes[k].start <= s < v.tubes[k].end:
+                    continue
+                m = torch.from_numpy(np.ascontiguousarray(fn(int(s)), dtype=np.float32))[None, None]
+                m = F.interpolate(m, size=(h, w), mode="nearest")[0, 0, y0 : y0 + ch, x0 : x0 + cw]
+                m = F.interpolate(m[None, None], size=(H, W), mode="nearest")[0, 0]
+                if do_flip:
+                    m = m.flip(-1)
+                # Replace this track's box on this frame by its mask; other tracks stay.
+                others = np.delete(pt.boxes[[f]], j, axis=1)
+                ob = render_boxes(self._to_out(others, v, crop, src_hw, out_hw, do_flip), H, W)[0]
+                mask[t] = np.maximum(ob, m.numpy().astype(np.uint8))
+
+    @staticmethod
+    def _to_out(b, v, crop, src_hw, out_hw, do_flip):
+        x0, y0, cw, ch = crop
+        h, w = src_hw
+        H, W = out_hw
+        b = b.astype(np.float32).copy()
+        b[..., 0::2] = (b[..., 0::2] * (w / v.width) - x0) * (W / cw)
+        b[..., 1::2] = (b[..., 1::2] * (h / v.height) - y0) * (H / ch)
+        if do_flip:
+            b[..., [0, 2]] = W - b[..., [2, 0]]
+        return b
+
+
+class TrainClips(_ClipBase):
+    """Training clips centred on random labelled frames, with augmentation.
+
+    Args:
+        ds: the dataset (ideally reading from a frame store).
+        labels: the label state; only its labelled videos are used.
+        T, stride: clip length and frame stride (defaults 8 and 2).
+        size: output (H, W) or int; None keeps the source size.
+        augment: random crop (scale in `crop_scale`, aspect kept) and horizontal flip.
+        sampling: "video" (default): each item is a labelled video (×`clips_per_video`) and a
+            random labelled frame in it, so every video counts equally; "frame": one item per
+            labelled frame, in order.
+        seed: the run's seed (randomness derives from (seed, epoch, index)).
+    """
+
+    def __init__(
+        self,
+        ds: VideoDataset,
+        labels: LabelState,
+        T: int = 8,
+        stride: int = 2,
+        size: tuple[int, int] | int | None = None,
+        augment: bool = True,
+        crop_scale: tuple[float, float] = (0.8, 1.0),
+        flip: bool = True,
+        sampling: str = "video",
+        clips_per_video: int = 1,
+        seed: int = 0,
+    ):
+        super().__init__(ds, labels, T, stride, size, seed)
+        if sampling not in ("video", "frame"):
+            raise ValueError(f"sampling must be 'video' or 'frame', got {sampling!r}")
+        self.augment, self.crop_scale, self.flip = augment, crop_scale, flip
+        self.sampling, self.clips_per_video = sampling, int(clips_per_video)
+        self.videos = [ds.index(n) for n in labels.labelled_videos()]
+        if not self.videos:
+            raise ValueError("TrainClips: the label state labels no frame")
+        self.items: list[tuple[int, int]] = []
+        if sampling == "frame":
+            self.items = [(vi, f) for vi in self.videos for f in labels.frames(ds[vi].name)]
+
+    def __len__(self) -> int:
+        return (
+            len(self.items) if self.sampling == "frame" else len(self.videos) * self.clips_per_video
+        )
+
+    def __getitem__(self, i: int) -> dict:
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        if self.sampling == "frame":
+            vi, centre = self.items[i]
+        else:
+            vi = self.videos[i % len(self.videos)]
+            lab = self.labels.frames(self.ds[vi].name)
+            centre = lab[int(rng.integers(len(lab)))]
+        frames = clip_frames(centre, self.ds[vi].num_frames, self.T, self.stride)
+        item = self._make(vi, frames, rng if self.augment else None, self.crop_scale, self.flip)
+        item["valid"] = torch.ones(self.T, dtype=torch.bool)
+        return item
+
+
+class InferenceClips(_ClipBase):
+    """Sliding windows over whole videos (evaluation and pool scoring); no augmentation.
+
+    Every frame of every listed video is a valid position of exactly one window
+    (`sliding_windows`). Items also carry `mask`/`annotated` from `labels` when given (pool
+    scoring of partly labelled videos), else zeros/False.
+
+    Args:
+        ds: the dataset.
+        videos: video indices, or a split name ("test"), or None for all videos.
+        T, stride, size: as in `TrainClips`.
+        labels: optional label state.
+    """
+
+    def __init__(
+        self,
+        ds: VideoDataset,
+        videos: Sequence[int] | str | None = "test",
+        T: int = 8,
+        stride: int = 2,
+        size: tuple[int, int] | int | None = None,
+        labels: LabelState | None = None,
+    ):
+        super().__init__(ds, labels, T, stride, size, 0)
+        vids = (
+            ds.split_indices(videos) if videos is None or isinstance(videos, str) else list(videos)
+        )
+        self.windows = [
+            (vi, fr, va) for vi in vids for fr, va in sliding_windows(ds[vi].num_frames, T, stride)
+        ]
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def __getitem__(self, i: int) -> dict:
+        vi, frames, valid = self.windows[i]
+        item = self._make(vi, frames, None, (1.0, 1.0), False)
+        item["valid"] = torch.from_numpy(valid.copy())
+        return item

@@ -1,0 +1,278 @@
+"""The dataset interface every part of claus consumes.
+
+A `VideoDataset` is a list of `Video`s (name, class, frame count, frame size, split,
+ground-truth `Tube`s) plus, per video, a `FrameSource` for random access to its frames.
+Conventions (DESIGN.md): frames are 0-based; boxes are [x1, y1, x2, y2] float32 pixels of the
+original frame (x2/y2 are the right/bottom edges, so a box covering columns 0..9 is x1=0,
+x2=10); readers convert at the format boundary.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .frames import ArrayFrames, FrameReadError, FrameSource
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Tube", "Video", "VideoDataset", "clip_boxes"]
+
+
+def clip_boxes(boxes: np.ndarray, width: int, height: int) -> tuple[np.ndarray, int]:
+    """Clip (n,4) [x1,y1,x2,y2] boxes to the frame; returns (clipped float32, number changed)."""
+    b = np.asarray(boxes, dtype=np.float32)
+    c = b.copy()
+    c[:, 0::2] = np.clip(c[:, 0::2], 0, width)
+    c[:, 1::2] = np.clip(c[:, 1::2], 0, height)
+    changed = int(np.any(c != b, axis=1).sum()) if len(b) else 0
+    return c, changed
+
+
+@dataclass
+class Tube:
+    """One actor's ground-truth track over a contiguous frame range.
+
+    Attributes:
+        label: class index.
+        start: first frame (0-based); the tube covers frames [start, end).
+        boxes: (n, 4) float32 [x1, y1, x2, y2] in original-frame pixels, one per frame.
+        mask_fn: optional; `mask_fn(frame) -> (H, W) bool` pixel mask at an absolute frame in
+            [start, end) (J-HMDB puppet masks). None when the dataset has boxes only.
+    """
+
+    label: int
+    start: int
+    boxes: np.ndarray
+    mask_fn: Callable[[int], np.ndarray] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.boxes = np.asarray(self.boxes, dtype=np.float32).reshape(-1, 4)
+        self.label = int(self.label)
+        self.start = int(self.start)
+
+    @property
+    def end(self) -> int:
+        """One past the last frame (exclusive)."""
+        return self.start + len(self.boxes)
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+    def box(self, frame: int) -> np.ndarray | None:
+        """The (4,) box at an absolute frame, or None outside the tube."""
+        if self.start <= frame < self.end:
+            return self.boxes[frame - self.start]
+        return None
+
+
+@dataclass
+class Video:
+    """One video and its annotations.
+
+    Attributes:
+        name: unique id (e.g. `Basketball/v_Basketball_g01_c01`).
+        label: the video's action class (its tubes' class), -1 when it has none.
+        num_frames: frame count.
+        height, width: original frame size in pixels (the frame boxes refer to).
+        split: e.g. "train" / "test".
+        tubes: ground-truth tubes.
+        group: optional near-duplicate group (UCF-101's g01..g25 clip groups; synthetic scenes).
+        source: random access to the frames (None: annotations only).
+    """
+
+    name: str
+    label: int
+    num_frames: int
+    height: int
+    width: int
+    split: str
+    tubes: list[Tube] = field(default_factory=list)
+    group: str | None = None
+    source: FrameSource | None = field(default=None, repr=False)
+
+    def boxes_at(self, frame: int) -> list[tuple[int, int, np.ndarray]]:
+        """Ground truth at one frame: [(tube index, label, (4,) box)]."""
+        out = []
+        for k, t in enumerate(self.tubes):
+            b = t.box(frame)
+            if b is not None:
+                out.append((k, t.label, b))
+        return out
+
+    def boxes_per_frame(self) -> np.ndarray:
+        """(num_frames,) int64: number of ground-truth boxes on each frame."""
+        n = np.zeros(self.num_frames, np.int64)
+        for t in self.tubes:
+            n[max(t.start, 0) : min(t.end, self.num_frames)] += 1
+        return n
+
+    @property
+    def num_boxes(self) -> int:
+        return int(sum(len(t) for t in self.tubes))
+
+
+class VideoDataset:
+    """Videos with ground-truth tubes and random access to their frames.
+
+    Args:
+        name: dataset name (e.g. "ucf101-24", "synthetic:demo").
+        classes: class names; labels index this list.
+        videos: the videos, in a fixed order (position = video index everywhere in claus).
+        strict: validate every video now (tube ranges, box shapes); errors name the video.
+    """
+
+    def __init__(
+        self, name: str, classes: Sequence[str], videos: Iterable[Video], strict: bool = True
+    ):
+        self.name = name
+        self.classes = list(classes)
+        self.videos = list(videos)
+        self._index = {}
+        for i, v in enumerate(self.videos):
+            if v.name in self._index:
+                raise ValueError(f"{name}: duplicate video name {v.name!r}")
+            self._index[v.name] = i
+        if strict:
+            for v in self.videos:
+                self._validate(v)
+
+    def _validate(self, v: Video) -> None:
+        if v.num_frames <= 0:
+            raise ValueError(f"{self.name}: video {v.name!r} has {v.num_frames} frames")
+        for k, t in enumerate(v.tubes):
+            if t.start < 0 or t.end > v.num_frames or len(t) == 0:
+                raise ValueError(
+                    f"{self.name}: video {v.name!r} tube {k} covers frames "
+                    f"[{t.start}, {t.end}) outside [0, {v.num_frames}) or is empty"
+                )
+            if not 0 <= t.label < len(self.classes):
+                raise ValueError(
+                    f"{self.name}: video {v.name!r} tube {k} label {t.label} not in "
+                    f"[0, {len(self.classes)})"
+                )
+
+    # ------------------------------------------------------------------ lookup
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def __getitem__(self, i: int | str) -> Video:
+        """The video at index i, or by name."""
+        return self.videos[self.index(i)] if isinstance(i, str) else self.videos[i]
+
+    def __iter__(self):
+        return iter(self.videos)
+
+    def index(self, name: str) -> int:
+        """Position of the video called `name`; KeyError naming it otherwise."""
+        try:
+            return self._index[name]
+        except KeyError:
+            raise KeyError(f"{self.name}: unknown video {name!r}") from None
+
+    def video(self, key: int | str) -> Video:
+        return self.videos[self.index(key) if isinstance(key, str) else key]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def splits(self) -> list[str]:
+        return sorted({v.split for v in self.videos})
+
+    def split_indices(self, split: str | None) -> list[int]:
+        """Indices of the videos in `split` (None: all). Unknown split → ValueError listing them."""
+        if split is None:
+            return list(range(len(self.videos)))
+        if split not in self.splits:
+            raise ValueError(f"{self.name}: unknown split {split!r}; choices: {self.splits}")
+        return [i for i, v in enumerate(self.videos) if v.split == split]
+
+    def subset(self, indices: Sequence[int], name: str | None = None) -> VideoDataset:
+        """A dataset holding only the given videos (shared Video objects)."""
+        return VideoDataset(
+            name or self.name, self.classes, [self.videos[i] for i in indices], strict=False
+        )
+
+    # ------------------------------------------------------------------ counts
+    def num_boxes(self, split: str | None = "train") -> int:
+        """Ground-truth boxes in a split (the unit budgets are counted in)."""
+        return sum(self.videos[i].num_boxes for i in self.split_indices(split))
+
+    def class_counts(self, split: str | None = None) -> np.ndarray:
+        """(num_classes,) int64: videos per class in the split."""
+        c = np.zeros(self.num_classes, np.int64)
+        for i in self.split_indices(split):
+            if self.videos[i].label >= 0:
+                c[self.videos[i].label] += 1
+        return c
+
+    def summary(self) -> dict:
+        """Counts for logs and reports."""
+        out = {"name": self.name, "videos": len(self), "classes": self.num_classes}
+        for s in self.splits:
+            idx = self.split_indices(s)
+            out[s] = {
+                "videos": len(idx),
+                "frames": sum(self.videos[i].num_frames for i in idx),
+                "boxes": self.num_boxes(s),
+            }
+        return out
+
+    # ------------------------------------------------------------------ frames
+    def read_frames(self, key: int | str, frames: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Frames of one video as (n, h, w, 3) uint8 RGB.
+
+        (h, w) is the source's size: the original size for image folders and video files, the
+        store size when the dataset reads from a frame store (`with_store`). Boxes stay in
+        original pixels; scale them by (w / video.width, h / video.height).
+        """
+        v = self.video(key)
+        if v.source is None:
+            raise FrameReadError(
+                f"{self.name}: video {v.name!r} has no frames (annotations only; "
+                "give the frames folder or prepare a frame store)"
+            )
+        idx = np.asarray(frames, dtype=np.int64).reshape(-1)
+        if idx.size and (idx.min() < 0 or idx.max() >= v.num_frames):
+            raise IndexError(
+                f"{self.name}: video {v.name!r}: frame {int(idx.max())} out of range "
+                f"[0, {v.num_frames})"
+            )
+        return v.source.read(idx)
+
+    def with_store(self, store) -> VideoDataset:
+        """A copy whose frames come from a `FrameStore` (memory-mapped, resized).
+
+        Videos missing from the store (skipped as corrupt) keep no source and raise on read;
+        `store.missing(self)` lists them.
+        """
+        videos = []
+        for v in self.videos:
+            src = ArrayFrames(store.file(v.name)) if store.has(v.name) else None
+            videos.append(
+                Video(
+                    v.name, v.label, v.num_frames, v.height, v.width, v.split, v.tubes, v.group, src
+                )
+            )
+        return VideoDataset(self.name, self.classes, videos, strict=False)
+
+    # ------------------------------------------------------------------ exports
+    def act_gt(self, split: str | None = "test") -> dict[str, dict[int, list[np.ndarray]]]:
+        """Ground truth in the ACT/MOC `gttubes` layout the evaluation takes.
+
+        Returns {video: {label: [array (n, 5) float32: frame (1-based), x1, y1, x2, y2]}}.
+        """
+        out: dict[str, dict[int, list[np.ndarray]]] = {}
+        for i in self.split_indices(split):
+            v = self.videos[i]
+            d: dict[int, list[np.ndarray]] = {}
+            for t in v.tubes:
+                fr = np.arange(t.start, t.end, dtype=np.float32)[:, None] + 1
+                d.setdefault(t.label, []).append(np.concatenate([fr, t.boxes], axis=1))
+            out[v.name] = d
+        return out

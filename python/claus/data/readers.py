@@ -1,0 +1,404 @@
+"""Readers for the public benchmarks: UCF-101-24 and J-HMDB-21 as commonly released.
+
+All annotation pickles go through the restricted unpickler (`safe_pickle`). Readers convert to
+claus conventions at the boundary: 0-based frames, [x1, y1, x2, y2] float32 boxes; boxes
+outside the frame are clipped and counted (one warning per file).
+
+Layouts understood:
+
+* UCF-101-24 (`load_ucf24`): `pyannot_with_class_names.pkl` ({db, trainvideos, classes}) or
+  `pyannot.pkl` (the db alone), db = {video: {label, numf, annotations: [{label, sf, ef
+  (exclusive), boxes (n, 4) x, y, w, h}]}}; `testlist01.txt`; frame f of a video is
+  `rgb-images/<video>/{f+1:05d}.jpg`, or `videos/<video>.avi` decoded with PyAV.
+  Also the ACT/MOC `UCF101v2-GT.pkl` (see `load_act_gt`).
+* J-HMDB-21 (`load_jhmdb`): ACT/MOC `JHMDB-GT.pkl`, `Frames/<class>/<video>/{f+1:05d}.png`,
+  optional `puppet_mask/<class>/<video>/puppet_mask.mat` (key `part_mask`, H×W×T).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from .dataset import Tube, Video, VideoDataset, clip_boxes
+from .frames import FrameSource, ImageFolderFrames, VideoFileFrames
+from .safe_pickle import safe_load
+
+log = logging.getLogger(__name__)
+
+__all__ = ["load_ucf24", "load_act_gt", "load_jhmdb", "UCF24_FRAME_SIZE"]
+
+# Every UCF-101 video is 320×240; the pyannot pickles do not record it.
+UCF24_FRAME_SIZE = (240, 320)
+
+
+class AnnotationError(ValueError):
+    """An annotation file is empty, of the wrong format, or inconsistent (names file and field)."""
+
+
+def _frame_source(
+    root: Path | None, name: str, images: str, ext: str, n: int
+) -> FrameSource | None:
+    """Image folder when extracted frames exist, else a video file, else None."""
+    if root is None:
+        return None
+    folder = root / images / name
+    if folder.is_dir():
+        return ImageFolderFrames(str(folder / ("{:05d}." + ext)), first=1, num_frames=n)
+    for vext in (".avi", ".mp4", ".mkv", ".webm"):
+        vid = root / "videos" / (name + vext)
+        if vid.is_file():
+            return VideoFileFrames(vid, num_frames=n)
+    # A missing folder is only an error when frames are read: annotation-only use is valid.
+    return ImageFolderFrames(str(folder / ("{:05d}." + ext)), first=1, num_frames=n)
+
+
+def _read_list(path: Path) -> list[str]:
+    names = []
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line:
+            # UCF-101 split files may carry a class index and the .avi suffix: "Class/v_x.avi 1".
+            names.append(line.split()[0].removesuffix(".avi"))
+    return names
+
+
+def _warn_clipped(where: str, n: int) -> None:
+    if n:
+        warnings.warn(
+            f"{where}: {n} boxes reached outside the frame and were clipped", stacklevel=3
+        )
+
+
+def load_ucf24(
+    root: str | os.PathLike | None = None,
+    *,
+    annotations: str | os.PathLike | None = None,
+    testlist: str | os.PathLike | None = None,
+    frames_root: str | os.PathLike | None = None,
+    frame_size: tuple[int, int] = UCF24_FRAME_SIZE,
+) -> VideoDataset:
+    """UCF-101-24 from the pyannot pickles (or `UCF101v2-GT.pkl`, dispatched to `load_act_gt`).
+
+    Args:
+        root: the dataset folder; annotation file, test list and `rgb-images/` are looked up in it.
+        annotations: explicit annotation pickle (default: the first of
+            `pyannot_with_class_names.pkl`, `pyannot.pkl`, `UCF101v2-GT.pkl` under root).
+        testlist: explicit `testlist01.txt` (default: under root; required for `pyannot.pkl`
+            and used in preference to nothing for `pyannot_with_class_names.pkl`).
+        frames_root: where `rgb-images/` or `videos/` live (default: root).
+        frame_size: (height, width) of the original frames.
+
+    Returns:
+        A `VideoDataset` with splits "train" and "test"; boxes converted from x, y, w, h to
+        x1, y1, x2 = x + w, y2 = y + h.
+    """
+    root = Path(root) if root is not None else None
+    if annotations is None:
+        if root is None:
+            raise ValueError("load_ucf24: give the dataset folder or the annotation file")
+        for cand in ("pyannot_with_class_names.pkl", "pyannot.pkl", "UCF101v2-GT.pkl"):
+            if (root / cand).is_file():
+                annotations = root / cand
+                break
+        else:
+            raise FileNotFoundError(
+                f"{root}: no UCF-101-24 annotation file (pyannot_with_class_names.pkl, "
+                "pyannot.pkl or UCF101v2-GT.pkl)"
+            )
+    annotations = Path(annotations)
+    frames_root = Path(frames_root) if frames_root is not None else (root or annotations.parent)
+    data = safe_load(annotations)
+    if isinstance(data, dict) and "gttubes" in data:
+        return load_act_gt(
+            annotations,
+            name="ucf101-24",
+            frames_root=frames_root,
+            images="rgb-images",
+            ext="jpg",
+            data=data,
+        )
+    where = str(annotations)
+    if isinstance(data, dict) and "db" in data:
+        db, trainvideos, classes = data["db"], data.get("trainvideos"), data.get("classes")
+    elif (
+        isinstance(data, dict)
+        and data
+        and all(isinstance(v, dict) and "annotations" in v for v in list(data.values())[:5])
+    ):
+        db, trainvideos, classes = data, None, None
+    else:
+        raise AnnotationError(
+            f"{where}: not a UCF-101-24 pyannot file (expected a dict with 'db' "
+            "or {video: {label, numf, annotations}})"
+        )
+    if not isinstance(db, dict) or not db:
+        raise AnnotationError(f"{where}: the annotation database is empty")
+    db = {str(k): v for k, v in db.items()}
+    if classes is None:
+        classes = sorted({k.split("/")[0] for k in db})
+    classes = [str(c) for c in classes]
+
+    tl = Path(testlist) if testlist is not None else (root / "testlist01.txt" if root else None)
+    test = set(_read_list(tl)) if tl is not None and tl.is_file() else None
+    if test is None and trainvideos is None:
+        raise FileNotFoundError(f"{where}: pyannot.pkl has no train list; give testlist01.txt")
+    if trainvideos is not None:
+        train = [str(t) for t in trainvideos]
+        missing = [t for t in train if t not in db]
+        if missing:
+            warnings.warn(
+                f"{where}: {len(missing)} videos in the train list have no annotation and "
+                f"are left out: {missing}",
+                stacklevel=2,
+            )
+        train_set = set(train) & set(db)
+    else:
+        train_set = set(db) - test
+    if test is not None:
+        unknown = sorted(test - set(db))
+        if unknown:
+            warnings.warn(
+                f"{tl}: {len(unknown)} test videos have no annotation and are left out: "
+                f"{unknown[:10]}",
+                stacklevel=2,
+            )
+
+    H, W = frame_size
+    videos, clipped = [], 0
+    for name in sorted(db):
+        rec = db[name]
+        try:
+            numf = int(rec["numf"])
+            label = int(rec["label"])
+            annots = rec["annotations"]
+        except (KeyError, TypeError, ValueError) as e:
+            raise AnnotationError(f"{where}: video {name!r}: missing or bad field ({e})") from e
+        tubes = []
+        for k, a in enumerate(annots):
+            sf, ef = int(a["sf"]), int(a["ef"])
+            b = np.asarray(a["boxes"])
+            if b.ndim != 2 or b.shape[1] != 4:
+                raise AnnotationError(
+                    f"{where}: video {name!r} tube {k}: boxes shape {b.shape}, expected (n, 4)"
+                )
+            if len(b) != ef - sf:
+                raise AnnotationError(
+                    f"{where}: video {name!r} tube {k}: {len(b)} boxes but "
+                    f"ef - sf = {ef} - {sf} = {ef - sf}"
+                )
+            b = b.astype(np.float32)  # boxes are uint8/uint16: cast before adding
+            b[:, 2:] += b[:, :2]
+            b, c = clip_boxes(b, W, H)
+            clipped += c
+            tubes.append(Tube(int(a["label"]), sf, b))
+        split = "train" if name in train_set else ("test" if test is None or name in test else None)
+        if split is None:
+            continue  # neither list names it
+        videos.append(
+            Video(
+                name,
+                label,
+                numf,
+                H,
+                W,
+                split,
+                tubes,
+                group=_ucf_group(name),
+                source=_frame_source(frames_root, name, "rgb-images", "jpg", numf),
+            )
+        )
+    _warn_clipped(where, clipped)
+    return VideoDataset("ucf101-24", classes, videos)
+
+
+def _ucf_group(name: str) -> str | None:
+    # "Class/v_Class_g08_c01" → "Class/g08": UCF-101's clip groups (same actor and scene).
+    stem = name.rsplit("/", 1)[-1]
+    parts = stem.split("_")
+    for p in parts:
+        if len(p) == 3 and p[0] == "g" and p[1:].isdigit():
+            return f"{name.split('/')[0]}/{p}"
+    return None
+
+
+def _act_tubes(
+    where: str, name: str, gt: dict, numf: int, H: int, W: int
+) -> tuple[list[Tube], int]:
+    tubes, clipped = [], 0
+    for label in sorted(gt, key=int):
+        for k, arr in enumerate(gt[label]):
+            a = np.asarray(arr, dtype=np.float64)
+            if a.ndim != 2 or a.shape[1] != 5 or len(a) == 0:
+                raise AnnotationError(
+                    f"{where}: video {name!r} label {label} tube {k}: shape {a.shape}, "
+                    "expected (n, 5) frame, x1, y1, x2, y2"
+                )
+            fr = a[:, 0].astype(np.int64) - 1  # ACT frames are 1-based
+            order = np.argsort(fr, kind="stable")
+            fr, a = fr[order], a[order]
+            # ACT tubes are contiguous; a gap splits the tube rather than inventing boxes.
+            cuts = np.flatnonzero(np.diff(fr) != 1) + 1
+            for seg_f, seg_a in zip(np.split(fr, cuts), np.split(a, cuts), strict=True):
+                if len(np.unique(seg_f)) != len(seg_f):
+                    raise AnnotationError(
+                        f"{where}: video {name!r} label {label} tube {k}: repeated frames"
+                    )
+                b, c = clip_boxes(seg_a[:, 1:5], W, H)
+                clipped += c
+                tubes.append(Tube(int(label), int(seg_f[0]), b))
+            if len(cuts):
+                warnings.warn(
+                    f"{where}: video {name!r} label {label} tube {k} has gaps; split into "
+                    f"{len(cuts) + 1} tubes",
+                    stacklevel=3,
+                )
+    if any(t.end > numf for t in tubes):
+        raise AnnotationError(f"{where}: video {name!r}: a tube ends after frame {numf} (nframes)")
+    return tubes, clipped
+
+
+def load_act_gt(
+    annotations: str | os.PathLike,
+    *,
+    name: str | None = None,
+    split: int = 1,
+    frames_root: str | os.PathLike | None = None,
+    images: str | None = None,
+    ext: str | None = None,
+    data: dict | None = None,
+    masks: bool = False,
+) -> VideoDataset:
+    """An ACT/MOC ground-truth pickle (`UCF101v2-GT.pkl`, `JHMDB-GT.pkl`).
+
+    The file holds labels, gttubes {video: {label: [array (n, 5): frame (1-based), x1, y1, x2,
+    y2]}}, nframes, train_videos / test_videos (one list per split), resolution {video: (h, w)}.
+
+    Args:
+        annotations: the pickle.
+        name: dataset name (default from the file name: ucf101-24 / jhmdb-21).
+        split: 1-based split number (J-HMDB has 3, UCF101v2 one).
+        frames_root: folder holding the frame images (default: the pickle's folder).
+        images, ext: image sub-folder and extension (default `rgb-images`/jpg for UCF,
+            `Frames`/png for J-HMDB).
+        data: the already-loaded pickle (internal).
+        masks: attach J-HMDB puppet masks when `puppet_mask/` exists.
+    """
+    annotations = Path(annotations)
+    where = str(annotations)
+    if data is None:
+        data = safe_load(annotations)
+    jhmdb = "jhmdb" in annotations.name.lower()
+    name = name or ("jhmdb-21" if jhmdb else "ucf101-24")
+    images = images or ("Frames" if jhmdb else "rgb-images")
+    ext = ext or ("png" if jhmdb else "jpg")
+    for key in ("labels", "gttubes", "nframes", "train_videos", "test_videos", "resolution"):
+        if not isinstance(data, dict) or key not in data:
+            raise AnnotationError(
+                f"{where}: not an ACT ground-truth pickle (missing field {key!r})"
+            )
+    nsplits = len(data["train_videos"])
+    if not 1 <= split <= nsplits:
+        raise ValueError(f"{where}: unknown split {split}; this file has splits 1..{nsplits}")
+    train = {str(v) for v in data["train_videos"][split - 1]}
+    test = {str(v) for v in data["test_videos"][split - 1]}
+    frames_root = Path(frames_root) if frames_root is not None else annotations.parent
+    gttubes = {str(k): v for k, v in data["gttubes"].items()}
+    nframes = {str(k): int(v) for k, v in data["nframes"].items()}
+    res = {str(k): v for k, v in data["resolution"].items()}
+    if not gttubes:
+        raise AnnotationError(f"{where}: gttubes is empty")
+    videos, clipped = [], 0
+    for vname in sorted(gttubes):
+        if vname not in train and vname not in test:
+            continue
+        if vname not in nframes or vname not in res:
+            raise AnnotationError(f"{where}: video {vname!r} lacks nframes or resolution")
+        H, W = (int(x) for x in res[vname])
+        tubes, c = _act_tubes(where, vname, gttubes[vname], nframes[vname], H, W)
+        clipped += c
+        if masks:
+            mp = frames_root / "puppet_mask" / vname / "puppet_mask.mat"
+            if mp.is_file():
+                for t in tubes:
+                    t.mask_fn = _PuppetMask(str(mp), H, W)
+        labels = {t.label for t in tubes}
+        videos.append(
+            Video(
+                vname,
+                min(labels) if labels else -1,
+                nframes[vname],
+                H,
+                W,
+                "train" if vname in train else "test",
+                tubes,
+                group=None,
+                source=_frame_source(frames_root, vname, images, ext, nframes[vname]),
+            )
+        )
+    _warn_clipped(where, clipped)
+    return VideoDataset(name, [str(x) for x in data["labels"]], videos)
+
+
+@lru_cache(maxsize=8)
+def _load_puppet(path: str) -> np.ndarray:
+    try:
+        from scipy.io import loadmat
+    except ImportError as e:
+        raise ImportError("J-HMDB puppet masks need scipy: pip install 'claus[jhmdb]'") from e
+    try:
+        m = loadmat(path)["part_mask"]
+    except KeyError as e:
+        raise AnnotationError(f"{path}: no 'part_mask' variable") from e
+    except Exception as e:  # scipy raises several error types for corrupt .mat files
+        raise AnnotationError(f"{path}: unreadable mask file ({e})") from e
+    m = np.asarray(m)
+    if m.ndim == 2:
+        m = m[:, :, None]
+    if m.ndim != 3:
+        raise AnnotationError(f"{path}: part_mask has shape {m.shape}, expected H×W×T")
+    return m
+
+
+class _PuppetMask:
+    """mask_fn for a J-HMDB tube: frame → (H, W) bool, read lazily (picklable for workers)."""
+
+    def __init__(self, path: str, height: int, width: int):
+        self.path, self.height, self.width = path, height, width
+
+    def __call__(self, frame: int) -> np.ndarray:
+        m = _load_puppet(self.path)
+        if m.shape[:2] != (self.height, self.width):
+            raise AnnotationError(
+                f"{self.path}: mask size {m.shape[:2]} differs from the frame size "
+                f"{(self.height, self.width)}"
+            )
+        # Some puppet masks have one frame fewer than the video; hold the last one.
+        return m[:, :, min(int(frame), m.shape[2] - 1)] > 0
+
+
+def load_jhmdb(
+    root: str | os.PathLike,
+    *,
+    split: int = 1,
+    annotations: str | os.PathLike | None = None,
+    masks: bool = True,
+) -> VideoDataset:
+    """J-HMDB-21 from the ACT/MOC `JHMDB-GT.pkl` (splits 1–3) with optional puppet masks.
+
+    Args:
+        root: the folder holding `JHMDB-GT.pkl`, `Frames/` and (optionally) `puppet_mask/`.
+        split: 1, 2 or 3.
+        annotations: explicit pickle path.
+        masks: attach the puppet masks (needs scipy) when `puppet_mask/` exists.
+    """
+    root = Path(root)
+    ann = Path(annotations) if annotations is not None else root / "JHMDB-GT.pkl"
+    return load_act_gt(
+        ann, name="jhmdb-21", split=split, frames_root=root, images="Frames", ext="png", masks=masks
+    )

@@ -1,0 +1,69 @@
+"""Dataset names → readers: the one entry point commands use (`load_dataset`)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .dataset import VideoDataset
+
+__all__ = ["DATASETS", "load_dataset"]
+
+DATASETS = {
+    "synthetic": "the embedded procedural benchmark (presets tiny/demo/full; no download)",
+    "ucf101-24": "UCF-101-24: a folder with pyannot_with_class_names.pkl / pyannot.pkl / "
+    "UCF101v2-GT.pkl, testlist01.txt, rgb-images/",
+    "jhmdb-21": "J-HMDB-21: a folder with JHMDB-GT.pkl, Frames/, puppet_mask/",
+    "custom": "a claus dataset JSON file (see README, Data)",
+}
+
+
+def load_dataset(
+    name: str = "synthetic",
+    root: str | os.PathLike | None = None,
+    *,
+    preset: str | None = None,
+    seed: int = 0,
+    split: int = 1,
+    store: str | os.PathLike | None = None,
+    cache_dir: str | os.PathLike | None = None,
+) -> VideoDataset:
+    """Open a dataset by name.
+
+    Args:
+        name: one of `DATASETS`; "synthetic:<preset>" is short for name="synthetic", preset=...
+        root: dataset folder (ucf101-24, jhmdb-21) or JSON file (custom).
+        preset: synthetic preset (default "demo").
+        seed: synthetic generator seed.
+        split: J-HMDB split (1–3).
+        store: a frame store folder to read frames from (`python -m claus.data.prepare`).
+        cache_dir: synthetic cache folder.
+    """
+    base, _, sub = name.partition(":")
+    if base not in DATASETS:
+        choices = "; ".join(f"{k}: {v}" for k, v in DATASETS.items())
+        raise ValueError(f"unknown dataset {name!r}; choices: {choices}")
+    if base == "synthetic":
+        from .synthetic import synthetic_dataset
+
+        ds = synthetic_dataset(sub or preset or "demo", seed=seed, cache_dir=cache_dir)
+    else:
+        if root is None:
+            raise ValueError(f"dataset {base!r} needs a path (--root): {DATASETS[base]}")
+        if base == "ucf101-24":
+            from .readers import load_ucf24
+
+            ds = load_ucf24(root)
+        elif base == "jhmdb-21":
+            from .readers import load_jhmdb
+
+            ds = load_jhmdb(root, split=split)
+        else:
+            from .custom import load_custom
+
+            ds = load_custom(Path(root))
+    if store is not None:
+        from .store import FrameStore
+
+        ds = ds.with_store(FrameStore(store))
+    return ds
