@@ -11,6 +11,7 @@ from ._loader import load_library
 
 _C = load_library()
 
+from .cluster import cluster_assign, cluster_loss, update_centers_  # noqa: E402
 from .stew import stew_stats, stew_weights  # noqa: E402
 
 
@@ -24,4 +25,12 @@ def build_info() -> dict:
     return dict(_C.build_info())
 
 
-__all__ = ["build_info", "has_cuda", "stew_stats", "stew_weights"]
+__all__ = [
+    "build_info",
+    "cluster_assign",
+    "cluster_loss",
+    "has_cuda",
+    "stew_stats",
+    "stew_weights",
+    "update_centers_",
+]

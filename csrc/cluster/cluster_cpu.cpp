@@ -1,0 +1,431 @@
+// Clustering ops on the CPU: nearest-centre assignment, the cluster loss (forward, backward) and
+// the closed-form online centre update.
+//
+// Assignment (see cluster_math.h for the numerics). Centres are packed once into panels of
+// kPanel centres, d-major (panel[d][j]), so that the micro-kernel reads one panel row as two
+// SIMD vectors and broadcasts one x value per row: a kRows x kPanel block of dot products is
+// held in 12 vector registers over the whole D loop (the register-blocked shape of a GEMM
+// micro-kernel; x rows and one panel stay in L1). Scores of a micro-tile (kRows x Kpad) go to a
+// small scratch; each row then picks its approximate best and re-checks, with the exact fp64
+// formula, every centre within the error bound. Rows are independent and every sum has a fixed
+// order, so results do not depend on the thread count.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <tuple>
+#include <vector>
+
+#include "../common/cpu.h"
+#include "cluster_checks.h"
+#include "cluster_math.h"
+
+namespace claus {
+namespace cluster {
+namespace {
+
+constexpr int kRows = 6;        // rows per micro-tile: 6 x 2 accumulators + 2 loads + 1 broadcast
+                                // fit the 16 vector registers of AVX2.
+constexpr int64_t kChunk = 96;  // rows per parallel work item (16 micro-tiles).
+
+template <typename T>
+struct VecOf;
+template <>
+struct VecOf<float> {
+  typedef float type __attribute__((vector_size(32)));
+};
+template <>
+struct VecOf<double> {
+  typedef double type __attribute__((vector_size(32)));
+};
+
+template <typename T>
+constexpr int kLanes = 32 / static_cast<int>(sizeof(T));
+template <typename T>
+constexpr int kPanel = 2 * kLanes<T>;
+
+template <typename V, typename T>
+CLAUS_ALWAYS_INLINE V load_vec(const T* p) {
+  V v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+// sum_d (x_d - c_d)^2 in fp64, in eight fixed lanes (vectorizable, order independent of D's
+// alignment and of the thread count).
+template <typename T>
+CLAUS_ALWAYS_INLINE double exact_dist2(const T* x, const T* c, int64_t D) {
+  double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t d = 0;
+  for (; d + 8 <= D; d += 8) {
+    for (int j = 0; j < 8; ++j) {
+      double t = static_cast<double>(x[d + j]) - static_cast<double>(c[d + j]);
+      acc[j] += t * t;
+    }
+  }
+  for (int j = 0; d < D; ++d, ++j) {
+    double t = static_cast<double>(x[d]) - static_cast<double>(c[d]);
+    acc[j] += t * t;
+  }
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+template <typename T>
+CLAUS_ALWAYS_INLINE double sq_norm(const T* x, int64_t D) {
+  double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t d = 0;
+  for (; d + 8 <= D; d += 8) {
+    for (int j = 0; j < 8; ++j) {
+      double t = static_cast<double>(x[d + j]);
+      acc[j] += t * t;
+    }
+  }
+  for (int j = 0; d < D; ++d, ++j) {
+    double t = static_cast<double>(x[d]);
+    acc[j] += t * t;
+  }
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+// Scores S[r][k] = ||c_k||^2 - 2 x_r.c_k of one micro-tile, for every panel.
+template <typename T>
+CLAUS_ALWAYS_INLINE void tile_scores(const T* const* xr, const T* cpack, const T* cn, int64_t D,
+                                     int64_t npanels, int64_t Kpad, T* S) {
+  using V = typename VecOf<T>::type;
+  constexpr int L = kLanes<T>;
+  constexpr int P = kPanel<T>;
+  for (int64_t p = 0; p < npanels; ++p) {
+    const T* cp = cpack + p * D * P;
+    V acc[kRows][2];
+    for (int r = 0; r < kRows; ++r) {
+      acc[r][0] = V{};
+      acc[r][1] = V{};
+    }
+    for (int64_t d = 0; d < D; ++d) {
+      const V b0 = load_vec<V>(cp + d * P);
+      const V b1 = load_vec<V>(cp + d * P + L);
+#pragma GCC unroll 6
+      for (int r = 0; r < kRows; ++r) {
+        const T a = xr[r][d];
+        acc[r][0] += a * b0;
+        acc[r][1] += a * b1;
+      }
+    }
+    for (int r = 0; r < kRows; ++r) {
+      T* s = S + r * Kpad + p * P;
+      const T* n = cn + p * P;
+      for (int j = 0; j < L; ++j) {
+        s[j] = n[j] - T(2) * acc[r][0][j];
+        s[L + j] = n[L + j] - T(2) * acc[r][1][j];
+      }
+    }
+  }
+}
+
+// Picks row x's centre from its scores S (fast path) or by the exact formula over every centre.
+template <typename T>
+CLAUS_ALWAYS_INLINE void select_row(const T* x, const T* c, const T* S, const double* cn2,
+                                    bool fast, int64_t K, int64_t D, int64_t* assign, T* dist2) {
+  const double u = unit_roundoff<T>();
+  int64_t best_k = -1;
+  double best_d = 0.0;
+  bool done = false;
+  if (fast) {
+    const double xn2 = sq_norm(x, D);
+    if (std::isfinite(xn2)) {
+      int64_t kb = -1;
+      T sb = T(0);
+      for (int64_t k = 0; k < K; ++k) {
+        if (better(S[k], k, sb, kb)) {
+          sb = S[k];
+          kb = k;
+        }
+      }
+      if (kb >= 0) {
+        // Any centre whose score may, within both error bounds, be below the best's.
+        const double lim = static_cast<double>(sb) + score_error_bound(u, D, xn2, cn2[kb]);
+        for (int64_t k = 0; k < K; ++k) {
+          const double lo = static_cast<double>(S[k]) - score_error_bound(u, D, xn2, cn2[k]);
+          if (lo <= lim) {
+            const double dk = exact_dist2(x, c + k * D, D);
+            if (better(dk, k, best_d, best_k)) {
+              best_d = dk;
+              best_k = k;
+            }
+          }
+        }
+        done = true;
+      }
+    }
+  }
+  if (!done) {
+    for (int64_t k = 0; k < K; ++k) {
+      const double dk = exact_dist2(x, c + k * D, D);
+      if (better(dk, k, best_d, best_k)) {
+        best_d = dk;
+        best_k = k;
+      }
+    }
+  }
+  *assign = best_k;
+  *dist2 = best_k < 0 ? std::numeric_limits<T>::quiet_NaN() : static_cast<T>(best_d);
+}
+
+// Rows [i0, i1) of x (contiguous (N,D)).
+template <typename T>
+CLAUS_ALWAYS_INLINE void assign_rows_impl(const T* x, const T* c, const T* cpack, const T* cn,
+                                          const double* cn2, bool fast, int64_t i0, int64_t i1,
+                                          int64_t K, int64_t D, int64_t npanels, T* S,
+                                          int64_t* assign, T* dist2) {
+  const int64_t Kpad = npanels * kPanel<T>;
+  for (int64_t t = i0; t < i1; t += kRows) {
+    const int64_t rows = std::min<int64_t>(kRows, i1 - t);
+    if (fast) {
+      // A short tail tile repeats its last row; those scores are never read.
+      const T* xr[kRows];
+      for (int r = 0; r < kRows; ++r) xr[r] = x + (t + std::min<int64_t>(r, rows - 1)) * D;
+      tile_scores(xr, cpack, cn, D, npanels, Kpad, S);
+    }
+    for (int64_t r = 0; r < rows; ++r) {
+      select_row(x + (t + r) * D, c, S + r * Kpad, cn2, fast, K, D, assign + t + r,
+                 dist2 + t + r);
+    }
+  }
+}
+
+CLAUS_MULTIVERSION void assign_rows(const float* x, const float* c, const float* cpack,
+                                    const float* cn, const double* cn2, bool fast, int64_t i0,
+                                    int64_t i1, int64_t K, int64_t D, int64_t npanels, float* S,
+                                    int64_t* assign, float* dist2) {
+  assign_rows_impl<float>(x, c, cpack, cn, cn2, fast, i0, i1, K, D, npanels, S, assign, dist2);
+}
+
+CLAUS_MULTIVERSION void assign_rows(const double* x, const double* c, const double* cpack,
+                                    const double* cn, const double* cn2, bool fast, int64_t i0,
+                                    int64_t i1, int64_t K, int64_t D, int64_t npanels, double* S,
+                                    int64_t* assign, double* dist2) {
+  assign_rows_impl<double>(x, c, cpack, cn, cn2, fast, i0, i1, K, D, npanels, S, assign, dist2);
+}
+
+// Assignment of contiguous x (N,D) to contiguous centers (K,D).
+template <typename T>
+void assign_cpu(const at::Tensor& x, const at::Tensor& centers, int64_t* assign, T* dist2) {
+  const int64_t N = x.size(0), D = x.size(1), K = centers.size(0);
+  constexpr int64_t P = kPanel<T>;
+  const int64_t npanels = (K + P - 1) / P;
+  const int64_t Kpad = npanels * P;
+  const T* xp = x.const_data_ptr<T>();
+  const T* cp = centers.const_data_ptr<T>();
+
+  // Packed panels (zero-padded beyond K) and squared norms, in fp64 for the error bounds.
+  std::vector<T> cpack(static_cast<size_t>(Kpad * D), T(0));
+  std::vector<double> cn2(static_cast<size_t>(Kpad), 0.0);
+  std::vector<T> cn(static_cast<size_t>(Kpad), T(0));
+  bool finite = true;
+  for (int64_t k = 0; k < K; ++k) {
+    const T* ck = cp + k * D;
+    T* dst = cpack.data() + (k / P) * D * P + (k % P);
+    for (int64_t d = 0; d < D; ++d) {
+      dst[d * P] = ck[d];
+      finite = finite && std::isfinite(static_cast<double>(ck[d]));
+    }
+    cn2[k] = sq_norm(ck, D);
+    cn[k] = static_cast<T>(cn2[k]);
+  }
+  // Non-finite centres break the error bounds (inf - inf); every row then takes the exact path.
+  const bool fast = finite;
+  const int64_t chunks = (N + kChunk - 1) / kChunk;
+  at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
+    std::vector<T> S(static_cast<size_t>(kRows * Kpad));
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t i0 = item * kChunk, i1 = std::min(N, i0 + kChunk);
+      assign_rows(xp, cp, cpack.data(), cn.data(), cn2.data(), fast, i0, i1, K, D, npanels,
+                  S.data(), assign, dist2);
+    }
+  });
+}
+
+std::tuple<at::Tensor, at::Tensor> cluster_assign_cpu(const at::Tensor& x,
+                                                      const at::Tensor& centers) {
+  check_points("claus::cluster_assign", x, centers, /*allow_half=*/false);
+  const int64_t N = x.size(0);
+  auto assign = at::empty({N}, x.options().dtype(at::kLong));
+  auto dist2 = at::empty({N}, x.options());
+  if (N == 0) return {assign, dist2};
+  auto xc = x.contiguous();
+  auto cc = centers.contiguous();
+  if (x.scalar_type() == at::kDouble) {
+    assign_cpu<double>(xc, cc, assign.mutable_data_ptr<int64_t>(),
+                       dist2.mutable_data_ptr<double>());
+  } else {
+    assign_cpu<float>(xc, cc, assign.mutable_data_ptr<int64_t>(), dist2.mutable_data_ptr<float>());
+  }
+  return {assign, dist2};
+}
+
+std::tuple<at::Tensor, at::Tensor> cluster_loss_cpu(const at::Tensor& x, const at::Tensor& centers,
+                                                    double beta) {
+  const char* op = "claus::cluster_loss";
+  check_points(op, x, centers, /*allow_half=*/false);
+  CLAUS_CHECK_ARG(std::isfinite(beta), op, "beta must be finite, got ", beta);
+  const int64_t N = x.size(0);
+  auto assign = at::empty({N}, x.options().dtype(at::kLong));
+  auto loss = at::zeros({}, x.options());
+  if (N == 0) return {loss, assign};
+  auto xc = x.contiguous();
+  auto cc = centers.contiguous();
+  // Sum of the per-row distances in fp64, in row order (deterministic).
+  double total = 0.0;
+  if (x.scalar_type() == at::kDouble) {
+    std::vector<double> d2(static_cast<size_t>(N));
+    assign_cpu<double>(xc, cc, assign.mutable_data_ptr<int64_t>(), d2.data());
+    for (double v : d2) total += v;
+  } else {
+    std::vector<float> d2(static_cast<size_t>(N));
+    assign_cpu<float>(xc, cc, assign.mutable_data_ptr<int64_t>(), d2.data());
+    for (float v : d2) total += static_cast<double>(v);
+  }
+  loss.fill_(0.5 * beta * total / static_cast<double>(N));
+  return {loss, assign};
+}
+
+// Serial range check of assign in [-1, K) (O(N), before any parallel work).
+void check_assign_values(const char* op, const int64_t* a, int64_t N, int64_t K) {
+  for (int64_t i = 0; i < N; ++i) {
+    CLAUS_CHECK_ARG(a[i] >= -1 && a[i] < K, op, "assign values must lie in [-1, K) = [-1, ", K,
+                    "), got assign[", i, "] = ", a[i]);
+  }
+}
+
+template <typename T>
+void loss_backward_cpu(double scale, const at::Tensor& x, const at::Tensor& c, const int64_t* a,
+                       at::Tensor& gx) {
+  const int64_t N = x.size(0), D = x.size(1);
+  const T* xp = x.const_data_ptr<T>();
+  const T* cp = c.const_data_ptr<T>();
+  T* gp = gx.mutable_data_ptr<T>();
+  const T s = static_cast<T>(scale);
+  at::parallel_for(0, N, 64, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      T* g = gp + i * D;
+      const T* xi = xp + i * D;
+      if (a[i] < 0) {
+        // No centre (NaN row): the loss is NaN and so is its gradient.
+        for (int64_t d = 0; d < D; ++d) g[d] = std::numeric_limits<T>::quiet_NaN();
+        continue;
+      }
+      const T* ci = cp + a[i] * D;
+      for (int64_t d = 0; d < D; ++d) g[d] = loss_grad<T>(s, xi[d], ci[d]);
+    }
+  });
+}
+
+at::Tensor cluster_loss_backward_cpu(const at::Tensor& grad, const at::Tensor& x,
+                                     const at::Tensor& centers, const at::Tensor& assign,
+                                     double beta) {
+  const char* op = "claus::cluster_loss_backward";
+  check_points(op, x, centers, /*allow_half=*/false);
+  check_assign_shape(op, assign, x);
+  CLAUS_CHECK_ARG(grad.numel() == 1, op, "grad must hold one value (the loss is a scalar), ",
+                  "got shape ", shape_str(grad));
+  const int64_t N = x.size(0), K = centers.size(0);
+  auto gx = at::empty(x.sizes(), x.options());
+  if (N == 0) return gx;
+  auto ac = assign.contiguous();
+  check_assign_values(op, ac.const_data_ptr<int64_t>(), N, K);
+  const double scale = grad.item<double>() * beta / static_cast<double>(N);
+  auto xc = x.contiguous();
+  auto cc = centers.contiguous();
+  if (x.scalar_type() == at::kDouble) {
+    loss_backward_cpu<double>(scale, xc, cc, ac.const_data_ptr<int64_t>(), gx);
+  } else {
+    loss_backward_cpu<float>(scale, xc, cc, ac.const_data_ptr<int64_t>(), gx);
+  }
+  return gx;
+}
+
+// Per-cluster sums of x in fp64, in row order; parallel over column blocks so that every sum
+// has the same order for any thread count.
+template <typename T>
+void cluster_sums(const T* x, const int64_t* a, int64_t N, int64_t D, double* sums) {
+  at::parallel_for(0, D, 32, [&](int64_t d0, int64_t d1) {
+    for (int64_t i = 0; i < N; ++i) {
+      if (a[i] < 0) continue;
+      const T* xi = x + i * D;
+      double* s = sums + a[i] * D;
+      for (int64_t d = d0; d < d1; ++d) s[d] += static_cast<double>(xi[d]);
+    }
+  });
+}
+
+template <typename T, typename count_t>
+void apply_update(T* c, count_t* n, const double* sums, const int64_t* m, int64_t K, int64_t D) {
+  for (int64_t k = 0; k < K; ++k) {
+    if (m[k] == 0) continue;
+    const double nk = static_cast<double>(n[k]);
+    const double mk = static_cast<double>(m[k]);
+    for (int64_t d = 0; d < D; ++d) {
+      c[k * D + d] = static_cast<T>(
+          updated_center(static_cast<double>(c[k * D + d]), nk, sums[k * D + d], mk));
+    }
+    n[k] = static_cast<count_t>(n[k] + static_cast<count_t>(m[k]));
+  }
+}
+
+template <typename T>
+void update_cpu(at::Tensor& c, at::Tensor& n, const at::Tensor& x, const int64_t* a) {
+  const int64_t N = x.size(0), D = x.size(1), K = c.size(0);
+  std::vector<int64_t> m(static_cast<size_t>(K), 0);
+  for (int64_t i = 0; i < N; ++i)
+    if (a[i] >= 0) ++m[a[i]];
+  std::vector<double> sums(static_cast<size_t>(K * D), 0.0);
+  cluster_sums(x.const_data_ptr<T>(), a, N, D, sums.data());
+  T* cp = c.mutable_data_ptr<T>();
+  switch (n.scalar_type()) {
+    case at::kLong: apply_update(cp, n.mutable_data_ptr<int64_t>(), sums.data(), m.data(), K, D); break;
+    case at::kDouble: apply_update(cp, n.mutable_data_ptr<double>(), sums.data(), m.data(), K, D); break;
+    default: apply_update(cp, n.mutable_data_ptr<float>(), sums.data(), m.data(), K, D); break;
+  }
+}
+
+void update_centers_cpu(at::Tensor& centers, at::Tensor& counts, const at::Tensor& x,
+                        const at::Tensor& assign) {
+  const char* op = "claus::update_centers_";
+  check_update(op, centers, counts, x, assign);
+  const int64_t N = x.size(0), K = centers.size(0);
+  // Counts are checked before anything is written, so a bad call changes nothing.
+  auto nd = counts.to(at::kDouble);
+  const double* np = nd.const_data_ptr<double>();
+  for (int64_t k = 0; k < K; ++k) {
+    CLAUS_CHECK_ARG(np[k] >= 0.0 && std::isfinite(np[k]), op,
+                    "counts must be finite and >= 0, got counts[", k, "] = ", np[k]);
+  }
+  if (N == 0) return;
+  auto ac = assign.contiguous();
+  const int64_t* a = ac.const_data_ptr<int64_t>();
+  check_assign_values(op, a, N, K);
+  auto cc = centers.contiguous();
+  auto nc = counts.contiguous();
+  auto xc = x.to(centers.scalar_type()).contiguous();
+  if (centers.scalar_type() == at::kDouble) update_cpu<double>(cc, nc, xc, a);
+  else update_cpu<float>(cc, nc, xc, a);
+  // In place even for non-contiguous arguments: write the contiguous results back.
+  if (!cc.is_same(centers)) centers.copy_(cc);
+  if (!nc.is_same(counts)) counts.copy_(nc);
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(claus, CPU, m) {
+  m.impl("cluster_assign", &cluster_assign_cpu);
+  m.impl("cluster_loss", &cluster_loss_cpu);
+  m.impl("cluster_loss_backward", &cluster_loss_backward_cpu);
+  m.impl("update_centers_", &update_centers_cpu);
+}
+
+}  // namespace cluster
+}  // namespace claus
