@@ -24,6 +24,10 @@
 #include "cluster_checks.h"
 #include "cluster_math.h"
 
+// The SIMD vector types below never cross a non-inlined call, so GCC's note that passing them
+// by value changes the ABI without AVX does not apply.
+#pragma GCC diagnostic ignored "-Wpsabi"
+
 namespace claus {
 namespace cluster {
 namespace {
