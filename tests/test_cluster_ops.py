@@ -117,8 +117,8 @@ def test_assign_empty_and_bad_input():
 
 
 def test_assign_independent_of_thread_count(gen):
-    x = torch.randn(1000, 33, generator=gen)
-    c = torch.randn(21, 33, generator=gen)
+    x = torch.randn(3000, 65, generator=gen)  # 32 chunks of 96 rows: several tasks
+    c = torch.randn(21, 65, generator=gen)
     old = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
