@@ -243,9 +243,10 @@ void assign_cpu(const at::Tensor& x, const at::Tensor& centers, int64_t* assign,
   // Non-finite centres break the error bounds (inf - inf); every row then takes the exact path.
   const bool fast = finite;
   const int64_t chunks = (N + kChunk - 1) / kChunk;
-  // At least ~1M multiply-adds per task: waking a thread costs more than a small tile's work.
+  // At least ~4M multiply-adds (~0.1 ms) per task: waking a thread, slow on a busy machine,
+  // costs more than a small tile's work.
   const int64_t grain =
-      std::max<int64_t>(1, (int64_t{1} << 20) / (kChunk * Kpad * std::max<int64_t>(D, 1)));
+      std::max<int64_t>(1, (int64_t{1} << 22) / (kChunk * Kpad * std::max<int64_t>(D, 1)));
   at::parallel_for(0, chunks, grain, [&](int64_t begin, int64_t end) {
     std::vector<T> S(static_cast<size_t>(kRows * Kpad));
     for (int64_t item = begin; item < end; ++item) {
@@ -316,7 +317,7 @@ void loss_backward_cpu(double scale, const at::Tensor& x, const at::Tensor& c, c
   const T* cp = c.const_data_ptr<T>();
   T* gp = gx.mutable_data_ptr<T>();
   const T s = static_cast<T>(scale);
-  const int64_t grain = std::max<int64_t>(64, (int64_t{1} << 16) / std::max<int64_t>(D, 1));
+  const int64_t grain = std::max<int64_t>(64, (int64_t{1} << 18) / std::max<int64_t>(D, 1));
   at::parallel_for(0, N, grain, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       T* g = gp + i * D;
@@ -360,8 +361,8 @@ at::Tensor cluster_loss_backward_cpu(const at::Tensor& grad, const at::Tensor& x
 // has the same order for any thread count.
 template <typename T>
 void cluster_sums(const T* x, const int64_t* a, int64_t N, int64_t D, double* sums) {
-  // Column blocks of >= 32 and >= ~64K additions per task.
-  const int64_t grain = std::max<int64_t>(32, (int64_t{1} << 16) / std::max<int64_t>(N, 1));
+  // Column blocks of >= 32 and >= ~256K additions per task.
+  const int64_t grain = std::max<int64_t>(32, (int64_t{1} << 18) / std::max<int64_t>(N, 1));
   at::parallel_for(0, D, grain, [&](int64_t d0, int64_t d1) {
     for (int64_t i = 0; i < N; ++i) {
       if (a[i] < 0) continue;
