@@ -130,31 +130,76 @@ CLAUS_ALWAYS_INLINE void tile_scores(const T* const* xr, const T* cpack, const T
   }
 }
 
-// Picks row x's centre from its scores S (fast path) or by the exact formula over every centre.
+// sum_d x_d^2 in T, eight lanes: it only feeds the error bound, whose factor-2 margin covers
+// its rounding.
 template <typename T>
-CLAUS_ALWAYS_INLINE void select_row(const T* x, const T* c, const T* S, const double* cn2,
-                                    bool fast, int64_t K, int64_t D, int64_t* assign, T* dist2) {
-  const double u = unit_roundoff<T>();
+CLAUS_ALWAYS_INLINE T sq_norm_lanes(const T* x, int64_t D) {
+  T acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t d = 0;
+  for (; d + 8 <= D; d += 8) {
+    for (int j = 0; j < 8; ++j) acc[j] += x[d + j] * x[d + j];
+  }
+  for (int j = 0; d < D; ++d, ++j) acc[j] += x[d] * x[d];
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+// min_k S[k] over K >= 1 values, in eight independent lanes (vectorizes; no serial chain).
+template <typename T>
+CLAUS_ALWAYS_INLINE T min_lanes(const T* S, int64_t K) {
+  T m[8];
+  for (int j = 0; j < 8; ++j) m[j] = S[0];
+  int64_t k = 0;
+  for (; k + 8 <= K; k += 8) {
+    for (int j = 0; j < 8; ++j) m[j] = S[k + j] < m[j] ? S[k + j] : m[j];
+  }
+  for (int j = 0; k < K; ++k, ++j) m[j] = S[k] < m[j] ? S[k] : m[j];
+  T a = m[0] < m[1] ? m[0] : m[1], b = m[2] < m[3] ? m[2] : m[3];
+  T e = m[4] < m[5] ? m[4] : m[5], f = m[6] < m[7] ? m[6] : m[7];
+  a = a < b ? a : b;
+  e = e < f ? e : f;
+  return a < e ? a : e;
+}
+
+// Exact scan: the fp64 distance to every centre, best by `better` (NaN never wins).
+template <typename T>
+CLAUS_ALWAYS_INLINE void exact_scan(const T* x, const T* c, int64_t K, int64_t D,
+                                    int64_t& best_k, double& best_d) {
+  for (int64_t k = 0; k < K; ++k) {
+    const double dk = exact_dist2(x, c + k * D, D);
+    if (better(dk, k, best_d, best_k)) {
+      best_d = dk;
+      best_k = k;
+    }
+  }
+}
+
+// Picks row x's centre from its scores S (fast path) or by the exact formula over every centre.
+// `alpha` holds 2 * coeff * ||c_k||^2 per centre, so a score's error bound is
+// coeff * ||x||^2 + alpha[k] (score_error_bound in cluster_math.h).
+template <typename T>
+CLAUS_ALWAYS_INLINE void select_row(const T* x, const T* c, const T* S, const T* alpha,
+                                    T coeff, bool fast, int64_t K, int64_t D, int64_t* assign,
+                                    T* dist2) {
   int64_t best_k = -1;
   double best_d = 0.0;
   bool done = false;
   if (fast) {
-    const double xn2 = sq_norm(x, D);
-    if (std::isfinite(xn2)) {
-      int64_t kb = -1;
-      T sb = T(0);
-      for (int64_t k = 0; k < K; ++k) {
-        if (better(S[k], k, sb, kb)) {
-          sb = S[k];
-          kb = k;
-        }
-      }
-      if (kb >= 0) {
-        // Any centre whose score may, within both error bounds, be below the best's.
-        const double lim = static_cast<double>(sb) + score_error_bound(u, D, xn2, cn2[kb]);
+    const T beta = coeff * sq_norm_lanes(x, D);
+    // Finite x and finite centres give NaN-free scores; +-inf (overflow) goes to the exact scan.
+    const T m = min_lanes(S, K);
+    if (std::isfinite(beta) && std::isfinite(m)) {
+      int64_t b = 0;
+      while (S[b] != m) ++b;
+      // Candidates: scores whose lower bound S_k - E_k reaches the best's upper bound S_b + E_b.
+      const T thr = m + alpha[b] + T(2) * beta;
+      int64_t n = 0;
+      for (int64_t k = 0; k < K; ++k) n += (S[k] - alpha[k] <= thr) ? 1 : 0;
+      if (n == 1) {  // the usual case: only the best itself
+        best_k = b;
+        best_d = exact_dist2(x, c + b * D, D);
+      } else {
         for (int64_t k = 0; k < K; ++k) {
-          const double lo = static_cast<double>(S[k]) - score_error_bound(u, D, xn2, cn2[k]);
-          if (lo <= lim) {
+          if (S[k] - alpha[k] <= thr) {
             const double dk = exact_dist2(x, c + k * D, D);
             if (better(dk, k, best_d, best_k)) {
               best_d = dk;
@@ -162,19 +207,11 @@ CLAUS_ALWAYS_INLINE void select_row(const T* x, const T* c, const T* S, const do
             }
           }
         }
-        done = true;
       }
+      done = true;
     }
   }
-  if (!done) {
-    for (int64_t k = 0; k < K; ++k) {
-      const double dk = exact_dist2(x, c + k * D, D);
-      if (better(dk, k, best_d, best_k)) {
-        best_d = dk;
-        best_k = k;
-      }
-    }
-  }
+  if (!done) exact_scan(x, c, K, D, best_k, best_d);
   *assign = best_k;
   *dist2 = best_k < 0 ? std::numeric_limits<T>::quiet_NaN() : static_cast<T>(best_d);
 }
@@ -182,10 +219,11 @@ CLAUS_ALWAYS_INLINE void select_row(const T* x, const T* c, const T* S, const do
 // Rows [i0, i1) of x (contiguous (N,D)).
 template <typename T>
 CLAUS_ALWAYS_INLINE void assign_rows_impl(const T* x, const T* c, const T* cpack, const T* cn,
-                                          const double* cn2, bool fast, int64_t i0, int64_t i1,
+                                          const T* alpha, bool fast, int64_t i0, int64_t i1,
                                           int64_t K, int64_t D, int64_t npanels, T* S,
                                           int64_t* assign, T* dist2) {
   const int64_t Kpad = npanels * kPanel<T>;
+  const T coeff = static_cast<T>(score_bound_coeff(unit_roundoff<T>(), D));
   for (int64_t t = i0; t < i1; t += kRows) {
     const int64_t rows = std::min<int64_t>(kRows, i1 - t);
     if (fast) {
@@ -195,24 +233,25 @@ CLAUS_ALWAYS_INLINE void assign_rows_impl(const T* x, const T* c, const T* cpack
       tile_scores(xr, cpack, cn, D, npanels, Kpad, S);
     }
     for (int64_t r = 0; r < rows; ++r) {
-      select_row(x + (t + r) * D, c, S + r * Kpad, cn2, fast, K, D, assign + t + r,
+      select_row(x + (t + r) * D, c, S + r * Kpad, alpha, coeff, fast, K, D, assign + t + r,
                  dist2 + t + r);
     }
   }
 }
 
 CLAUS_MULTIVERSION void assign_rows(const float* x, const float* c, const float* cpack,
-                                    const float* cn, const double* cn2, bool fast, int64_t i0,
+                                    const float* cn, const float* alpha, bool fast, int64_t i0,
                                     int64_t i1, int64_t K, int64_t D, int64_t npanels, float* S,
                                     int64_t* assign, float* dist2) {
-  assign_rows_impl<float>(x, c, cpack, cn, cn2, fast, i0, i1, K, D, npanels, S, assign, dist2);
+  assign_rows_impl<float>(x, c, cpack, cn, alpha, fast, i0, i1, K, D, npanels, S, assign, dist2);
 }
 
 CLAUS_MULTIVERSION void assign_rows(const double* x, const double* c, const double* cpack,
-                                    const double* cn, const double* cn2, bool fast, int64_t i0,
+                                    const double* cn, const double* alpha, bool fast, int64_t i0,
                                     int64_t i1, int64_t K, int64_t D, int64_t npanels, double* S,
                                     int64_t* assign, double* dist2) {
-  assign_rows_impl<double>(x, c, cpack, cn, cn2, fast, i0, i1, K, D, npanels, S, assign, dist2);
+  assign_rows_impl<double>(x, c, cpack, cn, alpha, fast, i0, i1, K, D, npanels, S, assign,
+                           dist2);
 }
 
 // Assignment of contiguous x (N,D) to contiguous centers (K,D).
@@ -225,10 +264,12 @@ void assign_cpu(const at::Tensor& x, const at::Tensor& centers, int64_t* assign,
   const T* xp = x.const_data_ptr<T>();
   const T* cp = centers.const_data_ptr<T>();
 
-  // Packed panels (zero-padded beyond K) and squared norms, in fp64 for the error bounds.
+  // Packed panels (zero-padded beyond K), squared norms (fp64, rounded once) and the per-centre
+  // part of the score error bound.
   std::vector<T> cpack(static_cast<size_t>(Kpad * D), T(0));
-  std::vector<double> cn2(static_cast<size_t>(Kpad), 0.0);
   std::vector<T> cn(static_cast<size_t>(Kpad), T(0));
+  std::vector<T> alpha(static_cast<size_t>(Kpad), T(0));
+  const double coeff = score_bound_coeff(unit_roundoff<T>(), D);
   bool finite = true;
   for (int64_t k = 0; k < K; ++k) {
     const T* ck = cp + k * D;
@@ -237,8 +278,9 @@ void assign_cpu(const at::Tensor& x, const at::Tensor& centers, int64_t* assign,
       dst[d * P] = ck[d];
       finite = finite && std::isfinite(static_cast<double>(ck[d]));
     }
-    cn2[k] = sq_norm(ck, D);
-    cn[k] = static_cast<T>(cn2[k]);
+    const double n2 = sq_norm(ck, D);
+    cn[k] = static_cast<T>(n2);
+    alpha[k] = static_cast<T>(2.0 * coeff * n2);
   }
   // Non-finite centres break the error bounds (inf - inf); every row then takes the exact path.
   const bool fast = finite;
@@ -251,7 +293,7 @@ void assign_cpu(const at::Tensor& x, const at::Tensor& centers, int64_t* assign,
     std::vector<T> S(static_cast<size_t>(kRows * Kpad));
     for (int64_t item = begin; item < end; ++item) {
       const int64_t i0 = item * kChunk, i1 = std::min(N, i0 + kChunk);
-      assign_rows(xp, cp, cpack.data(), cn.data(), cn2.data(), fast, i0, i1, K, D, npanels,
+      assign_rows(xp, cp, cpack.data(), cn.data(), alpha.data(), fast, i0, i1, K, D, npanels,
                   S.data(), assign, dist2);
     }
   });

@@ -36,8 +36,11 @@ CLAUS_HD double unit_roundoff<double>() { return 1.1102230246251565e-16; }  // 2
 // subtraction by u |s_k|; gamma_D = D u / (1 - D u) < 2 D u for any D the kernels see. The
 // factor 2 on top absorbs the rounding of ||x||^2 and ||c_k||^2 themselves, which are only used
 // here. `xnorm2` and `cnorm2` are squared norms.
+CLAUS_HD double score_bound_coeff(double u, int64_t D) {
+  return 4.0 * static_cast<double>(D + 2) * u;
+}
 CLAUS_HD double score_error_bound(double u, int64_t D, double xnorm2, double cnorm2) {
-  return 4.0 * static_cast<double>(D + 2) * u * (xnorm2 + 2.0 * cnorm2);
+  return score_bound_coeff(u, D) * (xnorm2 + 2.0 * cnorm2);
 }
 
 // Whether (d, k) beats the current best (best_d, best_k): smaller distance, ties to the lower
