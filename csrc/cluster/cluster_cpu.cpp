@@ -1,11 +1,11 @@
 // Clustering ops on the CPU: nearest-centre assignment, the cluster loss (forward, backward) and
 // the closed-form online centre update.
 //
-// Assignment (see cluster_math.h for the numerics). Centres are packed once into panels of
-// kPanel centres, d-major (panel[d][j]), so that the micro-kernel reads one panel row as two
-// SIMD vectors and broadcasts one x value per row: a kRows x kPanel block of dot products is
-// held in 12 vector registers over the whole D loop (the register-blocked shape of a GEMM
-// micro-kernel; x rows and one panel stay in L1). Scores of a micro-tile (kRows x Kpad) go to a
+// Assignment (see cluster_math.h for the numerics). Centres are packed once into panels of one
+// or two SIMD vectors of centres, d-major (panel[d][j]), so that the micro-kernel reads one
+// panel row as vectors and broadcasts one x value per row: a rows x panel block of dot products
+// is held in 12 vector registers over the whole D loop (the register-blocked shape of a GEMM
+// micro-kernel; x rows and one panel stay in L1). Scores of a micro-tile (rows x Kpad) go to a
 // small scratch; each row then picks its approximate best and re-checks, with the exact fp64
 // formula, every centre within the error bound. Rows are independent and every sum has a fixed
 // order, so results do not depend on the thread count.
@@ -32,8 +32,6 @@ namespace claus {
 namespace cluster {
 namespace {
 
-constexpr int kRows = 6;        // rows per micro-tile: 6 x 2 accumulators + 2 loads + 1 broadcast
-                                // fit the 16 vector registers of AVX2.
 constexpr int64_t kChunk = 96;  // rows per parallel work item (16 micro-tiles).
 
 template <typename T>
@@ -49,8 +47,6 @@ struct VecOf<double> {
 
 template <typename T>
 constexpr int kLanes = 32 / static_cast<int>(sizeof(T));
-template <typename T>
-constexpr int kPanel = 2 * kLanes<T>;
 
 template <typename V, typename T>
 CLAUS_ALWAYS_INLINE V load_vec(const T* p) {
@@ -95,43 +91,40 @@ CLAUS_ALWAYS_INLINE double sq_norm(const T* x, int64_t D) {
   return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
-// Scores S[r][k] = ||c_k||^2 - 2 x_r.c_k of one micro-tile, for every panel.
-template <typename T>
+// Scores S[r][k] = ||c_k||^2 - 2 x_r.c_k of one micro-tile of R rows, for every panel of
+// NV * kLanes centres.
+template <typename T, int R, int NV>
 CLAUS_ALWAYS_INLINE void tile_scores(const T* const* xr, const T* cpack, const T* cn, int64_t D,
                                      int64_t npanels, int64_t Kpad, T* S) {
   using V = typename VecOf<T>::type;
   constexpr int L = kLanes<T>;
-  constexpr int P = kPanel<T>;
+  constexpr int P = NV * L;
   for (int64_t p = 0; p < npanels; ++p) {
     const T* cp = cpack + p * D * P;
-    V acc[kRows][2];
-    for (int r = 0; r < kRows; ++r) {
-      acc[r][0] = V{};
-      acc[r][1] = V{};
-    }
+    V acc[R][NV];
+    for (int r = 0; r < R; ++r)
+      for (int v = 0; v < NV; ++v) acc[r][v] = V{};
     for (int64_t d = 0; d < D; ++d) {
-      const V b0 = load_vec<V>(cp + d * P);
-      const V b1 = load_vec<V>(cp + d * P + L);
-#pragma GCC unroll 6
-      for (int r = 0; r < kRows; ++r) {
+      V b[NV];
+      for (int v = 0; v < NV; ++v) b[v] = load_vec<V>(cp + d * P + v * L);
+#pragma GCC unroll 12
+      for (int r = 0; r < R; ++r) {
         const T a = xr[r][d];
-        acc[r][0] += a * b0;
-        acc[r][1] += a * b1;
+        for (int v = 0; v < NV; ++v) acc[r][v] += a * b[v];
       }
     }
-    for (int r = 0; r < kRows; ++r) {
+    for (int r = 0; r < R; ++r) {
       T* s = S + r * Kpad + p * P;
       const T* n = cn + p * P;
-      for (int j = 0; j < L; ++j) {
-        s[j] = n[j] - T(2) * acc[r][0][j];
-        s[L + j] = n[L + j] - T(2) * acc[r][1][j];
-      }
+      for (int v = 0; v < NV; ++v)
+        for (int j = 0; j < L; ++j) s[v * L + j] = n[v * L + j] - T(2) * acc[r][v][j];
     }
   }
 }
 
 // sum_d x_d^2 in T, eight lanes: it only feeds the error bound, whose factor-2 margin covers
-// its rounding.
+// its rounding. (A separate pass: fused into the fp64 distance loop, the mixed lane widths
+// vectorize worse and the row gets slower.)
 template <typename T>
 CLAUS_ALWAYS_INLINE T sq_norm_lanes(const T* x, int64_t D) {
   T acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
@@ -175,17 +168,18 @@ CLAUS_ALWAYS_INLINE void exact_scan(const T* x, const T* c, int64_t K, int64_t D
 
 // Picks row x's centre from its scores S (fast path) or by the exact formula over every centre.
 // `alpha` holds 2 * coeff * ||c_k||^2 per centre, so a score's error bound is
-// coeff * ||x||^2 + alpha[k] (score_error_bound in cluster_math.h).
+// beta + alpha[k] with beta = coeff * ||x||^2 (score_error_bound in cluster_math.h). Among the
+// candidates the exact distances decide, ties to the lowest index (`better`).
 template <typename T>
 CLAUS_ALWAYS_INLINE void select_row(const T* x, const T* c, const T* S, const T* alpha,
-                                    T coeff, bool fast, int64_t K, int64_t D, int64_t* assign,
+                                    double coeff, bool fast, int64_t K, int64_t D, int64_t* assign,
                                     T* dist2) {
   int64_t best_k = -1;
   double best_d = 0.0;
   bool done = false;
   if (fast) {
-    const T beta = coeff * sq_norm_lanes(x, D);
-    // Finite x and finite centres give NaN-free scores; +-inf (overflow) goes to the exact scan.
+    const T beta = static_cast<T>(coeff) * sq_norm_lanes(x, D);
+    // Finite x and finite centres give NaN-free scores; +-inf (overflow) takes the exact scan.
     const T m = min_lanes(S, K);
     if (std::isfinite(beta) && std::isfinite(m)) {
       int64_t b = 0;
@@ -197,7 +191,7 @@ CLAUS_ALWAYS_INLINE void select_row(const T* x, const T* c, const T* S, const T*
       if (n == 1) {  // the usual case: only the best itself
         best_k = b;
         best_d = exact_dist2(x, c + b * D, D);
-      } else {
+      } else {  // a near-tie within the rounding error of the scores
         for (int64_t k = 0; k < K; ++k) {
           if (S[k] - alpha[k] <= thr) {
             const double dk = exact_dist2(x, c + k * D, D);
@@ -216,21 +210,21 @@ CLAUS_ALWAYS_INLINE void select_row(const T* x, const T* c, const T* S, const T*
   *dist2 = best_k < 0 ? std::numeric_limits<T>::quiet_NaN() : static_cast<T>(best_d);
 }
 
-// Rows [i0, i1) of x (contiguous (N,D)).
-template <typename T>
+// Rows [i0, i1) of x (contiguous (N,D)), micro-tiles of R rows x (NV * kLanes) centres.
+template <typename T, int R, int NV>
 CLAUS_ALWAYS_INLINE void assign_rows_impl(const T* x, const T* c, const T* cpack, const T* cn,
                                           const T* alpha, bool fast, int64_t i0, int64_t i1,
                                           int64_t K, int64_t D, int64_t npanels, T* S,
                                           int64_t* assign, T* dist2) {
-  const int64_t Kpad = npanels * kPanel<T>;
-  const T coeff = static_cast<T>(score_bound_coeff(unit_roundoff<T>(), D));
-  for (int64_t t = i0; t < i1; t += kRows) {
-    const int64_t rows = std::min<int64_t>(kRows, i1 - t);
+  const int64_t Kpad = npanels * NV * kLanes<T>;
+  const double coeff = score_bound_coeff(unit_roundoff<T>(), D);
+  for (int64_t t = i0; t < i1; t += R) {
+    const int64_t rows = std::min<int64_t>(R, i1 - t);
     if (fast) {
       // A short tail tile repeats its last row; those scores are never read.
-      const T* xr[kRows];
-      for (int r = 0; r < kRows; ++r) xr[r] = x + (t + std::min<int64_t>(r, rows - 1)) * D;
-      tile_scores(xr, cpack, cn, D, npanels, Kpad, S);
+      const T* xr[R];
+      for (int r = 0; r < R; ++r) xr[r] = x + (t + std::min<int64_t>(r, rows - 1)) * D;
+      tile_scores<T, R, NV>(xr, cpack, cn, D, npanels, Kpad, S);
     }
     for (int64_t r = 0; r < rows; ++r) {
       select_row(x + (t + r) * D, c, S + r * Kpad, alpha, coeff, fast, K, D, assign + t + r,
@@ -239,26 +233,39 @@ CLAUS_ALWAYS_INLINE void assign_rows_impl(const T* x, const T* c, const T* cpack
   }
 }
 
-CLAUS_MULTIVERSION void assign_rows(const float* x, const float* c, const float* cpack,
-                                    const float* cn, const float* alpha, bool fast, int64_t i0,
-                                    int64_t i1, int64_t K, int64_t D, int64_t npanels, float* S,
-                                    int64_t* assign, float* dist2) {
-  assign_rows_impl<float>(x, c, cpack, cn, alpha, fast, i0, i1, K, D, npanels, S, assign, dist2);
-}
+// Two tile shapes, each filling the 16 vector registers of AVX2 with accumulators plus loads:
+// wide = 6 rows x 2 vectors of centres (K > one vector), narrow = 12 rows x 1 vector (K up to
+// 8 floats / 4 doubles, e.g. the paper's K = 5), which halves the padding waste of small K.
+constexpr int kWideRows = 6;
+constexpr int kNarrowRows = 12;
+static_assert(kChunk % kWideRows == 0 && kChunk % kNarrowRows == 0, "chunks hold whole tiles");
 
-CLAUS_MULTIVERSION void assign_rows(const double* x, const double* c, const double* cpack,
-                                    const double* cn, const double* alpha, bool fast, int64_t i0,
-                                    int64_t i1, int64_t K, int64_t D, int64_t npanels, double* S,
-                                    int64_t* assign, double* dist2) {
-  assign_rows_impl<double>(x, c, cpack, cn, alpha, fast, i0, i1, K, D, npanels, S, assign,
-                           dist2);
-}
+#define CLAUS_CLUSTER_ROWS_FNS(T)                                                              \
+  CLAUS_MULTIVERSION void assign_rows_wide(const T* x, const T* c, const T* cpack, const T* cn, \
+                                           const T* alpha, bool fast, int64_t i0, int64_t i1,   \
+                                           int64_t K, int64_t D, int64_t npanels, T* S,         \
+                                           int64_t* assign, T* dist2) {                         \
+    assign_rows_impl<T, kWideRows, 2>(x, c, cpack, cn, alpha, fast, i0, i1, K, D, npanels, S,   \
+                                      assign, dist2);                                           \
+  }                                                                                             \
+  CLAUS_MULTIVERSION void assign_rows_narrow(const T* x, const T* c, const T* cpack,            \
+                                             const T* cn, const T* alpha, bool fast, int64_t i0, \
+                                             int64_t i1, int64_t K, int64_t D, int64_t npanels,  \
+                                             T* S, int64_t* assign, T* dist2) {                  \
+    assign_rows_impl<T, kNarrowRows, 1>(x, c, cpack, cn, alpha, fast, i0, i1, K, D, npanels, S, \
+                                        assign, dist2);                                         \
+  }
+
+CLAUS_CLUSTER_ROWS_FNS(float)
+CLAUS_CLUSTER_ROWS_FNS(double)
 
 // Assignment of contiguous x (N,D) to contiguous centers (K,D).
 template <typename T>
 void assign_cpu(const at::Tensor& x, const at::Tensor& centers, int64_t* assign, T* dist2) {
   const int64_t N = x.size(0), D = x.size(1), K = centers.size(0);
-  constexpr int64_t P = kPanel<T>;
+  const bool narrow = K <= kLanes<T>;
+  const int64_t P = narrow ? kLanes<T> : 2 * kLanes<T>;
+  const int64_t rows = narrow ? kNarrowRows : kWideRows;
   const int64_t npanels = (K + P - 1) / P;
   const int64_t Kpad = npanels * P;
   const T* xp = x.const_data_ptr<T>();
@@ -290,11 +297,16 @@ void assign_cpu(const at::Tensor& x, const at::Tensor& centers, int64_t* assign,
   const int64_t grain =
       std::max<int64_t>(1, (int64_t{1} << 22) / (kChunk * Kpad * std::max<int64_t>(D, 1)));
   at::parallel_for(0, chunks, grain, [&](int64_t begin, int64_t end) {
-    std::vector<T> S(static_cast<size_t>(kRows * Kpad));
+    std::vector<T> S(static_cast<size_t>(rows * Kpad));
     for (int64_t item = begin; item < end; ++item) {
       const int64_t i0 = item * kChunk, i1 = std::min(N, i0 + kChunk);
-      assign_rows(xp, cp, cpack.data(), cn.data(), alpha.data(), fast, i0, i1, K, D, npanels,
-                  S.data(), assign, dist2);
+      if (narrow) {
+        assign_rows_narrow(xp, cp, cpack.data(), cn.data(), alpha.data(), fast, i0, i1, K, D,
+                           npanels, S.data(), assign, dist2);
+      } else {
+        assign_rows_wide(xp, cp, cpack.data(), cn.data(), alpha.data(), fast, i0, i1, K, D,
+                         npanels, S.data(), assign, dist2);
+      }
     }
   });
 }
