@@ -1,7 +1,7 @@
 // Torch glue of the clustering CUDA kernels: checks, dtype dispatch (float16/bfloat16 by raw
 // pointer; the kernels widen to fp32), device guard, current stream, launch-error check.
 #include <ATen/ATen.h>
-#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAStream.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
@@ -50,7 +50,8 @@ void assign_into(const char* op, const at::Tensor& xc, const at::Tensor& cc, at:
   check_launch(op, launch_assign(kernel_dtype(xc.scalar_type()), xc.const_data_ptr(),
                                  cc.const_data_ptr(), N, D, K, assign.mutable_data_ptr<int64_t>(),
                                  dist2.mutable_data_ptr(), dist2.scalar_type() == at::kDouble,
-                                 ws.mutable_data_ptr(), at::cuda::getCurrentCUDAStream().stream()));
+                                 ws.mutable_data_ptr(),
+                                 c10::cuda::getCurrentCUDAStream().stream()));
 }
 
 std::tuple<at::Tensor, at::Tensor> cluster_assign_cuda(const at::Tensor& x,
@@ -109,7 +110,7 @@ at::Tensor cluster_loss_backward_cuda(const at::Tensor& grad, const at::Tensor& 
                                         xc.const_data_ptr(), cc.const_data_ptr(),
                                         ac.const_data_ptr<int64_t>(), beta, N, D,
                                         gx.mutable_data_ptr(),
-                                        at::cuda::getCurrentCUDAStream().stream()));
+                                        c10::cuda::getCurrentCUDAStream().stream()));
   return gx;
 }
 
@@ -145,7 +146,7 @@ void update_centers_cuda(at::Tensor& centers, at::Tensor& counts, const at::Tens
                                          nc.mutable_data_ptr(), xc.const_data_ptr(),
                                          ac.const_data_ptr<int64_t>(), N, D, K,
                                          ws.mutable_data_ptr(),
-                                         at::cuda::getCurrentCUDAStream().stream()));
+                                         c10::cuda::getCurrentCUDAStream().stream()));
   // In place even for non-contiguous arguments: write the contiguous results back.
   if (!cc.is_same(centers)) centers.copy_(cc);
   if (!nc.is_same(counts)) counts.copy_(nc);
