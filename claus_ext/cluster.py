@@ -92,7 +92,9 @@ def _dist_dtype(x: torch.Tensor) -> torch.dtype:
 
 
 def cluster_assign(x: torch.Tensor, centers: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Nearest centre of every row by squared Euclidean distance. Not differentiable.
+    """Nearest centre of every row by squared Euclidean distance.
+
+    Not differentiable: a backward pass through dist2 raises (use `cluster_loss`).
 
     Args:
         x: (N,D) points, float32/float64 (float16/bfloat16 on CUDA, fp32 accumulation).
@@ -194,3 +196,14 @@ def _backward(ctx, grad_loss, grad_assign):
 
 
 torch.library.register_autograd("claus::cluster_loss", _backward, setup_context=_setup_context)
+
+
+def _assign_backward(ctx, grad_assign, grad_dist2):
+    # Without this, autograd would warn and pass no gradient through dist2, silently.
+    raise RuntimeError(
+        "claus_ext.cluster_assign is not differentiable; detach x before calling it, or use "
+        "claus_ext.cluster_loss for a loss differentiable in x"
+    )
+
+
+torch.library.register_autograd("claus::cluster_assign", _assign_backward)

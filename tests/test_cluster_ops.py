@@ -98,6 +98,14 @@ def test_assign_nan_and_inf_rows(gen):
     assert_assign_ok(x, c, a, d2)
 
 
+def test_assign_is_not_differentiable():
+    x = torch.randn(6, 3, requires_grad=True)
+    a, d2 = claus_ext.cluster_assign(x, torch.randn(2, 3))
+    assert a.shape == (6,)  # a forward on a tensor that requires grad is fine
+    with pytest.raises(RuntimeError, match="not differentiable"):
+        d2.sum().backward()
+
+
 def test_assign_empty_and_bad_input():
     a, d2 = claus_ext.cluster_assign(torch.empty(0, 5), torch.randn(3, 5))
     assert a.shape == (0,) and d2.shape == (0,) and a.dtype == torch.int64
