@@ -9,9 +9,11 @@ from conftest import requires_cuda
 import claus_ext
 from claus_ext import reference as ref
 
-# (N, D, K): K = 1, D = 1, N and K off every tile size (6-row micro-tiles, 96-row chunks,
-# 16/8-wide centre panels, 128-wide CUDA tiles), and the paper's D with its K.
-SHAPES = [(1, 1, 1), (7, 1, 3), (13, 5, 1), (97, 37, 17), (250, 408, 5), (301, 64, 70)]
+# (N, D, K): K = 1, D = 1, N and K off every tile size (6- and 12-row micro-tiles, 96-row chunks,
+# 8/16-wide centre panels (K = 8 is the last narrow one), 128-wide CUDA tiles), and the
+# paper's D with its K.
+SHAPES = [(1, 1, 1), (7, 1, 3), (13, 5, 1), (50, 12, 8), (50, 12, 9), (97, 37, 17), (250, 408, 5),
+          (301, 64, 70)]
 
 
 def assert_assign_ok(x, centers, assign, dist2):
