@@ -11,7 +11,8 @@ What makes the active-learning question real:
 
 * near-duplicate groups: the videos of a group share scene, colours, class, placement and
   occluder and differ in length, timing, phase, noise and camera shake (UCF-101's clip
-  groups); splits are made by group, so no scene is in both train and test;
+  groups); splits are made by group, so no group is in both train and test; backgrounds
+  and body colours come from pools shared by all classes, so appearance never tells the class;
 * class imbalance (group counts ∝ 1 / (1 + imbalance · k)), pairs of classes that differ only
   in amplitude or frequency (walk/run, jump/hop, circle/sway), a small fast class (shake);
 * partial-duration actions, a second actor, scale change (zoom), a static occluder, camera
