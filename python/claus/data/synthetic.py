@@ -11,7 +11,8 @@ What makes the active-learning question real:
 
 * near-duplicate groups: the videos of a group share scene, colours, class, placement and
   occluder and differ in length, timing, phase, noise and camera shake (UCF-101's clip
-  groups); splits are made by group, so no scene is in both train and test;
+  groups); splits are made by group, so no group is in both train and test; backgrounds
+  and body colours come from pools shared by all classes, so appearance never tells the class;
 * class imbalance (group counts ∝ 1 / (1 + imbalance · k)), pairs of classes that differ only
   in amplitude or frequency (walk/run, jump/hop, circle/sway), a small fast class (shake);
 * partial-duration actions, a second actor, scale change (zoom), a static occluder, camera
@@ -90,6 +91,9 @@ class SyntheticConfig:
         jitter: camera shake: the view wanders smoothly by up to 2.5·jitter pixels.
         occluder_prob: probability of a static occluding bar in the scene.
         scale_change: max relative zoom over a video.
+        num_scenes: backgrounds shared by all classes; a group draws one at random, so the
+            scene never tells the class (a detector has to look at the motion).
+        num_colors: body colours shared by all classes, for the same reason.
     """
 
     num_videos: int = 300
@@ -97,7 +101,7 @@ class SyntheticConfig:
     min_len: int = 24
     max_len: int = 96
     num_classes: int = 8
-    group_size: tuple[int, int] = (2, 6)
+    group_size: tuple[int, int] = (2, 5)
     test_fraction: float = 0.3
     imbalance: float = 0.35
     partial_prob: float = 0.6
@@ -107,6 +111,8 @@ class SyntheticConfig:
     jitter: float = 0.7
     occluder_prob: float = 0.3
     scale_change: float = 0.25
+    num_scenes: int = 12
+    num_colors: int = 10
 
     def __post_init__(self) -> None:
         if not 2 <= self.num_classes <= len(CLASSES):
@@ -114,6 +120,10 @@ class SyntheticConfig:
         if self.min_len < 8 or self.max_len < self.min_len:
             raise ValueError(
                 f"lengths must satisfy 8 <= min_len <= max_len, got {self.min_len}, {self.max_len}"
+            )
+        if self.num_scenes < 1 or self.num_colors < 1:
+            raise ValueError(
+                f"num_scenes and num_colors must be >= 1, got {self.num_scenes}, {self.num_colors}"
             )
         if self.size < 24:
             raise ValueError(f"size must be >= 24 pixels, got {self.size}")
@@ -129,13 +139,26 @@ class SyntheticConfig:
 PRESETS: dict[str, SyntheticConfig] = {
     # Tests: seconds to generate.
     "tiny": SyntheticConfig(
-        num_videos=24, size=32, min_len=16, max_len=32, num_classes=4, group_size=(2, 3)
+        num_videos=24,
+        size=32,
+        min_len=16,
+        max_len=32,
+        num_classes=4,
+        group_size=(2, 3),
+        num_scenes=4,
     ),
     # The default job: trains in minutes on 2 CPU cores.
     "demo": SyntheticConfig(),
     # Larger scale for GPUs.
     "full": SyntheticConfig(
-        num_videos=2400, size=96, min_len=32, max_len=128, num_classes=12, group_size=(3, 7)
+        num_videos=2400,
+        size=96,
+        min_len=32,
+        max_len=128,
+        num_classes=12,
+        group_size=(3, 7),
+        num_scenes=32,
+        num_colors=16,
     ),
 }
 
@@ -349,8 +372,10 @@ class _Figure:
         img[sel] = patch
 
 
-def _palette(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    body = rng.uniform(20, 235, 3)
+def _palette(
+    rng: np.random.Generator, colors: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    body = np.clip(colors[rng.integers(len(colors))] + rng.normal(0, 8, 3), 0, 255)
     head = np.clip(np.array([205, 160, 125]) + rng.normal(0, 25, 3), 0, 255)
     hand = np.clip(head + rng.normal(0, 10, 3), 0, 255)
     return body, head, hand
@@ -368,7 +393,10 @@ def generate_video(cfg: SyntheticConfig, seed: int, group: GroupPlan, clip: int)
     r = np.random.default_rng([seed, 2, group.index, clip])  # this clip's own variation
     unit0 = S / 64 * g.uniform(0.85, 1.15)
     margin = max(2, int(np.ceil(3 * cfg.jitter)) + 1)
-    bg = _background(g, S + 2 * margin, S + 2 * margin)
+    # Scene and colours come from pools shared by every class (see SyntheticConfig).
+    scene = int(g.integers(cfg.num_scenes))
+    bg = _background(np.random.default_rng([seed, 3, scene]), S + 2 * margin, S + 2 * margin)
+    colors = np.random.default_rng([seed, 4]).uniform(20, 235, (cfg.num_colors, 3))
     d = int(g.choice([-1, 1]))
     side = int(g.choice([-1, 1]))
     n_actors = 2 if g.random() < cfg.two_actor_prob else 1
@@ -387,7 +415,7 @@ def generate_video(cfg: SyntheticConfig, seed: int, group: GroupPlan, clip: int)
             break
     else:
         occluder = False
-    looks = [_palette(g) for _ in range(n_actors + n_distr)]
+    looks = [_palette(g, colors) for _ in range(n_actors + n_distr)]
     speed0 = g.uniform(0.85, 1.15)
 
     T = int(
