@@ -21,7 +21,7 @@ DType kernel_dtype(at::ScalarType t) {
     case at::kDouble: return DType::kDouble;
     case at::kHalf: return DType::kHalf;
     case at::kBFloat16: return DType::kBFloat16;
-    default: TORCH_CHECK_VALUE(false, "claus cluster ops: unsupported dtype ", t);
+    default: TORCH_CHECK_VALUE(false, ::claus::cat("claus cluster ops: unsupported dtype ", t));
   }
   return DType::kFloat;
 }
@@ -29,7 +29,8 @@ DType kernel_dtype(at::ScalarType t) {
 at::ScalarType dist_dtype(at::ScalarType t) { return t == at::kDouble ? at::kDouble : at::kFloat; }
 
 void check_launch(const char* op, cudaError_t err) {
-  TORCH_CHECK(err == cudaSuccess, op, ": CUDA kernel launch failed: ", cudaGetErrorString(err));
+  TORCH_CHECK(err == cudaSuccess,
+              ::claus::cat(op, ": CUDA kernel launch failed: ", cudaGetErrorString(err)));
 }
 
 // assign in [-1, K): one reduction and a device sync (the kernels index centres with it).

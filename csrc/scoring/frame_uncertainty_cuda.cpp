@@ -25,7 +25,7 @@ LogitsDtype logits_dtype(at::ScalarType t) {
     case at::kBFloat16:
       return LogitsDtype::kBFloat16;
     default:
-      TORCH_CHECK_VALUE(false, "claus::frame_uncertainty: unsupported logits dtype ", t);
+      TORCH_CHECK_VALUE(false, ::claus::cat("claus::frame_uncertainty: unsupported logits dtype ", t));
   }
   return LogitsDtype::kFloat32;  // unreachable
 }
@@ -52,7 +52,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> frame_uncertainty_cuda(const at::
       m == UncMode::kMeanLog, fg.mutable_data_ptr<float>(), unc.mutable_data_ptr<float>(),
       ent.mutable_data_ptr<float>(), work.mutable_data_ptr<float>(),
       c10::cuda::getCurrentCUDAStream().stream());
-  TORCH_CHECK(err == cudaSuccess, op, ": CUDA kernel launch failed: ", cudaGetErrorString(err));
+  TORCH_CHECK(err == cudaSuccess,
+              ::claus::cat(op, ": CUDA kernel launch failed: ", cudaGetErrorString(err)));
   return {fg, unc, ent};
 }
 

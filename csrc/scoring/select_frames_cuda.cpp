@@ -48,7 +48,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> select_frames_cuda(
       scores.mutable_data_ptr<float>(), selected.mutable_data_ptr<int64_t>(),
       picked.mutable_data_ptr<float>(), video.mutable_data_ptr<float>(),
       c10::cuda::getCurrentCUDAStream().stream());
-  TORCH_CHECK(err == cudaSuccess, op, ": CUDA kernel launch failed: ", cudaGetErrorString(err));
+  TORCH_CHECK(err == cudaSuccess,
+              ::claus::cat(op, ": CUDA kernel launch failed: ", cudaGetErrorString(err)));
   return {selected, picked, video};
 }
 

@@ -17,12 +17,13 @@ cuda::Scalar scalar_kind(at::ScalarType t) {
     case at::kDouble: return cuda::Scalar::Float64;
     case at::kHalf: return cuda::Scalar::Float16;
     case at::kBFloat16: return cuda::Scalar::BFloat16;
-    default: TORCH_CHECK_VALUE(false, "claus: unsupported logits dtype ", t);
+    default: TORCH_CHECK_VALUE(false, ::claus::cat("claus: unsupported logits dtype ", t));
   }
 }
 
 void check_launch(const char* op, cudaError_t err) {
-  TORCH_CHECK(err == cudaSuccess, op, ": CUDA kernel launch failed: ", cudaGetErrorString(err));
+  TORCH_CHECK(err == cudaSuccess,
+              ::claus::cat(op, ": CUDA kernel launch failed: ", cudaGetErrorString(err)));
 }
 
 at::Tensor stew_stats_cuda(const at::Tensor& z, const at::Tensor& y, const at::Tensor& annotated,
