@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader
 
 from claus.data import InferenceClips, VideoDataset
 
-from .ap import frame_ap, video_map_summary
+from .ap import frame_ap, video_ap, video_map_summary
 from .detect import components, frame_detections, nms_all, video_tubes
 from .inference import ClipAccumulator, VideoPrediction
 from .localization import LocalizationMeter, boxes_to_masks
@@ -293,8 +293,6 @@ def evaluate_split(
         fmap, f_per = frame_ap(gt, names, det, iou=0.5)
         out["f-mAP@0.5"] = fmap
         out.update(video_map_summary(gt, names, tubes, ds.num_classes))
-        from .ap import video_ap
-
         _, v_per = video_ap(gt, names, tubes, ds.num_classes, iou=0.5)
         per_class = {"f-AP@0.5": _nan_to_none(f_per), "v-AP@0.5": _nan_to_none(v_per)}
     out["accuracy"] = 100.0 * correct / labelled if labelled else float("nan")
