@@ -138,7 +138,8 @@ def main() -> None:
     print(f"machine: {machine()}")
     print(f"pool: {len(pool)} videos ({sum(lengths)} frames, {len(clips)} clips of "
           f"{T}x{clips[0]['clip'].shape[-1]}²), R = {a.passes}, tiny model, k = {a.k}, "
-          f"V = {a.V}; selections identical")
+          f"V = {a.V}; selections identical ({sum(map(len, mine.values()))} frames in "
+          f"{len(mine)} videos)")
     print("| pipeline | median s | q20–q80 s |\n|---|---|---|")
     for name, t in (("reference-style (batch 1, network x R, NumPy loops)", t_ref),
                     ("claus (batched heads x R, fused ops)", t_ours)):
