@@ -43,6 +43,32 @@ def stew_loss(
     return stew_loss_from_stats(stats, dice_weight, smooth)
 
 
+def bce_dice_loss(z: torch.Tensor, y: torch.Tensor, dice_weight: float = 1.0,
+                  smooth: float = 1.0) -> torch.Tensor:
+    """Unweighted localization loss: BCE + soft Dice on the pseudo-labels (the ablation of STeW).
+
+    Every pixel of every frame counts the same, whether its label was drawn by a person or
+    interpolated. Per clip: L_b = mean BCE + dice_weight·(1 - (2·Σpy + smooth)/(Σp + Σy +
+    smooth)), averaged over clips — STeW's formula with every pixel weight ω = 1.
+
+    Args:
+        z: (B,T,H,W) localization logits, float (computed in float32 at least).
+        y: (B,T,H,W) pseudo-labels, bool/uint8 or float in [0,1].
+        dice_weight, smooth: as in `stew_loss`.
+
+    Returns:
+        Scalar float32 (float64 for float64 logits).
+    """
+    if z.dtype in (torch.float16, torch.bfloat16):
+        z = z.float()
+    y = y.to(z.dtype)
+    bce = F.binary_cross_entropy_with_logits(z, y, reduction="none").flatten(1).mean(1)
+    p = torch.sigmoid(z).flatten(1)
+    yf = y.flatten(1)
+    dice = 1 - (2 * (p * yf).sum(1) + smooth) / (p.sum(1) + yf.sum(1) + smooth)
+    return (bce + dice_weight * dice).mean()
+
+
 def classification_loss(logits: torch.Tensor, target: torch.Tensor,
                         label_smoothing: float = 0.0) -> torch.Tensor:
     """Cross-entropy of clip class logits.

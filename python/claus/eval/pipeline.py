@@ -1,0 +1,306 @@
+"""Evaluate a detector on a dataset split: the glue over the metric building blocks.
+
+    InferenceClips (sliding windows)  ──► model ──► ClipAccumulator per video
+        │  per-frame fg (N,H,W) and class probabilities (N,C), averaged over covering clips
+        ▼
+    components → frame detections (f-mAP)   │   video_tubes → tube NMS (v-mAP)
+    video class = argmax of the mean class probability (accuracy)
+    optional: predicted masks vs ground-truth boxes (the `localization` protocol)
+
+Coordinates: the dataset's boxes are edge coordinates ([x1, x2) covers columns x1..x2-1);
+the metrics use inclusive pixel indices (+1 convention), so ground truth enters them as
+[x1, y1, x2 - 1, y2 - 1]. Predicted boxes come out of `components` inclusive already, scaled
+from prediction pixels to original-frame pixels.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from claus.data import InferenceClips, VideoDataset
+
+from .ap import frame_ap, video_map_summary
+from .detect import components, frame_detections, nms_all, video_tubes
+from .inference import ClipAccumulator, VideoPrediction
+from .localization import LocalizationMeter, boxes_to_masks
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "PROTOCOLS",
+    "DetectionSettings",
+    "detect_video",
+    "evaluate_split",
+    "gt_tubes",
+    "predict_videos",
+]
+
+PROTOCOLS = ("act", "localization")
+
+
+@dataclass
+class DetectionSettings:
+    """How per-frame probabilities become detections and tubes.
+
+    Attributes:
+        fg_threshold: a pixel is foreground when its probability ≥ this.
+        min_area: foreground regions with fewer pixels (at prediction size) are dropped.
+        max_per_frame: most confident regions kept per frame.
+        top_k: classes per region in the frame detections.
+        link_iou, max_gap: temporal linking (`claus.eval.link_tubes`).
+        min_length: shortest tube kept, in frames.
+        tube_top_k: labels per tube.
+        nms_iou: tube NMS threshold (None: no NMS).
+    """
+
+    fg_threshold: float = 0.5
+    min_area: int = 4
+    max_per_frame: int = 10
+    top_k: int = 3
+    link_iou: float = 0.2
+    max_gap: int = 2
+    min_length: int = 3
+    tube_top_k: int = 1
+    nms_iou: float | None = 0.5
+
+
+def gt_tubes(ds: VideoDataset, indices: Sequence[int]) -> dict:
+    """Ground truth of the given videos in the ACT `gttubes` layout, inclusive pixels.
+
+    Returns:
+        {video name: {label: [array (n,5) float64: frame (1-based), x1, y1, x2, y2]}}.
+    """
+    gt: dict = {}
+    for vi in indices:
+        v = ds[vi]
+        per: dict = gt.setdefault(v.name, {})
+        for t in v.tubes:
+            rows = np.empty((len(t), 5), dtype=np.float64)
+            rows[:, 0] = np.arange(t.start, t.end) + 1
+            rows[:, 1:] = t.boxes
+            rows[:, 3:5] -= 1.0  # edge → inclusive pixel index
+            per.setdefault(t.label, []).append(rows)
+    return gt
+
+
+def _autocast(device: torch.device, amp: bool):
+    # bf16 autocast on CUDA only: CPU bf16 convolutions are slower than fp32 on most CPUs.
+    if amp and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+@torch.no_grad()
+def predict_videos(
+    model: torch.nn.Module,
+    ds: VideoDataset,
+    videos: Sequence[int],
+    *,
+    T: int = 8,
+    stride: int = 2,
+    size: int | tuple[int, int] | None = None,
+    batch_size: int = 32,
+    device: torch.device | str = "cpu",
+    workers: int = 0,
+    amp: bool = True,
+    progress: bool = False,
+) -> Iterator[tuple[int, VideoPrediction]]:
+    """Per-frame predictions of each video, from sliding clips (`InferenceClips`).
+
+    Clips of one video are consecutive, so a video's prediction is yielded as soon as its last
+    clip is through and only a batch's worth of videos is held in memory.
+
+    Args:
+        model: a `Detector` (put in eval mode for the call, restored after).
+        ds: the dataset; videos: indices to predict.
+        T, stride, size: clip layout, as in training.
+        batch_size, workers: DataLoader settings.
+        device: where the model runs; amp: bf16 autocast on CUDA.
+        progress: a tqdm bar over clips.
+
+    Yields:
+        (video index, VideoPrediction with fg (N,H,W) at clip size and cls (N,C)), in the
+        order of `videos`.
+    """
+    from tqdm.auto import tqdm
+
+    device = torch.device(device)
+    clips = InferenceClips(ds, list(videos), T=T, stride=stride, size=size)
+    remaining: dict[int, int] = {}
+    for vi, _, _ in clips.windows:
+        remaining[vi] = remaining.get(vi, 0) + 1
+    loader = DataLoader(clips, batch_size=batch_size, shuffle=False, num_workers=workers)
+    accs: dict[int, ClipAccumulator] = {}
+    was_training = model.training
+    model.eval()
+    try:
+        for batch in tqdm(loader, desc="evaluate", unit="batch", disable=not progress,
+                          leave=False):
+            with _autocast(device, amp):
+                out = model(batch["clip"].to(device, non_blocking=True))
+            fg = torch.sigmoid(out.loc.float()).cpu()
+            cls = torch.softmax(out.cls.float(), dim=1).cpu()
+            vids = batch["video"].tolist()
+            # Padding positions (valid = False) repeat a frame another window covers; drop
+            # them so every frame is averaged over the clips that really cover it.
+            valid = batch["valid"]
+            for vi in dict.fromkeys(vids):  # batch order, each video once
+                rows = [i for i, v in enumerate(vids) if v == vi]
+                if vi not in accs:
+                    v = ds[vi]
+                    accs[vi] = ClipAccumulator(v.num_frames, fg.shape[2], fg.shape[3],
+                                               cls.shape[1])
+                for i in rows:
+                    keep = valid[i]
+                    accs[vi].add(batch["frames"][i][keep][None], fg[i][keep][None], cls[i][None])
+                remaining[vi] -= len(rows)
+                if remaining[vi] == 0:
+                    yield vi, accs.pop(vi).result()
+    finally:
+        model.train(was_training)
+
+
+def detect_video(pred: VideoPrediction, height: int, width: int, video_index: int,
+                 settings: DetectionSettings) -> tuple[np.ndarray, dict]:
+    """Frame detections and tubes of one video from its per-frame predictions.
+
+    Args:
+        pred: per-frame fg (N,h,w) and cls (N,C).
+        height, width: the original frame size (boxes are returned in its pixels).
+        video_index: position of the video in the evaluated list (column 0 of detections).
+        settings: thresholds.
+
+    Returns:
+        detections (K,8) [video index, frame (1-based), label, score, x1, y1, x2, y2] and
+        tubes {label: [(array (L,5): frame (1-based), x1, y1, x2, y2, score)]} after NMS.
+    """
+    h, w = pred.fg.shape[1:]
+    comps = components(pred.fg, settings.fg_threshold, settings.min_area,
+                       scale=(width / w, height / h), max_per_frame=settings.max_per_frame)
+    dets = frame_detections(comps, pred.cls, video_index, top_k=settings.top_k)
+    tubes = video_tubes(comps, pred.cls, settings.link_iou, settings.max_gap,
+                        settings.min_length, settings.tube_top_k)
+    if settings.nms_iou is not None:
+        tubes = nms_all({0: tubes}, settings.nms_iou)[0]
+    return dets, tubes
+
+
+def _gt_masks(ds: VideoDataset, vi: int) -> np.ndarray:
+    """(N,H,W) bool union of the video's ground-truth boxes, original pixels."""
+    v = ds[vi]
+    masks = np.zeros((v.num_frames, v.height, v.width), dtype=bool)
+    for t in v.tubes:
+        boxes = np.zeros((v.num_frames, 4))
+        valid = np.zeros(v.num_frames, dtype=bool)
+        boxes[t.start:t.end] = t.boxes
+        boxes[t.start:t.end, 2:] -= 1.0  # edge → inclusive
+        valid[t.start:t.end] = True
+        masks |= boxes_to_masks(boxes, valid, v.height, v.width)
+    return masks
+
+
+def _nan_to_none(x) -> list:
+    return [None if not np.isfinite(a) else float(a) for a in np.asarray(x, dtype=np.float64)]
+
+
+def evaluate_split(
+    model: torch.nn.Module,
+    ds: VideoDataset,
+    split: str = "test",
+    *,
+    protocol: str = "act",
+    T: int = 8,
+    stride: int = 2,
+    size: int | tuple[int, int] | None = None,
+    batch_size: int = 32,
+    device: torch.device | str = "cpu",
+    workers: int = 0,
+    amp: bool = True,
+    settings: DetectionSettings | None = None,
+    progress: bool = False,
+) -> dict:
+    """Evaluate a detector on every video of a split.
+
+    Args:
+        model: a `Detector`.
+        ds: the dataset; split: its split to evaluate ("test").
+        protocol: "act" (f-mAP@0.5, v-mAP@0.1/0.2/0.3/0.5 and @0.5:0.95 with the ACT/MOC
+            conventions) or "localization" (the VideoCapsuleNet mask-IoU protocol at τ = 0.5,
+            keys "f-mAP@0.5"/"v-mAP@0.5" hold its frame/video scores, plus "@0.1..0.3").
+        T, stride, size, batch_size, device, workers, amp: inference settings.
+        settings: detection thresholds (defaults: `DetectionSettings()`).
+        progress: a tqdm bar.
+
+    Returns:
+        JSON-ready dict: "protocol", "split", "videos", "frames", "seconds", the metric keys
+        ("f-mAP@0.5", "v-mAP@0.1", "v-mAP@0.2", "v-mAP@0.3", "v-mAP@0.5", "v-mAP@0.5:0.95" for
+        `act`), "accuracy" (percent of videos whose predicted class is right) and "per_class"
+        (lists, None where a class has no ground truth). Metrics are percentages.
+    """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; choices: {', '.join(PROTOCOLS)}")
+    settings = settings or DetectionSettings()
+    indices = ds.split_indices(split)
+    if not indices:
+        raise ValueError(f"{ds.name}: split {split!r} has no videos")
+    names = [ds[i].name for i in indices]
+    position = {vi: k for k, vi in enumerate(indices)}
+    start = time.perf_counter()
+    detections: list[np.ndarray] = []
+    tubes: dict = {}
+    correct = labelled = frames = 0
+    meter = LocalizationMeter(ds.num_classes) if protocol == "localization" else None
+    for vi, pred in predict_videos(model, ds, indices, T=T, stride=stride, size=size,
+                                   batch_size=batch_size, device=device, workers=workers,
+                                   amp=amp, progress=progress):
+        v = ds[vi]
+        frames += v.num_frames
+        if v.label >= 0:
+            labelled += 1
+            correct += int(np.argmax(pred.video_cls) == v.label)
+        if meter is not None:
+            if v.label >= 0:
+                fg = torch.from_numpy(pred.fg)[:, None]
+                if tuple(fg.shape[2:]) != (v.height, v.width):
+                    fg = F.interpolate(fg, size=(v.height, v.width), mode="nearest")
+                meter.add(v.label, _gt_masks(ds, vi),
+                          fg[:, 0].numpy() >= settings.fg_threshold)
+            continue
+        dets, vt = detect_video(pred, v.height, v.width, position[vi], settings)
+        detections.append(dets)
+        tubes[v.name] = vt
+    out: dict = {"protocol": protocol, "split": split, "videos": len(indices),
+                 "frames": frames}
+    if meter is not None:
+        res = meter.result((0.1, 0.2, 0.3, 0.5))
+        for t in ("0.1", "0.2", "0.3", "0.5"):
+            out[f"f-mAP@{t}"] = res[f"f-mAP@{t}"]
+            out[f"v-mAP@{t}"] = res[f"v-mAP@{t}"]
+        per_class = {"f-AP@0.5": _nan_to_none(res["f-AP@0.5"]),
+                     "v-AP@0.5": _nan_to_none(res["v-AP@0.5"])}
+    else:
+        gt = gt_tubes(ds, indices)
+        det = np.concatenate(detections) if detections else np.zeros((0, 8))
+        fmap, f_per = frame_ap(gt, names, det, iou=0.5)
+        out["f-mAP@0.5"] = fmap
+        out.update(video_map_summary(gt, names, tubes, ds.num_classes))
+        from .ap import video_ap
+
+        _, v_per = video_ap(gt, names, tubes, ds.num_classes, iou=0.5)
+        per_class = {"f-AP@0.5": _nan_to_none(f_per), "v-AP@0.5": _nan_to_none(v_per)}
+    out["accuracy"] = 100.0 * correct / labelled if labelled else float("nan")
+    out["per_class"] = per_class
+    out["settings"] = asdict(settings)
+    out["seconds"] = round(time.perf_counter() - start, 3)
+    # JSON has no NaN: a metric without ground truth is None.
+    return {k: (None if isinstance(v, float) and not np.isfinite(v) else v)
+            for k, v in out.items()}
