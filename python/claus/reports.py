@@ -57,6 +57,8 @@ def aggregate(lines: Sequence[dict]) -> dict:
     acc: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
     for x in lines:
         for m, v in x["metrics"].items():
+            if v is None:
+                continue
             acc[x["strategy"]][float(x["percent"])][m].append(float(v))
     out: dict = {}
     for s, per in acc.items():
@@ -71,11 +73,12 @@ def _cell(stat: tuple[float, float, int] | None) -> str:
     if stat is None:
         return "–"
     mean, std, n = stat
-    return f"{100 * mean:.1f} ± {100 * std:.1f}" if n > 1 else f"{100 * mean:.1f}"
+    return f"{mean:.1f} ± {std:.1f}" if n > 1 else f"{mean:.1f}"
 
 
 def results_table(agg: dict, metrics: Sequence[str] = METRICS) -> str:
-    """Markdown table: strategy × budget → each metric in % (mean ± std over seeds)."""
+    """Markdown table: strategy × budget → each metric (in %, as the trainer reports them;
+    mean ± std over seeds)."""
     budgets = sorted({p for s, per in agg.items() if s != "full" for p in per})
     head = ["strategy"] + [f"{m} @{p:g}%" for p in budgets for m in metrics]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -112,11 +115,11 @@ def plot_map_vs_budget(agg: dict, path: str | os.PathLike,
             if s == "full":
                 v = next(iter(per.values())).get(m)
                 if v:
-                    ax.axhline(100 * v[0], ls="--", c="k", lw=1, label="full")
+                    ax.axhline(v[0], ls="--", c="k", lw=1, label="full")
                 continue
             ps = sorted(p for p in per if m in per[p])
-            mean = np.array([per[p][m][0] for p in ps]) * 100
-            std = np.array([per[p][m][1] for p in ps]) * 100
+            mean = np.array([per[p][m][0] for p in ps])
+            std = np.array([per[p][m][1] for p in ps])
             ax.plot(ps, mean, marker="o", label=s)
             ax.fill_between(ps, mean - std, mean + std, alpha=0.15)
         ax.set_xlabel("labelled boxes (%)")

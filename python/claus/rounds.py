@@ -341,7 +341,10 @@ def run_rounds(
         # Evaluate.
         if not (work / "eval.json").exists():
             metrics = trainer.evaluate(model, ds, cfg.train, progress=progress)
-            atomic_write_json(work / "eval.json", {k: float(v) for k, v in metrics.items()})
+            # Scalar metrics only (the trainer may add per-class tables); None = undefined.
+            atomic_write_json(work / "eval.json", {
+                k: (None if v is None else float(v)) for k, v in metrics.items()
+                if v is None or isinstance(v, (int, float))})
         metrics = json.loads((work / "eval.json").read_text())
         checkpoint("eval", r)
         last = r == len(percents) - 1
