@@ -44,6 +44,15 @@ step bench_stew python bench/bench_stew.py --device cuda
 # bandwidth at R=10, N=16, T=8, 112² and 224²; select_frames vs the NumPy baseline, 2000 videos.
 step bench_scoring python bench/bench_scoring.py --device cuda --reps 20
 
+# --- cluster ---
+# CUDA parity of cluster_assign (fp32/fp64/fp16/bf16; K=1, D=1, odd shapes, cancellation, NaN,
+# duplicate centres), cluster_loss forward/backward, update_centers_ and opcheck runs in
+# cuda_tests above (tests/test_cluster_ops.py, tests/test_kmeans.py). The benchmark: assignment
+# vs torch.cdist + argmin at (3000,408,5), (200000,256,64) and (1000000,128,256), the fraction of
+# the bound max(read x once, cuBLAS fp32 GEMM without TF32) reached (target >= 0.6), fp16/bf16
+# inputs, fp64 mismatch counts, and the loss / centre update vs the PyTorch references.
+step bench_cluster python bench/bench_cluster.py --device cuda --repeats 20
+
 echo
 echo "| step | status |"
 echo "|---|---|"

@@ -11,6 +11,7 @@ from ._loader import load_library
 
 _C = load_library()
 
+from .cluster import cluster_assign, cluster_loss, update_centers_  # noqa: E402
 from .scoring import frame_uncertainty, select_frames  # noqa: E402
 from .stew import stew_stats, stew_weights  # noqa: E402
 
@@ -27,9 +28,12 @@ def build_info() -> dict:
 
 __all__ = [
     "build_info",
+    "cluster_assign",
+    "cluster_loss",
     "frame_uncertainty",
     "has_cuda",
     "select_frames",
     "stew_stats",
     "stew_weights",
+    "update_centers_",
 ]

@@ -197,3 +197,88 @@ def select_frames(frame_unc: torch.Tensor, candidates: torch.Tensor, annotated: 
                                                                      device=dev)).sum(dim=1)
     video = torch.where(count > 0, total / count.clamp_min(1), torch.full_like(total, float("nan")))
     return selected, picked, video.float()
+
+# Clustering (claus_ext.cluster): nearest-centre assignment, cluster loss, online centre update.
+# Distances are computed directly as sum_d (x_d - c_d)^2 in fp64 (no norm expansion), which is
+# what the kernels' results are compared against.
+# ---------------------------------------------------------------------------------------------
+
+
+def cluster_dist2(x: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
+    """(N,D), (K,D) -> (N,K) float64 squared distances, computed as Σ_d (x_d - c_d)²."""
+    xd = x.to(torch.float64)
+    cd = centers.to(torch.float64)
+    return ((xd[:, None, :] - cd[None, :, :]) ** 2).sum(-1)
+
+
+def cluster_assign(x: torch.Tensor, centers: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N,D), (K,D) -> assign (N,) int64, dist2 (N,) float32 (float64 for float64 x).
+
+    assign is the argmin of the fp64 distances, ties to the lowest index; NaN distances never
+    win; a row whose distances are all NaN gets -1 and NaN.
+    """
+    d = cluster_dist2(x, centers)
+    nan = torch.isnan(d)
+    d_min = torch.where(nan, torch.full_like(d, float("inf")), d)
+    # argmin on a row of inf returns 0, the lowest index: the same rule as for any tie.
+    assign = d_min.argmin(dim=1) if d.shape[0] > 0 else d.new_empty((0,), dtype=torch.int64)
+    dist2 = d_min.gather(1, assign[:, None])[:, 0]
+    none = nan.all(dim=1)
+    assign = torch.where(none, torch.full_like(assign, -1), assign)
+    dist2 = torch.where(none, torch.full_like(dist2, float("nan")), dist2)
+    return assign, dist2.to(_acc_dtype(x))
+
+
+def cluster_loss(x: torch.Tensor, centers: torch.Tensor,
+                 beta: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """beta/2 · mean_i ||x_i - c_a(i)||² (0 for N = 0) and the assignment a.
+
+    Differentiable in x through autograd; the centres are detached (no gradient).
+    """
+    assign, _ = cluster_assign(x.detach(), centers.detach())
+    acc = _acc_dtype(x)
+    if x.shape[0] == 0:
+        return x.new_zeros((), dtype=acc), assign
+    c = centers.detach().to(acc)[assign.clamp_min(0)]
+    c = torch.where((assign < 0)[:, None], torch.full_like(c, float("nan")), c)
+    loss = 0.5 * beta * ((x.to(acc) - c) ** 2).sum(1).mean()
+    return loss, assign
+
+
+def update_centers_sequential(centers: torch.Tensor, counts: torch.Tensor, x: torch.Tensor,
+                              assign: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The per-sample rule of deep clustering networks, one row at a time, in fp64.
+
+    For each row i with k = assign[i] >= 0: n_k ← n_k + 1, η = 1/n_k, c_k ← (1-η)·c_k + η·x_i.
+    Returns new (centers, counts) in float64; the inputs are not modified.
+    """
+    c = centers.to(torch.float64).clone()
+    n = counts.to(torch.float64).clone()
+    xd = x.to(torch.float64)
+    for i, k in enumerate(assign.tolist()):
+        if k < 0:
+            continue
+        n[k] += 1
+        eta = 1.0 / n[k]
+        c[k] = (1 - eta) * c[k] + eta * xd[i]
+    return c, n
+
+
+def update_centers(centers: torch.Tensor, counts: torch.Tensor, x: torch.Tensor,
+                   assign: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Closed form of `update_centers_sequential`, vectorized, in fp64:
+    c_k ← (n_k·c_k + Σ_{a_i=k} x_i)/(n_k + m_k), n_k ← n_k + m_k (unchanged where n_k + m_k = 0).
+    """
+    K = centers.shape[0]
+    keep = assign >= 0
+    a = assign[keep]
+    xd = x.to(torch.float64)[keep]
+    sums = torch.zeros(centers.shape, dtype=torch.float64, device=centers.device)
+    sums.index_add_(0, a, xd)
+    m = torch.bincount(a, minlength=K).to(torch.float64)
+    n = counts.to(torch.float64)
+    total = n + m
+    c = centers.to(torch.float64)
+    new = (n[:, None] * c + sums) / torch.where(total > 0, total, torch.ones_like(total))[:, None]
+    new = torch.where((m > 0)[:, None], new, c)
+    return new, total

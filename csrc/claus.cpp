@@ -22,6 +22,14 @@ TORCH_LIBRARY(claus, m) {
   // select_frames: greedy picks per video -> (N,kmax) selected, (N,kmax) scores, (N,) score.
   m.def("select_frames(Tensor frame_unc, Tensor candidates, Tensor annotated, Tensor k,"
         " int kmax, float sigma, int radius) -> (Tensor, Tensor, Tensor)");
+
+  // Clustering (csrc/cluster): nearest-centre assignment, the cluster loss and its backward,
+  // and the in-place online centre update; see claus_ext/reference.py.
+  m.def("cluster_assign(Tensor x, Tensor centers) -> (Tensor, Tensor)");
+  m.def("cluster_loss(Tensor x, Tensor centers, float beta) -> (Tensor, Tensor)");
+  m.def("cluster_loss_backward(Tensor grad, Tensor x, Tensor centers, Tensor assign, float beta)"
+        " -> Tensor");
+  m.def("update_centers_(Tensor(a!) centers, Tensor(b!) counts, Tensor x, Tensor assign) -> ()");
 }
 
 namespace {

@@ -31,7 +31,7 @@ class FakeTrainer:
         self.evals = 0
 
     def trainer(self) -> Trainer:
-        def fit(opts, ds, labels, run_dir, model=None, progress=True):
+        def fit(opts, ds, labels, run_dir, model=None, centers=None, progress=True):
             run_dir = Path(run_dir)
             ck = run_dir / "ckpt.pt"
             torch.manual_seed(1000 + labels.spent())
@@ -88,10 +88,15 @@ def test_initial_set_same_for_every_strategy(ds):
     assert initial_labels(ds, cfg("random", seed=4)) != a
 
 
-@pytest.mark.parametrize("step", ["train", "score", "select", "label", "commit"])
-def test_resume_after_kill_gives_identical_selections(tmp_path, ds, step):
-    ref = FakeTrainer()
-    run_rounds(tmp_path / "ref", cfg(), trainer=ref.trainer(), dataset=ds, progress=False)
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory, ds):
+    run = tmp_path_factory.mktemp("ref") / "run"
+    run_rounds(run, cfg(), trainer=FakeTrainer().trainer(), dataset=ds, progress=False)
+    return run
+
+
+@pytest.mark.parametrize("step", ["train", "score", "label", "commit"])
+def test_resume_after_kill_gives_identical_selections(tmp_path, ds, reference_run, step):
     fake = FakeTrainer()
     with pytest.raises(KeyboardInterrupt):
         run_rounds(tmp_path / "run", cfg(), trainer=fake.trainer(), dataset=ds, progress=False,
@@ -102,7 +107,7 @@ def test_resume_after_kill_gives_identical_selections(tmp_path, ds, step):
         assert not (tmp_path / "run" / "round_001").exists()
     fits = fake.fits
     run_rounds(tmp_path / "run", cfg(), trainer=fake.trainer(), dataset=ds, progress=False)
-    assert selections(tmp_path / "run") == selections(tmp_path / "ref")
+    assert selections(tmp_path / "run") == selections(reference_run)
     # Round 0 and round 1's training were not redone.
     assert fake.fits == fits + 1  # only round 2 trains anew
     assert (tmp_path / "run" / "metrics.jsonl").read_text().count("\n") == 3

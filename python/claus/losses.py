@@ -1,5 +1,5 @@
-"""Training losses: classification, and STeW localization (over the fused `claus_ext.stew_stats`
-op)."""
+"""Training losses: classification, STeW localization (over the fused `claus_ext.stew_stats`
+op) and the deep-clustering loss (over `claus_ext.cluster_loss`)."""
 
 from __future__ import annotations
 
@@ -85,3 +85,26 @@ def classification_loss(logits: torch.Tensor, target: torch.Tensor,
     if logits.dtype in (torch.float16, torch.bfloat16):
         logits = logits.float()
     return F.cross_entropy(logits, target, label_smoothing=label_smoothing)
+
+
+def cluster_loss(
+    x: torch.Tensor,
+    centers: torch.Tensor,
+    beta: float = 1.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Deep-clustering loss: pulls every embedding towards its nearest centre.
+
+    L = beta/2 · mean_i ||x_i - c_a(i)||², a(i) the nearest centre (found in the same pass).
+    Differentiable in x only; the centres move through `claus.cluster.OnlineCenters.update`.
+    The mean (not the sum of the original code) keeps beta independent of the batch size.
+
+    Args:
+        x: (N,D) video embeddings, float32/float64 (float16/bfloat16 on CUDA).
+        centers: (K,D) centres, same dtype and device as x.
+        beta: weight of the loss.
+
+    Returns:
+        loss: 0-d float32 (float64 for float64 x), 0 for an empty batch.
+        assign: (N,) int64 index of each embedding's centre (feed it to the centre update).
+    """
+    return claus_ext.cluster_loss(x, centers, beta)

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections import defaultdict
 from collections.abc import Sequence
@@ -34,6 +35,7 @@ __all__ = [
 ]
 
 METRICS = ("f-mAP@0.5", "v-mAP@0.5")
+log = logging.getLogger(__name__)
 
 
 def require_matplotlib():
@@ -257,6 +259,13 @@ def write_report(out_dir: str | os.PathLike, lines: Sequence[dict], *, dataset=N
             "seed: no ±). Columns: % of the training split's boxes labelled.\n",
             results_table(agg)]
     figs: list[Path] = []
+    if pictures:
+        try:
+            require_matplotlib()
+        except ImportError as exc:
+            log.warning("%s; writing the table only", exc)
+            text.append(f"\n(No pictures: {exc}.)\n")
+            pictures = False
     if pictures:
         figs.append(plot_map_vs_budget(agg, out / "figures" / "map_vs_budget.png"))
         claus_rounds = sorted((out / "claus").glob("seed*/round_*/scores.pt"))

@@ -161,7 +161,8 @@ def config_diff(old: dict, new: dict) -> list[str]:
 class Trainer:
     """How a round trains and evaluates (injected so tests and other trainers can plug in).
 
-    fit(train_options, dataset, labels, run_dir, model=None, progress=...) → trained model;
+    fit(train_options, dataset, labels, run_dir, model=None, centers=None, progress=...) →
+    trained model (centers: (K,D) initial cluster centres when the cluster loss is on);
     must resume from its own checkpoint in run_dir. evaluate(model, dataset, train_options,
     progress=...) → {metric: value}. geometry(train_options) → {"T", "stride", "size",
     "device"}: the clip geometry pool scoring must use.
@@ -183,9 +184,9 @@ def default_trainer() -> Trainer:
     def _cfg(opts: dict):
         return training.TrainConfig(**opts)
 
-    def fit(opts, ds, labels, run_dir, model=None, progress=True):
-        return training.fit(_cfg(opts), ds, labels, run_dir, model=model, resume=True,
-                            progress=progress, evaluate_every=False)
+    def fit(opts, ds, labels, run_dir, model=None, centers=None, progress=True):
+        return training.fit(_cfg(opts), ds, labels, run_dir, model=model, centers=centers,
+                            resume=True, progress=progress, evaluate_every=False)
 
     def evaluate(model, ds, opts, progress=True):
         return training.evaluate(model, ds, _cfg(opts), split="test", progress=progress)
@@ -256,10 +257,21 @@ def _open_run(run: Path, cfg: RunConfig, resume: bool) -> None:
 
 def _fresh_model(cfg: RunConfig, ds: VideoDataset) -> torch.nn.Module:
     from .models import build_model
+    from .training import set_seed
 
-    opts = cfg.train
-    torch.manual_seed(cfg.seed)
+    opts = _train_opts(cfg)
+    set_seed(int(opts["seed"]))  # as claus.training.fit builds its model
     return build_model(opts.get("model", "tiny"), ds.num_classes, weights=opts.get("weights"))
+
+
+def _train_opts(cfg: RunConfig) -> dict:
+    """The trainer's options of a run: the run seed (unless set), no cluster loss outside claus
+    (so `uncertainty` is exactly `claus` without clusters)."""
+    opts = dict(cfg.train)
+    opts.setdefault("seed", cfg.seed)
+    if cfg.strategy != "claus":
+        opts.pop("beta", None)
+    return opts
 
 
 def _cluster_videos(emb: torch.Tensor, k: int, seed: int) -> np.ndarray:
@@ -334,13 +346,31 @@ def run_rounds(
         if cfg.warm_start and r > 0:
             init = _fresh_model(cfg, ds)
             init.load_weights(_round_dir(run, r - 1) / "model.pt")
-        model = trainer.fit(cfg.train, ds, labels, work / "train", model=init, progress=progress)
+        # Cluster loss (claus only): KMeans on the labelled videos' embeddings when training
+        # starts, then the trainer pulls embeddings to those centres and moves them online.
+        opts = _train_opts(cfg)
+        centers = None
+        if float(opts.get("beta", 0.0)) > 0:
+            cp = work / "centers.pt"
+            if not cp.exists():
+                start = init if init is not None else _fresh_model(cfg, ds)
+                lab_idx = [ds.index(n) for n in labels.labelled_videos()]
+                emb = score_pool(start, ds, lab_idx, T=geo["T"], stride=geo["stride"],
+                                 size=geo["size"], device=geo["device"], mode="deterministic",
+                                 batch_size=cfg.score_batch).embeddings
+                from .cluster import KMeans
+
+                km = KMeans(min(cfg.clusters, len(lab_idx)), seed=cfg.seed).fit(emb)
+                atomic_torch_save(cp, km.cluster_centers_.float())
+            centers = torch.load(cp, weights_only=True)
+        model = trainer.fit(opts, ds, labels, work / "train", model=init, centers=centers,
+                            progress=progress)
         if not (work / "model.pt").exists():
             atomic_torch_save(work / "model.pt", {"model": model.state_dict()})
         checkpoint("train", r)
         # Evaluate.
         if not (work / "eval.json").exists():
-            metrics = trainer.evaluate(model, ds, cfg.train, progress=progress)
+            metrics = trainer.evaluate(model, ds, _train_opts(cfg), progress=progress)
             # Scalar metrics only (the trainer may add per-class tables); None = undefined.
             atomic_write_json(work / "eval.json", {
                 k: (None if v is None else float(v)) for k, v in metrics.items()

@@ -1,0 +1,357 @@
+"""Clustering ops (cluster_assign, cluster_loss, update_centers_) against claus_ext.reference."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import requires_cuda
+
+import claus_ext
+from claus_ext import reference as ref
+
+# (N, D, K): K = 1, D = 1, N and K off every tile size (6- and 12-row micro-tiles, 96-row chunks,
+# 8/16-wide centre panels (K = 8 is the last narrow one), 128-wide CUDA tiles), and the
+# paper's D with its K.
+SHAPES = [(1, 1, 1), (7, 1, 3), (13, 5, 1), (50, 12, 8), (50, 12, 9), (97, 37, 17), (250, 408, 5),
+          (301, 64, 70)]
+
+
+def assert_assign_ok(x, centers, assign, dist2):
+    """assign equals the fp64 reference except where the two best distances are within 1e-5
+    relative; dist2 matches the fp64 distance of the reference to 1e-4 relative + 1e-6."""
+    ra, rd = ref.cluster_assign(x, centers)
+    d = ref.cluster_dist2(x, centers)
+    torch.testing.assert_close(dist2.to(torch.float64), rd.to(torch.float64), rtol=1e-4,
+                               atol=1e-6, equal_nan=True)
+    assert assign.dtype == torch.int64 and assign.shape == ra.shape
+    bad = (assign != ra).nonzero()[:, 0]
+    for i in bad.tolist():
+        assert assign[i] >= 0, f"row {i}: assign {assign[i]} but reference {ra[i]}"
+        mine, best = float(d[i, assign[i]]), float(d[i, ra[i]])
+        assert mine <= best * (1 + 1e-5) + 1e-12, (
+            f"row {i}: assign {int(assign[i])} at {mine} but reference {int(ra[i])} at {best}")
+    assert bool((dist2[~torch.isnan(dist2)] >= 0).all())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_assign_matches_reference(shape, dtype, gen):
+    n, dim, k = shape
+    x = torch.randn(n, dim, generator=gen, dtype=dtype)
+    c = torch.randn(k, dim, generator=gen, dtype=dtype)
+    a, d2 = claus_ext.cluster_assign(x, c)
+    assert d2.dtype == dtype
+    assert_assign_ok(x, c, a, d2)
+
+
+def test_assign_guards_cancellation(gen):
+    # Points and centres far from the origin, close to each other: ||x||^2 ~ 6.4e7 while the
+    # distances are ~1e-2, far below fp32 resolution of the ||x||^2 - 2x.c + ||c||^2 expansion.
+    x = 1000.0 + 0.01 * torch.randn(500, 64, generator=gen)
+    c = 1000.0 + 0.01 * torch.randn(9, 64, generator=gen)
+    a, d2 = claus_ext.cluster_assign(x, c)
+    assert_assign_ok(x, c, a, d2)
+    # The expansion alone gets it wrong here, so the check above is not vacuous.
+    approx = (x.square().sum(1, keepdim=True) - 2 * x @ c.T + c.square().sum(1)).argmin(1)
+    assert (approx != ref.cluster_assign(x, c)[0]).any()
+
+
+def test_assign_ties_go_to_lowest_index():
+    x = torch.zeros(10, 3)
+    c = torch.tensor([[1.0, 0, 0], [-1.0, 0, 0], [0, 1.0, 0], [0, 0, -1.0]])
+    a, d2 = claus_ext.cluster_assign(x, c)
+    assert a.tolist() == [0] * 10 and d2.tolist() == [1.0] * 10
+    # Duplicate centres: always the first copy.
+    pts = torch.randn(50, 4, generator=torch.Generator().manual_seed(1))
+    cd = torch.cat([pts[:3], pts[:3]])
+    a, _ = claus_ext.cluster_assign(pts, cd)
+    assert (a < 3).all()
+    # Integer grid: many exact ties between centres at equal distance.
+    g = torch.arange(-3.0, 4.0)
+    grid = torch.cartesian_prod(g, g)
+    cg = torch.tensor([[-1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, -1.0]])
+    a, d2 = claus_ext.cluster_assign(grid, cg)
+    torch.testing.assert_close(a, ref.cluster_assign(grid, cg)[0], rtol=0, atol=0)
+    torch.testing.assert_close(d2, ref.cluster_assign(grid, cg)[1], rtol=0, atol=0)
+
+
+def test_assign_non_contiguous(gen):
+    big = torch.randn(120, 40, generator=gen)
+    x = big[::2, ::2]
+    c = torch.randn(20, 11, generator=gen).T  # (11, 20), column-major
+    assert not x.is_contiguous() and not c.is_contiguous()
+    a, d2 = claus_ext.cluster_assign(x, c)
+    assert_assign_ok(x, c, a, d2)
+
+
+def test_assign_nan_and_inf_rows(gen):
+    x = torch.randn(20, 6, generator=gen)
+    c = torch.randn(4, 6, generator=gen)
+    x[3, 2] = float("nan")
+    x[5, 0] = float("inf")
+    a, d2 = claus_ext.cluster_assign(x, c)
+    assert a[3] == -1 and torch.isnan(d2[3])
+    assert a[5] == 0 and torch.isinf(d2[5])  # every distance is inf: a tie, lowest index
+    assert_assign_ok(x, c, a, d2)
+    # A NaN centre never wins.
+    c[1, 0] = float("nan")
+    a, d2 = claus_ext.cluster_assign(x, c)
+    assert not (a == 1).any()
+    assert_assign_ok(x, c, a, d2)
+
+
+def test_assign_is_not_differentiable():
+    x = torch.randn(6, 3, requires_grad=True)
+    a, d2 = claus_ext.cluster_assign(x, torch.randn(2, 3))
+    assert a.shape == (6,)  # a forward on a tensor that requires grad is fine
+    with pytest.raises(RuntimeError, match="not differentiable"):
+        d2.sum().backward()
+
+
+def test_assign_empty_and_bad_input():
+    a, d2 = claus_ext.cluster_assign(torch.empty(0, 5), torch.randn(3, 5))
+    assert a.shape == (0,) and d2.shape == (0,) and a.dtype == torch.int64
+    x = torch.randn(4, 5)
+    with pytest.raises(ValueError, match="K >= 1"):
+        claus_ext.cluster_assign(x, torch.empty(0, 5))
+    with pytest.raises(ValueError, match="centers shape"):
+        claus_ext.cluster_assign(x, torch.randn(3, 4))
+    with pytest.raises(ValueError, match="x must be 2-D"):
+        claus_ext.cluster_assign(torch.randn(5), torch.randn(3, 5))
+    with pytest.raises(ValueError, match="centers dtype"):
+        claus_ext.cluster_assign(x, torch.randn(3, 5, dtype=torch.float64))
+    with pytest.raises(ValueError, match="only on CUDA"):
+        claus_ext.cluster_assign(x.half(), torch.randn(3, 5).half())
+    with pytest.raises(ValueError, match="x must be float32"):
+        claus_ext.cluster_assign(x.int(), torch.randn(3, 5).int())
+
+
+def test_assign_independent_of_thread_count(gen):
+    x = torch.randn(3000, 65, generator=gen)  # 32 chunks of 96 rows: several tasks
+    c = torch.randn(21, 65, generator=gen)
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        a1, d1 = claus_ext.cluster_assign(x, c)
+        torch.set_num_threads(max(2, old))
+        a2, d2 = claus_ext.cluster_assign(x, c)
+    finally:
+        torch.set_num_threads(old)
+    assert torch.equal(a1, a2) and torch.equal(d1, d2)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shape", [(1, 1, 1), (9, 7, 41), (130, 20, 3)])
+def test_loss_forward_backward(shape, dtype, gen):
+    n, dim, k = shape
+    x = torch.randn(n, dim, generator=gen, dtype=dtype, requires_grad=True)
+    c = torch.randn(k, dim, generator=gen, dtype=dtype)
+    loss, a = claus_ext.cluster_loss(x, c, 0.7)
+    rloss, ra = ref.cluster_loss(x, c, 0.7)
+    torch.testing.assert_close(loss, rloss)
+    assert torch.equal(a, ra)
+    # Not the last layer: a random upstream gradient.
+    up = torch.rand((), generator=gen, dtype=dtype) + 0.5
+    (g,) = torch.autograd.grad(loss * up, x)
+    (rg,) = torch.autograd.grad(rloss * up, x)
+    torch.testing.assert_close(g, rg)
+
+
+def test_loss_gradcheck_and_no_center_grad(gen):
+    x = torch.randn(11, 4, generator=gen, dtype=torch.float64, requires_grad=True)
+    c = torch.randn(3, 4, generator=gen, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: claus_ext.cluster_loss(t, c.detach(), 1.3)[0], (x,))
+    loss, _ = claus_ext.cluster_loss(x, c, 1.0)
+    loss.backward()
+    assert x.grad is not None and c.grad is None
+
+
+def test_loss_empty_nan_and_bad_input():
+    x = torch.empty(0, 3, requires_grad=True)
+    loss, a = claus_ext.cluster_loss(x, torch.randn(2, 3), 1.0)
+    assert float(loss.detach()) == 0.0 and a.shape == (0,)
+    loss.backward()
+    assert x.grad.shape == (0, 3)
+    xn = torch.randn(4, 3)
+    xn[1, 1] = float("nan")
+    loss, a = claus_ext.cluster_loss(xn, torch.randn(2, 3), 1.0)
+    assert torch.isnan(loss) and a[1] == -1
+    with pytest.raises(ValueError, match="beta must be finite"):
+        claus_ext.cluster_loss(torch.randn(4, 3), torch.randn(2, 3), float("inf"))
+    with pytest.raises(ValueError, match="assign values"):
+        torch.ops.claus.cluster_loss_backward(torch.tensor(1.0), torch.randn(4, 3),
+                                              torch.randn(2, 3), torch.tensor([0, 1, 2, 0]), 1.0)
+
+
+@pytest.mark.parametrize("count_dtype", [torch.int64, torch.float64, torch.float32])
+def test_update_closed_form_equals_sequential_rule(count_dtype, gen):
+    k, dim, n = 5, 7, 200
+    centers = torch.randn(k, dim, generator=gen, dtype=torch.float64)
+    counts = torch.full((k,), 100, dtype=count_dtype)
+    counts[2] = 0  # an empty centre becomes the mean of its rows
+    x = torch.randn(n, dim, generator=gen, dtype=torch.float64)
+    a = torch.randint(-1, k - 1, (n,), generator=gen)  # cluster k-1 gets no rows; -1 skipped
+    want_c, want_n = ref.update_centers_sequential(centers, counts, x, a)
+    closed_c, closed_n = ref.update_centers(centers, counts, x, a)
+    torch.testing.assert_close(closed_c, want_c)
+    c, nn = centers.clone(), counts.clone()
+    claus_ext.update_centers_(c, nn, x, a)
+    torch.testing.assert_close(c, want_c)
+    torch.testing.assert_close(nn.to(torch.float64), want_n)
+    assert nn.dtype == count_dtype
+    assert torch.equal(c[k - 1], centers[k - 1])
+
+
+def test_update_float32_non_contiguous_in_place(gen):
+    base = torch.randn(6, 8, generator=gen)
+    centers = base.T  # (8, 6) view, not contiguous
+    counts = torch.full((16,), 3.0)[::2]
+    x = torch.randn(40, 12, generator=gen)[:, ::2]
+    a = torch.randint(0, 8, (40,), generator=gen)
+    want_c, want_n = ref.update_centers(centers, counts, x, a)
+    claus_ext.update_centers_(centers, counts, x, a)
+    torch.testing.assert_close(base.T, want_c.float())  # written through the view
+    torch.testing.assert_close(counts, want_n.float())
+
+
+def test_update_deterministic_and_thread_independent(gen):
+    centers = torch.randn(16, 300, generator=gen)
+    x = torch.randn(3000, 300, generator=gen)
+    a = torch.randint(0, 16, (3000,), generator=gen)
+    old = torch.get_num_threads()
+    outs = []
+    try:
+        for t in (1, max(2, old)):
+            torch.set_num_threads(t)
+            c, n = centers.clone(), torch.zeros(16)
+            claus_ext.update_centers_(c, n, x, a)
+            outs.append(c)
+    finally:
+        torch.set_num_threads(old)
+    assert torch.equal(outs[0], outs[1])
+
+
+def test_update_bad_input():
+    c, n, x = torch.randn(3, 2), torch.ones(3), torch.randn(4, 2)
+    a = torch.tensor([0, 1, 2, 0])
+    with pytest.raises(ValueError, match="counts must be finite and >= 0"):
+        claus_ext.update_centers_(c, torch.tensor([1.0, -1.0, 0.0]), x, a)
+    with pytest.raises(ValueError, match="counts must be float32, float64 or int64"):
+        claus_ext.update_centers_(c, torch.ones(3, dtype=torch.int32), x, a)
+    with pytest.raises(ValueError, match="assign values"):
+        claus_ext.update_centers_(c, n, x, torch.tensor([0, 1, 3, 0]))
+    with pytest.raises(ValueError, match="assign values"):
+        claus_ext.update_centers_(c, n, x, torch.tensor([0, -2, 1, 0]))
+    with pytest.raises(ValueError, match="assign must be int64"):
+        claus_ext.update_centers_(c, n, x, a.int())
+    with pytest.raises(ValueError, match="x must have shape"):
+        claus_ext.update_centers_(c, n, torch.randn(4, 3), a)
+    with pytest.raises(ValueError, match="counts must have shape"):
+        claus_ext.update_centers_(c, torch.ones(2), x, a)
+    before = c.clone()
+    with pytest.raises(ValueError):
+        claus_ext.update_centers_(c, n, x, torch.tensor([0, 1, 7, 0]))
+    assert torch.equal(c, before)  # a rejected call changes nothing
+
+
+def _samples():
+    g = torch.Generator().manual_seed(3)
+    for n, dim, k, dtype in [(9, 7, 4, torch.float32), (20, 3, 1, torch.float64),
+                             (0, 4, 2, torch.float32)]:
+        yield (torch.randn(n, dim, generator=g, dtype=dtype),
+               torch.randn(k, dim, generator=g, dtype=dtype))
+
+
+def test_opcheck_assign_and_loss():
+    for x, c in _samples():
+        torch.library.opcheck(torch.ops.claus.cluster_assign.default, (x, c))
+        xg = x.clone().requires_grad_(True)
+        torch.library.opcheck(torch.ops.claus.cluster_loss.default, (xg, c, 0.5))
+        _, a = claus_ext.cluster_loss(x, c, 0.5)
+        torch.library.opcheck(torch.ops.claus.cluster_loss_backward.default,
+                              (torch.tensor(1.5, dtype=x.dtype), x, c, a, 0.5))
+
+
+def test_opcheck_update():
+    for x, c in _samples():
+        a = claus_ext.cluster_assign(x, c)[0]
+        for counts in (torch.full((c.shape[0],), 100.0, dtype=torch.float64),
+                       torch.zeros(c.shape[0], dtype=torch.int64)):
+            torch.library.opcheck(torch.ops.claus.update_centers_.default,
+                                  (c.clone(), counts, x, a))
+
+
+@requires_cuda
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("shape", SHAPES + [(1000, 128, 256), (777, 130, 129)])
+def test_cuda_assign_parity(shape, dtype):
+    g = torch.Generator().manual_seed(0)
+    n, dim, k = shape
+    x = torch.randn(n, dim, generator=g).to(dtype)
+    c = torch.randn(k, dim, generator=g).to(dtype)
+    a, d2 = claus_ext.cluster_assign(x.cuda(), c.cuda())
+    assert d2.dtype == (torch.float64 if dtype == torch.float64 else torch.float32)
+    assert_assign_ok(x, c, a.cpu(), d2.cpu())
+
+
+@requires_cuda
+def test_cuda_assign_cancellation_nan_ties():
+    g = torch.Generator().manual_seed(1)
+    x = 1000.0 + 0.01 * torch.randn(3000, 64, generator=g)
+    c = 1000.0 + 0.01 * torch.randn(9, 64, generator=g)
+    x[7, 3] = float("nan")
+    a, d2 = claus_ext.cluster_assign(x.cuda(), c.cuda())
+    assert_assign_ok(x, c, a.cpu(), d2.cpu())
+    assert a[7] == -1
+    cd = torch.cat([c[:3], c[:3]])
+    a, d2 = claus_ext.cluster_assign(x.cuda(), cd.cuda())
+    assert_assign_ok(x, cd, a.cpu(), d2.cpu())
+    assert (a[a >= 0] < 3).all()
+
+
+@requires_cuda
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16])
+def test_cuda_loss_parity(dtype):
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(300, 20, generator=g).to(dtype)
+    c = torch.randn(7, 20, generator=g).to(dtype)
+    xc = x.cuda().requires_grad_(True)
+    loss, a = claus_ext.cluster_loss(xc, c.cuda(), 0.9)
+    rloss, ra = ref.cluster_loss(x.requires_grad_(True), c, 0.9)
+    torch.testing.assert_close(loss.cpu(), rloss.to(loss.dtype), rtol=1e-5, atol=1e-6)
+    assert torch.equal(a.cpu(), ra)
+    (gx,) = torch.autograd.grad(loss * 1.7, xc)
+    (rg,) = torch.autograd.grad(rloss * 1.7, x)
+    tol = {torch.float16: 2e-3}.get(dtype, 1e-5)
+    torch.testing.assert_close(gx.cpu().to(torch.float64), rg.to(torch.float64), rtol=tol,
+                               atol=tol)
+
+
+@requires_cuda
+@pytest.mark.parametrize("count_dtype", [torch.int64, torch.float32])
+def test_cuda_update_parity(count_dtype):
+    g = torch.Generator().manual_seed(4)
+    centers = torch.randn(9, 33, generator=g)
+    counts = torch.full((9,), 100, dtype=count_dtype)
+    x = torch.randn(5000, 33, generator=g)
+    a = torch.randint(-1, 8, (5000,), generator=g)
+    want_c, want_n = ref.update_centers(centers, counts, x, a)
+    c, n = centers.cuda(), counts.cuda()
+    claus_ext.update_centers_(c, n, x.cuda(), a.cuda())
+    torch.testing.assert_close(c.cpu(), want_c.float())
+    torch.testing.assert_close(n.cpu().to(torch.float64), want_n)
+    with pytest.raises(ValueError, match="assign values"):
+        claus_ext.update_centers_(c, n, x.cuda(), torch.full((5000,), 9, device="cuda"))
+
+
+@requires_cuda
+def test_cuda_opcheck():
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(50, 12, generator=g).cuda()
+    c = torch.randn(6, 12, generator=g).cuda()
+    torch.library.opcheck(torch.ops.claus.cluster_assign.default, (x, c))
+    torch.library.opcheck(torch.ops.claus.cluster_loss.default,
+                          (x.clone().requires_grad_(True), c, 0.5))
+    a = claus_ext.cluster_assign(x, c)[0]
+    torch.library.opcheck(torch.ops.claus.update_centers_.default,
+                          (c.clone(), torch.zeros(6, device="cuda"), x, a))
