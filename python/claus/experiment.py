@@ -57,7 +57,7 @@ def run_config(a: argparse.Namespace, strategy: str, seed: int) -> RunConfig:
 # The main job (`python -m claus.train` with no arguments): claus on the demo preset, 1% → 3%
 # of the boxes, sized to finish within 10 minutes on 2 CPU cores.
 DEMO_ARGV = ["--preset", "demo", "--strategies", "claus", "--seeds", "1", "--no-full",
-             "--target", "3", "--out", "runs/demo"]
+             "--target", "3", "--epochs", "4", "--out", "runs/demo"]
 
 
 def demo(extra: list[str] | None = None) -> int:
