@@ -252,7 +252,9 @@ def _open_run(run: Path, cfg: RunConfig, resume: bool) -> None:
                                   "(--resume) to continue it or choose another folder")
     else:
         run.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(conf, cfg.to_json())
+        if _main():
+            atomic_write_json(conf, cfg.to_json())
+        _sync()
 
 
 def _fresh_model(cfg: RunConfig, ds: VideoDataset) -> torch.nn.Module:
@@ -339,7 +341,9 @@ def run_rounds(
         if not lab_path.exists():
             labels = (initial_labels(ds, cfg) if r == 0
                       else LabelState.load(_round_dir(run, r - 1) / "next_labels.json", ds))
-            labels.save(lab_path)
+            if _main():
+                labels.save(lab_path)
+        _sync()
         labels = LabelState.load(lab_path, ds)
         # Train (the trainer resumes from its own checkpoint in work/train).
         init = None
@@ -361,20 +365,26 @@ def run_rounds(
                 from .cluster import KMeans
 
                 km = KMeans(min(cfg.clusters, len(lab_idx)), seed=cfg.seed).fit(emb)
-                atomic_torch_save(cp, km.cluster_centers_.float())
+                if _main():
+                    atomic_torch_save(cp, km.cluster_centers_.float())
+            _sync()
             centers = torch.load(cp, weights_only=True)
         model = trainer.fit(opts, ds, labels, work / "train", model=init, centers=centers,
                             progress=progress)
         if not (work / "model.pt").exists():
-            atomic_torch_save(work / "model.pt", {"model": model.state_dict()})
+            if _main():
+                atomic_torch_save(work / "model.pt", {"model": model.state_dict()})
+        _sync()
         checkpoint("train", r)
         # Evaluate.
         if not (work / "eval.json").exists():
             metrics = trainer.evaluate(model, ds, _train_opts(cfg), progress=progress)
             # Scalar metrics only (the trainer may add per-class tables); None = undefined.
-            atomic_write_json(work / "eval.json", {
-                k: (None if v is None else float(v)) for k, v in metrics.items()
-                if v is None or isinstance(v, (int, float))})
+            if _main():
+                atomic_write_json(work / "eval.json", {
+                    k: (None if v is None else float(v)) for k, v in metrics.items()
+                    if v is None or isinstance(v, (int, float))})
+        _sync()
         metrics = json.loads((work / "eval.json").read_text())
         checkpoint("eval", r)
         last = r == len(percents) - 1
@@ -395,7 +405,9 @@ def run_rounds(
                                     passes=cfg.passes, batch_size=cfg.score_batch,
                                     seed=int(np.random.SeedSequence([cfg.seed, r, 2])
                                              .generate_state(1)[0]), progress=progress)
-                    atomic_torch_save(sp, ps.to_state())
+                    if _main():
+                        atomic_torch_save(sp, ps.to_state())
+                _sync()
                 pool_scores = PoolScores.from_state(torch.load(sp, weights_only=True))
             checkpoint("score", r)
             # Select.
@@ -418,13 +430,18 @@ def run_rounds(
                 out["budget"] = budget
                 if clusters is not None:
                     out["all_clusters"] = {n: int(c) for n, c in zip(names, clusters, strict=False)}
-                atomic_write_json(sel_path, out)
+                if _main():
+                    atomic_write_json(sel_path, out)
+            _sync()
             selection = Selection.from_json(json.loads(sel_path.read_text()))
             checkpoint("select", r)
             # Label.
             nl = work / "next_labels.json"
             if not nl.exists():
-                oracle(ds, labels, selection, r + 1).save(nl)
+                new = oracle(ds, labels, selection, r + 1)
+                if _main():
+                    new.save(nl)
+            _sync()
             checkpoint("label", r)
         summary = {"round": r, "percent": pct, "labelled_boxes": labels.spent(),
                    "total_boxes": total, "labelled_videos": len(labels.labelled_videos()),
@@ -433,14 +450,29 @@ def run_rounds(
                    "selected_boxes": selection.cost if selection else 0,
                    "strategy": cfg.strategy, "seed": cfg.seed,
                    "wall_s": round(time.perf_counter() - t0, 3)}
-        atomic_write_json(work / "round.json", summary)
-        # The commit: one atomic rename makes the round visible.
-        os.replace(work, final)
-        _write_metrics(run)
+        if _main():
+            atomic_write_json(work / "round.json", summary)
+            # The commit: one atomic rename makes the round visible.
+            os.replace(work, final)
+            _write_metrics(run)
+        _sync()
         log.info("round %d committed: %.2f%% labelled, %s", r, pct, metrics)
         checkpoint("commit", r)
-    _write_metrics(run)  # also after a kill between a commit and its metrics line
+    if _main():
+        _write_metrics(run)  # also after a kill between a commit and its metrics line
+    _sync()
     return load_metrics(run)
+
+
+def _main() -> bool:
+    """Whether this process writes the run folder (rank 0 under torch.distributed)."""
+    return not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0
+
+
+def _sync() -> None:
+    """Under torch.distributed, wait until rank 0 has written what every rank reads next."""
+    if torch.distributed.is_initialized():
+        torch.distributed.barrier()
 
 
 def _write_metrics(run: Path) -> None:
