@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import requires_cuda
 
 import claus_ext
 from claus_ext import reference as ref
+from tests.conftest import requires_cuda
 
 # (N, D, K): K = 1, D = 1, N and K off every tile size (6- and 12-row micro-tiles, 96-row chunks,
 # 8/16-wide centre panels (K = 8 is the last narrow one), 128-wide CUDA tiles), and the

@@ -6,10 +6,10 @@ import pytest
 import torch
 from claus.cluster import KMeans, OnlineCenters
 from claus.losses import cluster_loss
-from conftest import requires_cuda
 
 import claus_ext
 from claus_ext import reference as ref
+from tests.conftest import requires_cuda
 
 
 def _blobs(n, dim, k, seed, std=1.0):
