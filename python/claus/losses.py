@@ -1,5 +1,5 @@
-"""Training losses: classification, STeW localization (over the fused `claus_ext.stew_stats`
-op) and the deep-clustering loss (over `claus_ext.cluster_loss`)."""
+"""Training losses: classification, STeW localization (over the fused `claus_ext.stew_stats` op)
+and the deep-clustering loss (over `claus_ext.cluster_loss`)."""
 
 from __future__ import annotations
 
@@ -85,7 +85,6 @@ def classification_loss(logits: torch.Tensor, target: torch.Tensor,
     if logits.dtype in (torch.float16, torch.bfloat16):
         logits = logits.float()
     return F.cross_entropy(logits, target, label_smoothing=label_smoothing)
-
 
 def cluster_loss(
     x: torch.Tensor,
