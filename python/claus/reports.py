@@ -284,8 +284,11 @@ def write_report(out_dir: str | os.PathLike, lines: Sequence[dict], *, dataset=N
                     T = int(cfg["train"].get("T", 8))
                     stride = int(cfg["train"].get("stride", 2))
                     size = cfg["train"].get("size")
-                    item = TrainClips(dataset, labels, T=T, stride=stride, size=size,
-                                      augment=False, sampling="frame")[0]
+                    clips = TrainClips(dataset, labels, T=T, stride=stride, size=size,
+                                       augment=False, sampling="frame")
+                    # The first clip whose pseudo-label shows an actor (else the first clip).
+                    item = next((it for it in (clips[i] for i in range(min(len(clips), 64)))
+                                 if bool(it["mask"].any())), clips[0])
                     figs.append(plot_stew_weights(item, out / "figures" / "stew_weights.png"))
                     from .models import build_model
 
