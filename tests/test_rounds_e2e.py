@@ -43,5 +43,11 @@ def test_experiment_cli_table_and_errors(tmp_path, ds, capsys, monkeypatch):
     assert rc == 0
     text = (out / "results.md").read_text()
     assert "| random |" in text and "f-mAP@0.5 @5%" in text
+    # --resume of a finished run recomputes nothing and prints its table.
+    before = (out / "random" / "seed0" / "metrics.jsonl").read_text()
+    assert experiment_main(["--resume", str(out / "random" / "seed0"), "--quiet"]) == 0
+    assert (out / "random" / "seed0" / "metrics.jsonl").read_text() == before
+    assert "| random |" in capsys.readouterr().out
+    assert experiment_main(["--resume", str(tmp_path / "nothing")]) == 2
     assert experiment_main(["--strategies", "magic", "--out", str(out)]) == 2
     assert "unknown strategy 'magic'" in capsys.readouterr().err

@@ -76,11 +76,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-full", action="store_true", help="skip the full-label upper bound")
     p.add_argument("--out", default="runs/experiment", help="experiment folder")
     p.add_argument("--no-pictures", action="store_true", help="table only")
+    p.add_argument("--resume", metavar="RUN", default=None,
+                   help="continue one run folder (OUT/<strategy>/seed<k>) with its stored config")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from . import reports
     from .data import load_dataset
 
+    if a.resume is not None:
+        return _resume(a.resume, progress=not a.quiet)
     try:
         base = run_config(a, a.strategies[0], 0)
         ds = load_dataset(a.dataset, preset=a.preset)
@@ -94,6 +98,27 @@ def main(argv: list[str] | None = None) -> int:
     print(f"results: {path}")
     for f in figs:
         print(f"picture: {f}")
+    return 0
+
+
+def _resume(run: str, progress: bool) -> int:
+    import json
+    from pathlib import Path
+
+    from . import reports
+    from .rounds import run_rounds
+
+    conf = Path(run) / "config.json"
+    try:
+        if not conf.is_file():
+            raise ValueError(f"{run} is not a run folder (no config.json)")
+        cfg = RunConfig.from_json(json.loads(conf.read_text()))
+        lines = run_rounds(run, cfg, resume=True, progress=progress)
+    except (ValueError, ImportError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(reports.results_table(reports.aggregate(lines)))
+    print(f"run folder: {run}")
     return 0
 
 
