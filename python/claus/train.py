@@ -140,6 +140,14 @@ def config_from_args(args: argparse.Namespace) -> tuple[RunSpec, TrainConfig, di
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # No arguments: the main job, the demo active-learning experiment (claus.experiment.demo).
+    # --strategy NAME: one active-learning run (the flags of claus.experiment).
+    if not argv or argv[0] == "--strategy":
+        from claus.experiment import demo
+        from claus.experiment import main as experiment
+
+        return demo() if not argv else experiment(["--no-full", "--strategies", *argv[1:]])
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

@@ -1,7 +1,9 @@
 """Pool scoring and frame/video selection for active learning rounds.
 
 `scoring` turns per-clip MC-dropout statistics into per-frame uncertainty and entropy scores
-and picks the frames to label in each video (over the fused `claus_ext` ops).
+and picks the frames to label in each video (over the fused `claus_ext` ops); `pool` scores a
+model's pool of videos (batched MC dropout, video embeddings); `strategies` chooses a round's
+videos and frames (random, equidistant, entropy, uncertainty, claus).
 """
 
 from .scoring import (
@@ -12,8 +14,26 @@ from .scoring import (
     select_frames,
     stitch_clip_stats,
 )
+from .strategies import (
+    STRATEGIES,
+    Selection,
+    allocate_clusters,
+    check_strategy,
+    claus_videos,
+    default_videos_per_round,
+    equidistant_frames,
+    select_round,
+)
 
 __all__ = [
+    "STRATEGIES",
+    "Selection",
+    "allocate_clusters",
+    "check_strategy",
+    "claus_videos",
+    "default_videos_per_round",
+    "equidistant_frames",
+    "select_round",
     "FrameScores",
     "FrameSelection",
     "FrameStats",

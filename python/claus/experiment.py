@@ -1,0 +1,126 @@
+"""`python -m claus.experiment`: compare selection strategies over seeds; results.md + pictures.
+
+Example::
+
+    python -m claus.experiment --preset demo --strategies random equidistant entropy \
+        uncertainty claus --seeds 3 --out runs/compare
+
+Every (strategy, seed) run lives in OUT/<strategy>/seed<k>/ and resumes where it stopped when
+the command is repeated (a folder from another configuration is refused).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from .rounds import RunConfig, run_experiment
+from .selection.strategies import STRATEGIES
+
+# Training options passed through to claus.training.TrainConfig when given.
+TRAIN_FLAGS = {
+    "model": str, "epochs": int, "batch_size": int, "lr": float, "loc_loss": str,
+    "beta": float, "workers": int, "device": str, "size": int, "T": int, "stride": int,
+}
+
+
+def add_run_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags shared by `claus.experiment` and `claus.train`'s active-learning mode."""
+    p.add_argument("--dataset", default="synthetic", help="dataset name (default synthetic)")
+    p.add_argument("--preset", default="demo", help="synthetic preset: tiny, demo, full")
+    p.add_argument("--init", type=float, default=1.0, help="initial labelled %% of boxes")
+    p.add_argument("--step", type=float, default=1.0, help="%% of boxes added per round")
+    p.add_argument("--target", type=float, default=5.0, help="final labelled %% of boxes")
+    p.add_argument("--videos-per-round", type=int, default=None,
+                   help="V (default: each chosen video gets ~5%% of its frames)")
+    p.add_argument("--passes", type=int, default=10, help="MC-dropout passes R (default 10)")
+    p.add_argument("--clusters", type=int, default=5, help="K for claus (default 5)")
+    p.add_argument("--cluster-cap", type=float, default=None,
+                   help="largest share of labelled videos in one cluster (paper: 0.54)")
+    p.add_argument("--warm-start", action="store_true", help="start rounds from the last weights")
+    for name, typ in TRAIN_FLAGS.items():
+        p.add_argument("--" + name.replace("_", "-"), dest=name, type=typ, default=None,
+                       help=f"training option {name} (claus.training.TrainConfig)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def run_config(a: argparse.Namespace, strategy: str, seed: int) -> RunConfig:
+    """A RunConfig from parsed flags (training options only when given)."""
+    train = {k: getattr(a, k) for k in TRAIN_FLAGS if getattr(a, k) is not None}
+    return RunConfig(dataset=a.dataset, preset=a.preset, strategy=strategy, seed=seed,
+                     init_percent=a.init, step_percent=a.step, target_percent=a.target,
+                     videos_per_round=a.videos_per_round, passes=a.passes, clusters=a.clusters,
+                     cluster_cap=a.cluster_cap, warm_start=a.warm_start, train=train)
+
+
+# The main job (`python -m claus.train` with no arguments): claus on the demo preset, 1% → 2%
+# of the boxes (two trained rounds, one selection), 4 epochs per round, sized for about 10
+# minutes on 2 idle CPU cores (measured only under heavy load so far: see README).
+DEMO_ARGV = ["--preset", "demo", "--strategies", "claus", "--seeds", "1", "--no-full",
+             "--target", "2", "--epochs", "4", "--out", "runs/demo"]
+
+
+def demo(extra: list[str] | None = None) -> int:
+    """Run the demo active-learning experiment (the main job)."""
+    return main(DEMO_ARGV + list(extra or []))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m claus.experiment", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_run_arguments(p)
+    p.add_argument("--strategies", nargs="+", default=["random", "claus"],
+                   help="strategies to compare; choices: " + ", ".join(STRATEGIES))
+    p.add_argument("--seeds", type=int, default=1, help="number of seeds (0..n-1)")
+    p.add_argument("--no-full", action="store_true", help="skip the full-label upper bound")
+    p.add_argument("--out", default="runs/experiment", help="experiment folder")
+    p.add_argument("--no-pictures", action="store_true", help="table only")
+    p.add_argument("--resume", metavar="RUN", default=None,
+                   help="continue one run folder (OUT/<strategy>/seed<k>) with its stored config")
+    a = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from . import reports
+    from .data import load_dataset
+
+    if a.resume is not None:
+        return _resume(a.resume, progress=not a.quiet)
+    try:
+        base = run_config(a, a.strategies[0], 0)
+        ds = load_dataset(a.dataset, preset=a.preset)
+        lines = run_experiment(a.out, base, a.strategies, list(range(a.seeds)),
+                               include_full=not a.no_full, dataset=ds, progress=not a.quiet)
+        path, figs = reports.write_report(a.out, lines, dataset=ds, pictures=not a.no_pictures)
+    except (ValueError, ImportError, FileExistsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(path.read_text())
+    print(f"results: {path}")
+    for f in figs:
+        print(f"picture: {f}")
+    return 0
+
+
+def _resume(run: str, progress: bool) -> int:
+    import json
+    from pathlib import Path
+
+    from . import reports
+    from .rounds import run_rounds
+
+    conf = Path(run) / "config.json"
+    try:
+        if not conf.is_file():
+            raise ValueError(f"{run} is not a run folder (no config.json)")
+        cfg = RunConfig.from_json(json.loads(conf.read_text()))
+        lines = run_rounds(run, cfg, resume=True, progress=progress)
+    except (ValueError, ImportError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(reports.results_table(reports.aggregate(lines)))
+    print(f"run folder: {run}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

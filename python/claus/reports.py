@@ -1,0 +1,305 @@
+"""Tables and pictures of active-learning runs.
+
+* `results_table`: the paper's "Comparing with baselines" layout — one row per strategy, one
+  column pair (f-mAP@0.5, v-mAP@0.5) per labelled budget, mean ± std over seeds (in %), plus
+  the `full` upper bound;
+* pictures (matplotlib, the optional `plots` extra): mAP vs budget per strategy; a cluster map
+  (2-D PCA of video embeddings coloured by cluster, selected videos marked); STeW weight maps of
+  a sample clip (`claus_ext.stew_weights`); a strip of detections (ground truth red, prediction
+  blue).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .io import atomic_write
+
+__all__ = [
+    "METRICS",
+    "aggregate",
+    "plot_cluster_map",
+    "plot_detections",
+    "plot_map_vs_budget",
+    "plot_stew_weights",
+    "require_matplotlib",
+    "results_table",
+]
+
+METRICS = ("f-mAP@0.5", "v-mAP@0.5")
+log = logging.getLogger(__name__)
+
+
+def require_matplotlib():
+    """pyplot with the Agg backend, or an ImportError that says how to install it."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise ImportError("pictures need matplotlib: pip install 'claus[plots]' "
+                          "(or pip install matplotlib)") from exc
+    return plt
+
+
+def aggregate(lines: Sequence[dict]) -> dict:
+    """{strategy: {percent: {metric: (mean, std, n)}}} from metrics.jsonl lines of many runs.
+
+    std is the sample standard deviation (ddof = 1; 0 for one seed).
+    """
+    acc: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
+    for x in lines:
+        for m, v in x["metrics"].items():
+            if v is None:
+                continue
+            acc[x["strategy"]][float(x["percent"])][m].append(float(v))
+    out: dict = {}
+    for s, per in acc.items():
+        out[s] = {}
+        for p, ms in per.items():
+            out[s][p] = {m: (float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0,
+                             len(v)) for m, v in ms.items()}
+    return out
+
+
+def _cell(stat: tuple[float, float, int] | None) -> str:
+    if stat is None:
+        return "–"
+    mean, std, n = stat
+    return f"{mean:.1f} ± {std:.1f}" if n > 1 else f"{mean:.1f}"
+
+
+def results_table(agg: dict, metrics: Sequence[str] = METRICS) -> str:
+    """Markdown table: strategy × budget → each metric (in %, as the trainer reports them;
+    mean ± std over seeds)."""
+    budgets = sorted({p for s, per in agg.items() if s != "full" for p in per})
+    head = ["strategy"] + [f"{m} @{p:g}%" for p in budgets for m in metrics]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    order = [s for s in ("random", "equidistant", "entropy", "uncertainty", "claus") if s in agg]
+    order += [s for s in sorted(agg) if s not in order and s != "full"]
+    for s in order:
+        cells = [_cell(agg[s].get(p, {}).get(m)) for p in budgets for m in metrics]
+        rows.append(f"| {s} | " + " | ".join(cells) + " |")
+    if "full" in agg:
+        full = next(iter(agg["full"].values()))
+        cells = [_cell(full.get(m)) for _ in budgets for m in metrics]
+        rows.append("| full (100%) | " + " | ".join(cells) + " |")
+    return "\n".join(rows) + "\n"
+
+
+def _save(fig, path: str | os.PathLike) -> Path:
+    path = Path(path)
+    with atomic_write(path, "wb") as f:
+        fig.savefig(f, format=path.suffix.lstrip(".") or "png", dpi=110, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return path
+
+
+def plot_map_vs_budget(agg: dict, path: str | os.PathLike,
+                       metrics: Sequence[str] = METRICS) -> Path:
+    """One panel per metric: mean (± std band) against the labelled % per strategy; the full
+    upper bound as a dashed line."""
+    plt = require_matplotlib()
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.6), squeeze=False)
+    for ax, m in zip(axes[0], metrics, strict=False):
+        for s, per in agg.items():
+            if s == "full":
+                v = next(iter(per.values())).get(m)
+                if v:
+                    ax.axhline(v[0], ls="--", c="k", lw=1, label="full")
+                continue
+            ps = sorted(p for p in per if m in per[p])
+            mean = np.array([per[p][m][0] for p in ps])
+            std = np.array([per[p][m][1] for p in ps])
+            ax.plot(ps, mean, marker="o", label=s)
+            ax.fill_between(ps, mean - std, mean + std, alpha=0.15)
+        ax.set_xlabel("labelled boxes (%)")
+        ax.set_ylabel(f"{m} (%)")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    return _save(fig, path)
+
+
+def _pca2(x: torch.Tensor) -> np.ndarray:
+    x = x.double() - x.double().mean(0, keepdim=True)
+    # SVD of the centred data: the first two right singular vectors are the principal axes.
+    _, _, vh = torch.linalg.svd(x, full_matrices=False)
+    return (x @ vh[:2].T).numpy()
+
+
+def plot_cluster_map(round_dir: str | os.PathLike, path: str | os.PathLike,
+                     names: Sequence[str]) -> Path:
+    """2-D PCA of a claus round's video embeddings, coloured by cluster, selected videos ringed.
+
+    Args:
+        round_dir: a committed claus round (scores.pt and selection.json with all_clusters).
+        path: the picture.
+        names: the training videos' names, in the order the pool was scored.
+    """
+    plt = require_matplotlib()
+    rd = Path(round_dir)
+    st = torch.load(rd / "scores.pt", weights_only=True)
+    sel = json.loads((rd / "selection.json").read_text())
+    xy = _pca2(st["embeddings"])
+    cl = np.array([sel["all_clusters"].get(n, -1) for n in names])
+    chosen = np.array([n in sel["frames"] for n in names])
+    fig, ax = plt.subplots(figsize=(5, 4.2))
+    sc = ax.scatter(xy[:, 0], xy[:, 1], c=cl, cmap="tab10", s=14, vmin=0, vmax=9)
+    ax.scatter(xy[chosen, 0], xy[chosen, 1], facecolors="none", edgecolors="k", s=70, lw=1.2,
+               label="selected this round")
+    ax.legend(*sc.legend_elements(), title="cluster", fontsize=7, loc="upper right")
+    ax.set_title(f"video embeddings (PCA), {rd.name}")
+    ax.set_xlabel("PC 1")
+    ax.set_ylabel("PC 2")
+    return _save(fig, path)
+
+
+def plot_stew_weights(item: dict, path: str | os.PathLike, **stew: float) -> Path:
+    """Frames, pseudo-label masks and STeW pixel weights ω of one training clip.
+
+    Args:
+        item: a `claus.data.TrainClips` item (clip (3,T,H,W), mask (T,H,W), annotated (T,)).
+        stew: sigma / radius / window of `claus_ext.stew_weights`.
+    """
+    import claus_ext
+
+    plt = require_matplotlib()
+    clip, mask, ann = item["clip"], item["mask"], item["annotated"].bool()
+    omega = claus_ext.stew_weights(mask[None].float().contiguous(), ann[None], **stew)[0]
+    T = clip.shape[1]
+    fig, axes = plt.subplots(3, T, figsize=(1.4 * T, 4.4), squeeze=False)
+    for t in range(T):
+        img = clip[:, t].permute(1, 2, 0).float().numpy()
+        axes[0][t].imshow(img.clip(0, 1))
+        axes[0][t].set_title("labelled" if ann[t] else f"t={t}", fontsize=7,
+                             color="r" if ann[t] else "k")
+        axes[1][t].imshow(mask[t].float().numpy(), cmap="gray", vmin=0, vmax=1)
+        axes[2][t].imshow(omega[t].numpy(), cmap="viridis", vmin=0, vmax=1)
+        for r in range(3):
+            axes[r][t].axis("off")
+    axes[1][0].set_title("pseudo-label", fontsize=7, loc="left")
+    axes[2][0].set_title("STeW ω", fontsize=7, loc="left")
+    return _save(fig, path)
+
+
+def plot_detections(model: torch.nn.Module, ds, video: int, path: str | os.PathLike, *,
+                    T: int = 8, stride: int = 2, size=None, frames: int = 8,
+                    threshold: float = 0.5, device: str = "cpu") -> Path:
+    """A strip of `frames` evenly spaced frames of one video: ground-truth boxes red, boxes of
+    the predicted foreground regions blue."""
+    from .data import InferenceClips
+    from .eval.detect import components
+    from .eval.inference import predict_video
+
+    plt = require_matplotlib()
+    v = ds[video]
+    clips = InferenceClips(ds, [video], T=T, stride=stride, size=size)
+
+    def batches():
+        for s in range(0, len(clips), 16):
+            items = [clips[i] for i in range(s, min(len(clips), s + 16))]
+            yield (torch.stack([it["clip"] for it in items]),
+                   torch.stack([it["frames"] for it in items]))
+
+    pred = predict_video(model, batches(), v.num_frames, device=device)
+    img0 = ds.read_frames(video, [0])[0]
+    sy, sx = img0.shape[0] / pred.fg.shape[1], img0.shape[1] / pred.fg.shape[2]
+    comps = components(pred.fg, threshold, scale=(sx, sy))
+    pick = np.linspace(0, v.num_frames - 1, min(frames, v.num_frames)).round().astype(int)
+    imgs = ds.read_frames(video, pick)
+    fig, axes = plt.subplots(1, len(pick), figsize=(1.8 * len(pick), 2.1), squeeze=False)
+    for ax, f, img in zip(axes[0], pick, imgs, strict=False):
+        ax.imshow(img)
+        for _, _, b in v.boxes_at(int(f)):
+            ax.add_patch(plt.Rectangle((b[0], b[1]), b[2] - b[0], b[3] - b[1], fill=False,
+                                       ec="red", lw=1.2))
+        for b in comps.box[comps.frame == f]:
+            ax.add_patch(plt.Rectangle((b[0], b[1]), b[2] - b[0], b[3] - b[1], fill=False,
+                                       ec="blue", lw=1.2))
+        ax.set_title(f"frame {f}", fontsize=7)
+        ax.axis("off")
+    fig.suptitle(f"{v.name}: ground truth red, prediction blue", fontsize=8)
+    return _save(fig, path)
+
+
+
+def write_report(out_dir: str | os.PathLike, lines: Sequence[dict], *, dataset=None,
+                 title: str = "claus active-learning comparison", pictures: bool = True,
+                 device: str = "cpu") -> tuple[Path, list[Path]]:
+    """OUT/results.md (the table, the runs' wall times) and OUT/figures/*.png.
+
+    Args:
+        out_dir: an experiment folder laid out by `claus.rounds.run_experiment`.
+        lines: the runs' metric lines.
+        dataset: the dataset (needed for the cluster map, STeW and detection pictures).
+        pictures: draw pictures (needs matplotlib).
+    Returns:
+        (results.md path, picture paths).
+    """
+    from .data import LabelState, TrainClips
+    from .io import atomic_write_text
+
+    out = Path(out_dir)
+    agg = aggregate(lines)
+    seeds = sorted({x["seed"] for x in lines})
+    wall = sum(x.get("wall_s", 0.0) for x in lines)
+    text = [f"# {title}\n",
+            f"f-mAP@0.5 and v-mAP@0.5 in %, mean ± std over seeds {seeds} (sample std; one "
+            "seed: no ±). Columns: % of the training split's boxes labelled.\n",
+            results_table(agg)]
+    figs: list[Path] = []
+    if pictures:
+        try:
+            require_matplotlib()
+        except ImportError as exc:
+            log.warning("%s; writing the table only", exc)
+            text.append(f"\n(No pictures: {exc}.)\n")
+            pictures = False
+    if pictures:
+        figs.append(plot_map_vs_budget(agg, out / "figures" / "map_vs_budget.png"))
+        claus_rounds = sorted((out / "claus").glob("seed*/round_*/scores.pt"))
+        if dataset is not None:
+            names = [dataset[i].name for i in dataset.split_indices("train")]
+            if claus_rounds:
+                rd = claus_rounds[-1].parent
+                figs.append(plot_cluster_map(rd, out / "figures" / "cluster_map.png", names))
+            runs = sorted((out / "claus").glob("seed*")) or sorted(out.glob("*/seed*"))
+            if runs:
+                rounds = sorted(runs[0].glob("round_[0-9][0-9][0-9]"))
+                if rounds:
+                    last = rounds[-1]
+                    labels = LabelState.load(last / "labels.json", dataset)
+                    cfg = json.loads((runs[0] / "config.json").read_text())
+                    T = int(cfg["train"].get("T", 8))
+                    stride = int(cfg["train"].get("stride", 2))
+                    size = cfg["train"].get("size")
+                    clips = TrainClips(dataset, labels, T=T, stride=stride, size=size,
+                                       augment=False, sampling="frame")
+                    # The first clip whose pseudo-label shows an actor (else the first clip).
+                    item = next((it for it in (clips[i] for i in range(min(len(clips), 64)))
+                                 if bool(it["mask"].any())), clips[0])
+                    figs.append(plot_stew_weights(item, out / "figures" / "stew_weights.png"))
+                    from .models import build_model
+
+                    model = build_model(cfg["train"].get("model", "tiny"), dataset.num_classes)
+                    model.load_weights(last / "model.pt")
+                    video = dataset.split_indices("test")[0]
+                    figs.append(plot_detections(model, dataset, video,
+                                                out / "figures" / "detections.png", T=T,
+                                                stride=stride, size=size, device=device))
+        text.append("\nPictures:\n\n" + "".join(f"- `{p.relative_to(out)}`\n" for p in figs))
+    text.append(f"\nSum of round wall times: {wall:.0f} s over {len(lines)} rounds.\n")
+    path = out / "results.md"
+    atomic_write_text(path, "\n".join(text))
+    return path, figs

@@ -1,0 +1,523 @@
+"""Active-learning rounds over a run folder: train → evaluate → score → select → label → save.
+
+A run is one strategy with one seed. Round 0 trains on the initial labelled set (default 1% of
+the training split's boxes: random videos, a few random frames each, drawn from the seed alone
+so every strategy starts from the same labels); each later round adds `step_percent` of the
+boxes chosen by the strategy, up to `target_percent`. The last round only trains and evaluates.
+
+Run folder (everything `--resume` needs)::
+
+    RUN/config.json                  the RunConfig (a resumed run must match it)
+    RUN/metrics.jsonl                one line per committed round (rewritten atomically)
+    RUN/round_000/                   a committed round (renamed from round_000.partial/)
+        labels.json                  the label state this round trained on
+        train/                       the trainer's folder (checkpoint, its metrics.jsonl)
+        eval.json                    test metrics of the trained model
+        scores.pt                    pool scores (frame scores + video embeddings)
+        selection.json               the chosen videos/frames with their scores (+ clusters)
+        next_labels.json             labels after the oracle revealed the selection
+        round.json                   summary; written last, then the folder is renamed
+    RUN/round_001.partial/           the round in progress: each step's file appears atomically
+
+A kill at any moment leaves committed rounds intact and a `.partial` folder whose finished
+steps are reused on resume (training resumes from its own checkpoint). A round becomes visible
+only by the one atomic rename of its folder, so no round is ever half-written.
+
+Training and evaluation are injected (`Trainer`): by default `claus.training.fit` and
+`claus.training.evaluate`; labelling is a function of its own (`simulated_oracle` reveals the
+ground truth) so a human oracle can replace it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .data import LabelState, VideoDataset, budget_boxes, load_dataset, total_boxes
+from .io import atomic_torch_save, atomic_write_json, atomic_write_text
+from .selection.pool import PoolScores, score_pool
+from .selection.strategies import SCORED, Selection, check_strategy, select_round
+
+__all__ = [
+    "RunConfig",
+    "RunMismatchError",
+    "Trainer",
+    "default_trainer",
+    "initial_labels",
+    "load_metrics",
+    "run_rounds",
+    "simulated_oracle",
+]
+
+log = logging.getLogger(__name__)
+FORMAT = "claus.run"
+VERSION = 1
+
+
+class RunMismatchError(ValueError):
+    """A run folder holds a run of another configuration; the message lists what differs."""
+
+
+@dataclass
+class RunConfig:
+    """One active-learning run.
+
+    dataset / preset / data_seed: what `claus.data.load_dataset` opens.
+    strategy: one of `claus.selection.STRATEGIES`. seed: the run seed (initial set, training,
+    dropout masks, every random choice).
+    init_percent, step_percent, target_percent: budgets in % of the training split's boxes.
+    init_frames_per_video: frames per video of the initial random set.
+    videos_per_round: V (None: each chosen video gets ~5% of its frames).
+    passes: R, MC-dropout passes of pool scoring. score_batch: windows per scoring forward.
+    clusters: K for `claus`; cluster_cap: largest share of labelled videos in one cluster.
+    warm_start: start each round from the previous round's weights (default: same init).
+    train: `claus.training.TrainConfig` fields (model, epochs, lr, T, stride, beta, ...).
+    """
+
+    dataset: str = "synthetic"
+    preset: str | None = "demo"
+    data_seed: int = 0
+    strategy: str = "claus"
+    seed: int = 0
+    init_percent: float = 1.0
+    step_percent: float = 1.0
+    target_percent: float = 5.0
+    init_frames_per_video: int = 3
+    videos_per_round: int | None = None
+    passes: int = 10
+    score_batch: int = 16
+    clusters: int = 5
+    cluster_cap: float | None = None
+    warm_start: bool = False
+    train: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_strategy(self.strategy)
+        if not 0 < self.init_percent <= 100:
+            raise ValueError(f"init_percent must be in (0, 100], got {self.init_percent}")
+        if self.target_percent > 100:
+            raise ValueError(f"target_percent must be <= 100, got {self.target_percent}")
+        if self.target_percent < self.init_percent:
+            raise ValueError(f"target_percent {self.target_percent} is below the initial "
+                             f"labelled set ({self.init_percent}%)")
+        if self.step_percent <= 0:
+            raise ValueError(f"step_percent must be > 0, got {self.step_percent}")
+        if self.passes < 1:
+            raise ValueError(f"passes must be >= 1, got {self.passes}")
+        if self.clusters < 1:
+            raise ValueError(f"clusters must be >= 1, got {self.clusters}")
+        if self.cluster_cap is not None and not 0 < self.cluster_cap <= 1:
+            raise ValueError(f"cluster_cap must be in (0, 1], got {self.cluster_cap}")
+        if self.videos_per_round is not None and self.videos_per_round < 1:
+            raise ValueError(f"videos_per_round must be >= 1, got {self.videos_per_round}")
+
+    @property
+    def percents(self) -> list[float]:
+        """Labelled % of boxes each round trains on (full: [100])."""
+        if self.strategy == "full":
+            return [100.0]
+        n = int(math.floor((self.target_percent - self.init_percent) / self.step_percent + 1e-9))
+        out = [round(self.init_percent + r * self.step_percent, 6) for r in range(n + 1)]
+        if out[-1] < self.target_percent - 1e-9:
+            out.append(float(self.target_percent))
+        return out
+
+    def to_json(self) -> dict:
+        return {"format": FORMAT, "version": VERSION, **dataclasses.asdict(self)}
+
+    @classmethod
+    def from_json(cls, d: dict) -> RunConfig:
+        if d.get("format") != FORMAT:
+            raise ValueError(f"not a claus run config (format {d.get('format')!r})")
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def config_diff(old: dict, new: dict) -> list[str]:
+    """'key: old → new' for every top-level or train.* field that differs."""
+    out = []
+    for k in sorted(set(old) | set(new)):
+        if k == "train":
+            a, b = old.get(k) or {}, new.get(k) or {}
+            out += [f"train.{t}: {a.get(t)!r} → {b.get(t)!r}"
+                    for t in sorted(set(a) | set(b)) if a.get(t) != b.get(t)]
+        elif old.get(k) != new.get(k):
+            out.append(f"{k}: {old.get(k)!r} → {new.get(k)!r}")
+    return out
+
+
+@dataclass
+class Trainer:
+    """How a round trains and evaluates (injected so tests and other trainers can plug in).
+
+    fit(train_options, dataset, labels, run_dir, model=None, centers=None, progress=...) →
+    trained model (centers: (K,D) initial cluster centres when the cluster loss is on);
+    must resume from its own checkpoint in run_dir. evaluate(model, dataset, train_options,
+    progress=...) → {metric: value}. geometry(train_options) → {"T", "stride", "size",
+    "device"}: the clip geometry pool scoring must use.
+    """
+
+    fit: Callable[..., torch.nn.Module]
+    evaluate: Callable[..., dict]
+    geometry: Callable[[dict], dict]
+
+
+def default_trainer() -> Trainer:
+    """`claus.training.fit` / `evaluate` (issue 6)."""
+    try:
+        from . import training
+    except ImportError as exc:  # the training module is a separate piece of claus
+        raise ImportError("claus.training is not available in this installation; pass a "
+                          "Trainer to run_rounds") from exc
+
+    def _cfg(opts: dict):
+        return training.TrainConfig(**opts)
+
+    def fit(opts, ds, labels, run_dir, model=None, centers=None, progress=True):
+        return training.fit(_cfg(opts), ds, labels, run_dir, model=model, centers=centers,
+                            resume=True, progress=progress, evaluate_every=False)
+
+    def evaluate(model, ds, opts, progress=True):
+        return training.evaluate(model, ds, _cfg(opts), split="test", progress=progress)
+
+    def geometry(opts: dict) -> dict:
+        c = _cfg(opts)
+        return {"T": c.T, "stride": c.stride, "size": c.size, "device": _device(c.device)}
+
+    return Trainer(fit=fit, evaluate=evaluate, geometry=geometry)
+
+
+def _device(name: str) -> str:
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+
+
+def initial_labels(ds: VideoDataset, cfg: RunConfig) -> LabelState:
+    """The initial labelled set: a function of the dataset and seed only (not the strategy)."""
+    if cfg.strategy == "full":
+        return LabelState.full(ds)
+    rng = np.random.default_rng([cfg.seed, 0x1AB])
+    return LabelState.random(ds, cfg.init_percent, rng, frames_per_video=cfg.init_frames_per_video)
+
+
+def simulated_oracle(ds: VideoDataset, labels: LabelState, selection: Selection,
+                     round: int) -> LabelState:
+    """The simulated annotator: a copy of `labels` with the ground truth of the selected frames
+    revealed (labelled in `round`)."""
+    out = labels.copy()
+    for name, frames in selection.frames.items():
+        out.reveal(ds, name, frames, round)
+    return out
+
+
+def load_metrics(run_dir: str | os.PathLike) -> list[dict]:
+    """The committed rounds' lines of RUN/metrics.jsonl."""
+    p = Path(run_dir) / "metrics.jsonl"
+    if not p.exists():
+        return []
+    return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+
+
+def _round_dir(run: Path, r: int) -> Path:
+    return run / f"round_{r:03d}"
+
+
+def _committed(run: Path) -> list[int]:
+    return sorted(int(p.name[6:]) for p in run.glob("round_[0-9][0-9][0-9]") if p.is_dir()
+                  and (p / "round.json").exists())
+
+
+def _open_run(run: Path, cfg: RunConfig, resume: bool) -> None:
+    conf = run / "config.json"
+    if conf.exists():
+        old = json.loads(conf.read_text())
+        diff = config_diff(old, cfg.to_json())
+        if diff:
+            raise RunMismatchError(f"run folder {run} holds a run with another configuration; "
+                                   "differences (stored → requested): " + "; ".join(diff))
+        if not resume and _committed(run):
+            raise FileExistsError(f"run folder {run} already holds rounds; pass resume=True "
+                                  "(--resume) to continue it or choose another folder")
+    else:
+        run.mkdir(parents=True, exist_ok=True)
+        if _main():
+            atomic_write_json(conf, cfg.to_json())
+        _sync()
+
+
+def _fresh_model(cfg: RunConfig, ds: VideoDataset) -> torch.nn.Module:
+    from .models import build_model
+    from .training import set_seed
+
+    opts = _train_opts(cfg)
+    set_seed(int(opts["seed"]))  # as claus.training.fit builds its model
+    return build_model(opts.get("model", "tiny"), ds.num_classes, weights=opts.get("weights"))
+
+
+def _train_opts(cfg: RunConfig) -> dict:
+    """The trainer's options of a run: the run seed (unless set), no cluster loss outside claus
+    (so `uncertainty` is exactly `claus` without clusters)."""
+    opts = dict(cfg.train)
+    opts.setdefault("seed", cfg.seed)
+    if cfg.strategy != "claus":
+        opts.pop("beta", None)
+    return opts
+
+
+def _cluster_videos(emb: torch.Tensor, k: int, seed: int) -> np.ndarray:
+    """(N,) cluster of every video embedding: KMeans (claus.cluster) seeded by the run."""
+    from .cluster import KMeans
+
+    k = min(k, emb.shape[0])
+    return KMeans(k, seed=seed).fit_predict(emb.float()).cpu().numpy().astype(np.int64)
+
+
+def run_rounds(
+    run_dir: str | os.PathLike,
+    cfg: RunConfig,
+    *,
+    resume: bool = True,
+    trainer: Trainer | None = None,
+    oracle: Callable[[VideoDataset, LabelState, Selection, int], LabelState] = simulated_oracle,
+    dataset: VideoDataset | None = None,
+    progress: bool = True,
+    stop_after: str | None = None,
+) -> list[dict]:
+    """Run (or continue) the rounds of `cfg` in `run_dir`.
+
+    Args:
+        run_dir: the run folder (created; an existing one must hold the same config).
+        cfg: the run's configuration.
+        resume: continue an existing run (False: refuse a folder that already holds rounds).
+        trainer: training/evaluation (default `default_trainer()`).
+        oracle: the labelling step (default: reveal the ground truth).
+        dataset: the opened dataset (default: `load_dataset(cfg.dataset, preset=...)`).
+        progress: progress bars.
+        stop_after: for tests of resumption: raise KeyboardInterrupt right after the step named
+            "round<r>:<train|eval|score|select|label|commit>" completes, as a kill would.
+    Returns:
+        the committed rounds' metric lines (as in RUN/metrics.jsonl).
+    Raises:
+        RunMismatchError: the folder holds another configuration.
+    """
+    run = Path(run_dir)
+    _open_run(run, cfg, resume)
+    ds = dataset if dataset is not None else load_dataset(cfg.dataset, preset=cfg.preset,
+                                                          seed=cfg.data_seed)
+    trainer = trainer or default_trainer()
+    percents = cfg.percents
+    total = total_boxes(ds)
+    names = [ds[i].name for i in ds.split_indices("train")]
+    train_idx = ds.split_indices("train")
+    geo = trainer.geometry(cfg.train)
+
+    def checkpoint(step: str, r: int) -> None:
+        if stop_after == f"round{r}:{step}":
+            raise KeyboardInterrupt(f"stopped after {step} of round {r} (stop_after)")
+
+    done = _committed(run)
+    model = None
+    for r, pct in enumerate(percents):
+        final = _round_dir(run, r)
+        if r in done:
+            continue
+        t0 = time.perf_counter()
+        work = run / f"round_{r:03d}.partial"
+        work.mkdir(parents=True, exist_ok=True)
+        # Labels this round trains on.
+        lab_path = work / "labels.json"
+        if not lab_path.exists():
+            labels = (initial_labels(ds, cfg) if r == 0
+                      else LabelState.load(_round_dir(run, r - 1) / "next_labels.json", ds))
+            if _main():
+                labels.save(lab_path)
+        _sync()
+        labels = LabelState.load(lab_path, ds)
+        # Train (the trainer resumes from its own checkpoint in work/train).
+        init = None
+        if cfg.warm_start and r > 0:
+            init = _fresh_model(cfg, ds)
+            init.load_weights(_round_dir(run, r - 1) / "model.pt")
+        # Cluster loss (claus only): KMeans on the labelled videos' embeddings when training
+        # starts, then the trainer pulls embeddings to those centres and moves them online.
+        opts = _train_opts(cfg)
+        centers = None
+        if float(opts.get("beta", 0.0)) > 0:
+            cp = work / "centers.pt"
+            if not cp.exists():
+                start = init if init is not None else _fresh_model(cfg, ds)
+                lab_idx = [ds.index(n) for n in labels.labelled_videos()]
+                emb = score_pool(start, ds, lab_idx, T=geo["T"], stride=geo["stride"],
+                                 size=geo["size"], device=geo["device"], mode="deterministic",
+                                 batch_size=cfg.score_batch).embeddings
+                from .cluster import KMeans
+
+                km = KMeans(min(cfg.clusters, len(lab_idx)), seed=cfg.seed).fit(emb)
+                if _main():
+                    atomic_torch_save(cp, km.cluster_centers_.float())
+            _sync()
+            centers = torch.load(cp, weights_only=True)
+        model = trainer.fit(opts, ds, labels, work / "train", model=init, centers=centers,
+                            progress=progress)
+        if not (work / "model.pt").exists():
+            if _main():
+                atomic_torch_save(work / "model.pt", {"model": model.state_dict()})
+        _sync()
+        checkpoint("train", r)
+        # Evaluate.
+        if not (work / "eval.json").exists():
+            metrics = trainer.evaluate(model, ds, _train_opts(cfg), progress=progress)
+            # Scalar metrics only (the trainer may add per-class tables); None = undefined.
+            if _main():
+                atomic_write_json(work / "eval.json", {
+                    k: (None if v is None else float(v)) for k, v in metrics.items()
+                    if v is None or isinstance(v, (int, float))})
+        _sync()
+        metrics = json.loads((work / "eval.json").read_text())
+        checkpoint("eval", r)
+        last = r == len(percents) - 1
+        selection = None
+        if not last:
+            budget = budget_boxes(ds, percents[r + 1]) - labels.spent()
+            if budget < 0:
+                raise ValueError(f"round {r}: {labels.spent()} boxes are already labelled, more "
+                                 f"than the next target {percents[r + 1]}%")
+            # Score the pool (strategies that need scores, and claus's embeddings).
+            pool_scores = None
+            if cfg.strategy in SCORED:
+                sp = work / "scores.pt"
+                if not sp.exists():
+                    ps = score_pool(model, ds, train_idx, T=geo["T"], stride=geo["stride"],
+                                    size=geo["size"], device=geo["device"],
+                                    mode="deterministic" if cfg.strategy == "entropy" else "mc",
+                                    passes=cfg.passes, batch_size=cfg.score_batch,
+                                    seed=int(np.random.SeedSequence([cfg.seed, r, 2])
+                                             .generate_state(1)[0]), progress=progress)
+                    if _main():
+                        atomic_torch_save(sp, ps.to_state())
+                _sync()
+                pool_scores = PoolScores.from_state(torch.load(sp, weights_only=True))
+            checkpoint("score", r)
+            # Select.
+            sel_path = work / "selection.json"
+            if not sel_path.exists():
+                clusters = None
+                if cfg.strategy == "claus":
+                    clusters = _cluster_videos(pool_scores.embeddings, cfg.clusters,
+                                               cfg.seed * 1000 + r)
+                costs = [np.maximum(1, ds[i].boxes_per_frame()).astype(np.int64)
+                         for i in train_idx]
+                selection = select_round(
+                    cfg.strategy, names=names, num_frames=[ds[i].num_frames for i in train_idx],
+                    frame_costs=costs, labelled=[labels.frames(n) for n in names], budget=budget,
+                    videos_per_round=cfg.videos_per_round,
+                    rng=np.random.default_rng([cfg.seed, r, 3]),
+                    scores=pool_scores.scores if pool_scores is not None else None,
+                    clusters=clusters, cluster_cap=cfg.cluster_cap)
+                out = selection.to_json()
+                out["budget"] = budget
+                if clusters is not None:
+                    out["all_clusters"] = {n: int(c) for n, c in zip(names, clusters, strict=False)}
+                if _main():
+                    atomic_write_json(sel_path, out)
+            _sync()
+            selection = Selection.from_json(json.loads(sel_path.read_text()))
+            checkpoint("select", r)
+            # Label.
+            nl = work / "next_labels.json"
+            if not nl.exists():
+                new = oracle(ds, labels, selection, r + 1)
+                if _main():
+                    new.save(nl)
+            _sync()
+            checkpoint("label", r)
+        summary = {"round": r, "percent": pct, "labelled_boxes": labels.spent(),
+                   "total_boxes": total, "labelled_videos": len(labels.labelled_videos()),
+                   "labelled_frames": labels.num_labelled_frames(), "metrics": metrics,
+                   "selected_videos": len(selection.frames) if selection else 0,
+                   "selected_boxes": selection.cost if selection else 0,
+                   "strategy": cfg.strategy, "seed": cfg.seed,
+                   "wall_s": round(time.perf_counter() - t0, 3)}
+        if _main():
+            atomic_write_json(work / "round.json", summary)
+            # The commit: one atomic rename makes the round visible.
+            os.replace(work, final)
+            _write_metrics(run)
+        _sync()
+        log.info("round %d committed: %.2f%% labelled, %s", r, pct, metrics)
+        checkpoint("commit", r)
+    if _main():
+        _write_metrics(run)  # also after a kill between a commit and its metrics line
+    _sync()
+    return load_metrics(run)
+
+
+def _main() -> bool:
+    """Whether this process writes the run folder (rank 0 under torch.distributed)."""
+    return not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0
+
+
+def _sync() -> None:
+    """Under torch.distributed, wait until rank 0 has written what every rank reads next."""
+    if torch.distributed.is_initialized():
+        torch.distributed.barrier()
+
+
+def _write_metrics(run: Path) -> None:
+    lines = [json.loads((_round_dir(run, q) / "round.json").read_text()) for q in _committed(run)]
+    atomic_write_text(run / "metrics.jsonl",
+                      "".join(json.dumps(x, allow_nan=False) + "\n" for x in lines))
+
+
+def run_experiment(
+    out_dir: str | os.PathLike,
+    base: RunConfig,
+    strategies: list[str],
+    seeds: list[int],
+    *,
+    include_full: bool = True,
+    trainer: Trainer | None = None,
+    dataset: VideoDataset | None = None,
+    progress: bool = True,
+) -> list[dict]:
+    """Every (strategy, seed) run of a comparison, each in OUT/<strategy>/seed<k> (resumable).
+
+    Args:
+        out_dir: the experiment folder.
+        base: the shared configuration (its strategy and seed are replaced per run).
+        strategies: strategies to compare (checked before anything runs).
+        seeds: run seeds.
+        include_full: also run `full` (the upper bound) for every seed.
+    Returns:
+        all runs' metric lines (each carries its strategy and seed).
+    """
+    for s in strategies:
+        check_strategy(s)
+    if not seeds:
+        raise ValueError("seeds must name at least one seed")
+    out = Path(out_dir)
+    ds = dataset if dataset is not None else load_dataset(base.dataset, preset=base.preset,
+                                                          seed=base.data_seed)
+    trainer = trainer or default_trainer()
+    todo = [s for s in strategies if s != "full"] + (["full"] if include_full
+                                                     or "full" in strategies else [])
+    lines: list[dict] = []
+    for seed in seeds:
+        for s in todo:
+            cfg = dataclasses.replace(base, strategy=s, seed=seed)
+            log.info("run %s seed %d", s, seed)
+            lines += run_rounds(out / s / f"seed{seed}", cfg, trainer=trainer, dataset=ds,
+                                progress=progress)
+    return lines

@@ -1,0 +1,405 @@
+"""Selection strategies: which videos, and which frames in them, to label in one round.
+
+Every strategy answers the same question: given the pool (the training split's videos, some of
+them partly labelled), a round budget in ground-truth boxes and V videos to pick, which frames
+should the oracle label? They differ in how videos are ranked and how frames are ordered:
+
+| strategy      | videos                                   | frames                          |
+|---------------|------------------------------------------|---------------------------------|
+| `random`      | random unlabelled videos                 | random                          |
+| `equidistant` | random unlabelled videos                 | equally spaced                  |
+| `entropy`     | mean of top-t frame entropies            | greedy suppression on entropy   |
+| `uncertainty` | mean of top-t MC-dropout uncertainties   | greedy suppression on U         |
+| `claus`       | as `uncertainty`, split over clusters    | greedy suppression on U         |
+| `full`        | everything (the upper bound; no rounds)  | every frame                     |
+
+Budget arithmetic (`spend_plan`): the round's box budget B is split over the V chosen videos,
+B // V boxes each and the last takes the remainder; a frame costs its number of boxes (at
+least 1, `claus.data.frame_cost`). Frames are taken in the strategy's order while they fit the
+video's quota; what a video cannot spend (too few unlabelled frames) moves on to the next, and
+a final pass spends what is still left on the best remaining frames of the chosen videos, so a
+round spends its whole budget whenever the pool allows it.
+
+All randomness comes from a `numpy.random.Generator` derived from the run's seed and the round.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .scoring import FrameScores, select_frames
+
+__all__ = [
+    "STRATEGIES",
+    "Selection",
+    "allocate_clusters",
+    "check_strategy",
+    "claus_videos",
+    "default_videos_per_round",
+    "equidistant_frames",
+    "rank_by_score",
+    "select_round",
+]
+
+log = logging.getLogger(__name__)
+
+STRATEGIES = {
+    "random": "random unlabelled videos, random frames",
+    "equidistant": "random unlabelled videos, equally spaced frames",
+    "entropy": "videos and frames by the mean pixel entropy of the deterministic prediction",
+    "uncertainty": "videos and frames by MC-dropout uncertainty, redundancy-aware; no clusters",
+    "claus": "uncertainty + cluster-aware video choice (cluster-proportional allocation)",
+    "full": "every frame labelled (the upper bound; no selection rounds)",
+}
+# Strategies that need a scored pool, and which score they read.
+SCORED = {"entropy": "entropy", "uncertainty": "uncertainty", "claus": "uncertainty"}
+
+
+def check_strategy(name: str) -> str:
+    """`name` if it is a strategy, else a ValueError listing the choices."""
+    if name not in STRATEGIES:
+        choices = "; ".join(f"{k}: {v}" for k, v in STRATEGIES.items())
+        raise ValueError(f"unknown strategy {name!r}; choices: {choices}")
+    return name
+
+
+@dataclass
+class Selection:
+    """One round's choice.
+
+    frames: {video name: [0-based frames, in pick order]}. scores: {video name: [score of each
+    pick, or None for unscored strategies]}. video_scores: {video name: ranking score or None}.
+    clusters: {video name: cluster} for `claus` (empty otherwise). cost: boxes the frames cost.
+    """
+
+    frames: dict[str, list[int]] = field(default_factory=dict)
+    scores: dict[str, list[float | None]] = field(default_factory=dict)
+    video_scores: dict[str, float | None] = field(default_factory=dict)
+    clusters: dict[str, int] = field(default_factory=dict)
+    cost: int = 0
+
+    def to_json(self) -> dict:
+        return {"frames": self.frames, "scores": self.scores, "video_scores": self.video_scores,
+                "clusters": self.clusters, "cost": self.cost}
+
+    @classmethod
+    def from_json(cls, d: dict) -> Selection:
+        return cls(frames={k: [int(f) for f in v] for k, v in d["frames"].items()},
+                   scores=d.get("scores", {}), video_scores=d.get("video_scores", {}),
+                   clusters={k: int(c) for k, c in d.get("clusters", {}).items()},
+                   cost=int(d.get("cost", 0)))
+
+
+def default_videos_per_round(budget: int, num_frames: Sequence[int], frame_costs: Sequence[float],
+                             share: float = 0.05) -> int:
+    """V such that each chosen video gets about `share` of its frames (the paper's 5%).
+
+    Args:
+        budget: the round's boxes (>= 0).
+        num_frames: frames of each pool video.
+        frame_costs: mean box cost of a frame of each pool video (>= 1 each).
+        share: fraction of a video's frames one round labels.
+    Returns:
+        max(1, round(budget / (share · mean frames · mean frame cost))), at most the pool size.
+    """
+    if not num_frames:
+        return 0
+    per_video = max(1.0, share * float(np.mean(num_frames)) * float(np.mean(frame_costs)))
+    return int(min(len(num_frames), max(1, round(budget / per_video))))
+
+
+def allocate_clusters(pool_counts: Sequence[int], V: int, labelled_counts: Sequence[int] | None
+                      = None, cap: float | None = None) -> np.ndarray:
+    """Slots per cluster: V split in proportion to each cluster's share of the unlabelled pool.
+
+    Largest-remainder rounding (Hamilton): every cluster gets ⌊V·n_k/N⌋, the slots left go to
+    the largest fractional parts (ties: lower cluster index). A cluster never gets more slots
+    than it has pool videos. With `cap`, no cluster may end up holding more than `cap` of all
+    labelled videos after the round: a cluster's slots are cut to
+    max(0, ⌊cap·(L + V)⌋ - labelled_k) and the freed slots go, by the same rule, to the others.
+    Slots no cluster can take are dropped (the caller hands them to the best remaining videos).
+
+    Args:
+        pool_counts: (K,) unlabelled videos per cluster.
+        V: videos to pick (>= 0).
+        labelled_counts: (K,) labelled videos per cluster (needed with `cap`).
+        cap: in (0, 1], the largest share of labelled videos one cluster may hold; None: no cap.
+    Returns:
+        (K,) int64 slots, summing to at most V.
+    """
+    n = np.asarray(pool_counts, dtype=np.int64)
+    if n.ndim != 1 or (n < 0).any():
+        raise ValueError(f"pool_counts must be a 1-D list of counts >= 0, got {pool_counts}")
+    if V < 0:
+        raise ValueError(f"V must be >= 0, got {V}")
+    if cap is not None and not 0 < cap <= 1:
+        raise ValueError(f"cap must be in (0, 1], got {cap}")
+    K = n.shape[0]
+    limit = n.copy()
+    if cap is not None:
+        lab = np.zeros(K, np.int64) if labelled_counts is None else np.asarray(labelled_counts,
+                                                                               np.int64)
+        if lab.shape != (K,):
+            raise ValueError(f"labelled_counts must have {K} entries, got {lab.shape}")
+        total = int(lab.sum()) + V
+        limit = np.minimum(limit, np.maximum(0, math.floor(cap * total) - lab))
+    slots = np.zeros(K, np.int64)
+    left = min(V, int(limit.sum()))
+    # Repeat the proportional split over the clusters that still have room: a cluster clipped
+    # by its size or cap hands its excess back to the others in proportion to their shares.
+    while left > 0:
+        open_ = slots < limit
+        weights = np.where(open_, n, 0).astype(np.float64)
+        if weights.sum() == 0:
+            break
+        quota = left * weights / weights.sum()
+        add = np.floor(quota).astype(np.int64)
+        rem = quota - add
+        extra = left - int(add.sum())
+        order = sorted(np.flatnonzero(open_), key=lambda k: (-rem[k], k))
+        for k in order[:extra]:
+            add[k] += 1
+        add = np.minimum(add, limit - slots)
+        if add.sum() == 0:
+            break
+        slots += add
+        left -= int(add.sum())
+    return slots
+
+
+def rank_by_score(scores: np.ndarray, candidates: Sequence[int]) -> list[int]:
+    """Candidates sorted by descending score (NaN last; ties by index, so deterministic)."""
+    s = np.asarray(scores, dtype=np.float64)
+    return sorted(candidates, key=lambda i: (math.isnan(s[i]), -s[i] if not math.isnan(s[i])
+                                             else 0.0, i))
+
+
+def claus_videos(video_scores: np.ndarray, clusters: np.ndarray, pool: Sequence[int], V: int,
+                 labelled_clusters: np.ndarray | None = None, cap: float | None = None,
+                 num_clusters: int | None = None) -> list[int]:
+    """Cluster-aware choice of V pool videos.
+
+    Slots per cluster from `allocate_clusters`; each cluster gives its highest-scoring videos;
+    slots a cluster cannot fill go to the best remaining pool videos (over all clusters, still
+    respecting the cap where possible).
+
+    Args:
+        video_scores: (N,) score of every video (index space of `pool`/`clusters`).
+        clusters: (N,) int cluster of every video.
+        pool: candidate video indices.
+        V: videos to pick.
+        labelled_clusters: clusters of the already labelled videos (for the cap).
+        cap: see `allocate_clusters`.
+        num_clusters: K (default: 1 + the largest cluster index seen).
+    Returns:
+        the chosen indices, in the order they were chosen (cluster by cluster, then top-ups).
+    """
+    clusters = np.asarray(clusters, np.int64)
+    lab = np.asarray([] if labelled_clusters is None else labelled_clusters, np.int64)
+    K = num_clusters or int(max(clusters.max(initial=-1), lab.max(initial=-1)) + 1)
+    pool = list(pool)
+    counts = np.bincount(clusters[pool], minlength=K) if pool else np.zeros(K, np.int64)
+    slots = allocate_clusters(counts, V, np.bincount(lab, minlength=K), cap)
+    chosen: list[int] = []
+    for k in range(K):
+        members = [i for i in pool if clusters[i] == k]
+        chosen += rank_by_score(video_scores, members)[: int(slots[k])]
+    if len(chosen) < min(V, len(pool)):
+        taken = set(chosen)
+        rest = rank_by_score(video_scores, [i for i in pool if i not in taken])
+        chosen += rest[: min(V, len(pool)) - len(chosen)]
+    return chosen
+
+
+def equidistant_frames(num_frames: int, labelled: set[int], k: int) -> list[int]:
+    """k equally spaced unlabelled frames: centres of k equal segments, each moved to the
+    nearest unlabelled frame not yet taken (fewer when the video has fewer free frames)."""
+    free = [f for f in range(num_frames) if f not in labelled]
+    k = min(k, len(free))
+    out: list[int] = []
+    taken: set[int] = set()
+    free_arr = np.asarray(free)
+    for j in range(k):
+        target = (j + 0.5) * num_frames / k
+        order = np.argsort(np.abs(free_arr + 0.5 - target), kind="stable")
+        f = next(int(free_arr[o]) for o in order if int(free_arr[o]) not in taken)
+        taken.add(f)
+        out.append(f)
+    return out
+
+
+def _take(order: Sequence[int], costs: np.ndarray, quota: int, taken: set[int]) -> list[int]:
+    """Frames of `order` (not in `taken`) whose cumulative cost fits `quota`; a frame too
+    expensive for what is left is skipped so a cheaper later one can still use it."""
+    out, left = [], quota
+    for f in order:
+        if left <= 0:
+            break
+        if f in taken:
+            continue
+        c = int(costs[f])
+        if c <= left:
+            out.append(int(f))
+            taken.add(int(f))
+            left -= c
+    return out
+
+
+def select_round(
+    strategy: str,
+    *,
+    names: Sequence[str],
+    num_frames: Sequence[int],
+    frame_costs: Sequence[np.ndarray],
+    labelled: Sequence[Sequence[int]],
+    budget: int,
+    videos_per_round: int | None = None,
+    rng: np.random.Generator,
+    scores: FrameScores | None = None,
+    clusters: np.ndarray | None = None,
+    cluster_cap: float | None = None,
+    top_t: int | None = None,
+    sigma: float = 8 / 3,
+    radius: int = 4,
+) -> Selection:
+    """Choose one round's frames.
+
+    Args:
+        strategy: one of `STRATEGIES` except `full` (which has no rounds).
+        names: (N,) names of the training videos (the index space of every other argument).
+        num_frames: (N,) frames per video.
+        frame_costs: N arrays (num_frames,) of int box cost per frame (>= 1).
+        labelled: N lists of already labelled frames.
+        budget: boxes to spend this round (>= 0).
+        videos_per_round: V; None picks `default_videos_per_round`.
+        rng: the round's generator (derive it from the run seed and the round).
+        scores: `FrameScores` of all N videos (required by entropy/uncertainty/claus).
+        clusters: (N,) int cluster of every video (required by claus).
+        cluster_cap: optional largest share of labelled videos in one cluster (claus).
+        top_t: videos are ranked by the mean of their top-t frame scores; None: the frames per
+            video this round (≈ 5% of a video).
+        sigma, radius: the proximity penalty and suppression reach of `select_frames`.
+    Returns:
+        the `Selection`; its cost equals `budget` unless the pool has too few frames.
+    """
+    check_strategy(strategy)
+    if strategy == "full":
+        raise ValueError("strategy 'full' labels everything at once and has no selection rounds")
+    N = len(names)
+    if not (len(num_frames) == len(frame_costs) == len(labelled) == N):
+        raise ValueError("names, num_frames, frame_costs and labelled must have the same length")
+    if budget < 0:
+        raise ValueError(f"budget must be >= 0 boxes, got {budget}")
+    crit = SCORED.get(strategy)
+    if crit is not None and scores is None:
+        raise ValueError(f"strategy {strategy!r} needs pool scores")
+    if strategy == "claus" and clusters is None:
+        raise ValueError("strategy 'claus' needs the cluster of every video")
+    lab_sets = [set(int(f) for f in fr) for fr in labelled]
+    pool = [i for i in range(N) if not lab_sets[i]]
+    untouched: list[int] = []  # set when the pool had to be topped up: these go first
+    V = (default_videos_per_round(budget, list(num_frames),
+                                  [float(np.mean(c)) for c in frame_costs])
+         if videos_per_round is None else int(videos_per_round))
+    if V < 1:
+        raise ValueError(f"videos_per_round must be >= 1, got {V}")
+    if V > len(pool):
+        # Too few untouched videos: take them all, then partly labelled videos that still have
+        # free frames, so the round can spend its budget.
+        partly = [i for i in range(N) if lab_sets[i] and len(lab_sets[i]) < num_frames[i]]
+        log.warning("the pool has %d unlabelled videos, fewer than the %d requested: taking all"
+                    "%s", len(pool), V, f" and up to {V - len(pool)} partly labelled ones"
+                    if partly else "")
+        untouched, pool = pool, partly
+        V = min(V, len(untouched) + len(partly))
+    sel = Selection()
+    if budget == 0 or V == 0:
+        return sel
+    # Frames a video is likely to get this round: what the top-t ranking and greedy use.
+    mean_cost = float(np.mean([np.mean(c) for c in frame_costs]))
+    per_video = max(1, round(budget / V / mean_cost))
+    t = top_t or per_video
+
+    order: dict[int, list[int]] = {}  # candidate frame order of each chosen video
+    pick_scores: dict[int, list[float]] = {}
+    vscore: dict[int, float | None] = {}
+    if crit is None:
+        chosen = untouched + [int(i) for i in rng.permutation(pool)][: V - len(untouched)]
+        for i in chosen:
+            vscore[i] = None
+            if strategy == "random":
+                free = [f for f in range(num_frames[i]) if f not in lab_sets[i]]
+                order[i] = [int(f) for f in rng.permutation(free)]
+            else:
+                order[i] = equidistant_frames(num_frames[i], lab_sets[i], per_video)
+                # Frames beyond the spaced ones, should the quota allow more (costly frames).
+                rest = [f for f in range(num_frames[i]) if f not in lab_sets[i]]
+                order[i] += [int(f) for f in rng.permutation(rest)]
+    else:
+        L = scores.uncertainty.shape[1]
+        lab_mask = torch.zeros(N, L, dtype=torch.bool)
+        for i, s in enumerate(lab_sets):
+            if s:
+                lab_mask[i, sorted(s)] = True
+        # Video ranking: mean of the top-t greedy picks (select_frames' video_score).
+        ranked = select_frames(scores, lab_mask, t, criterion=crit, sigma=sigma, radius=radius)
+        vs = ranked.video_score.cpu().numpy().astype(np.float64)
+        if strategy == "claus" and not untouched:
+            lab_vids = [i for i in range(N) if lab_sets[i]]
+            cl = np.asarray(clusters, np.int64)
+            chosen = claus_videos(vs, cl, pool, V, cl[lab_vids], cluster_cap)
+            sel.clusters = {names[i]: int(cl[i]) for i in chosen}
+        else:
+            chosen = untouched + rank_by_score(vs, pool)[: V - len(untouched)]
+        # Frame order per chosen video: the greedy, long enough to spend any quota.
+        longest = max(num_frames[i] for i in chosen)
+        full = select_frames(scores, lab_mask, longest, criterion=crit, sigma=sigma,
+                             radius=radius)
+        fr, sc = full.frames.cpu().numpy(), full.scores.cpu().numpy()
+        for i in chosen:
+            keep = fr[i] >= 0
+            order[i] = [int(f) for f in fr[i][keep]]
+            pick_scores[i] = [float(x) for x in sc[i][keep]]
+            vscore[i] = None if math.isnan(vs[i]) else float(vs[i])
+            # Frames the greedy never reaches (non-informative): last, in time order, so a
+            # large quota can still be spent.
+            seen = set(order[i])
+            order[i] += [f for f in range(num_frames[i]) if f not in seen and f not in lab_sets[i]]
+
+    taken: dict[int, set[int]] = {i: set() for i in chosen}
+    picked: dict[int, list[int]] = {i: [] for i in chosen}
+    carry = 0
+    for j, i in enumerate(chosen):
+        quota = budget // V + (budget - (budget // V) * V if j == len(chosen) - 1 else 0) + carry
+        got = _take(order[i], frame_costs[i], quota, taken[i])
+        picked[i] += got
+        carry = quota - int(sum(frame_costs[i][f] for f in got))
+    # Left over (a video ran out of frames, or costly frames did not fit): best remaining
+    # frames of the chosen videos, in choice order.
+    for i in chosen:
+        if carry <= 0:
+            break
+        got = _take(order[i], frame_costs[i], carry, taken[i])
+        picked[i] += got
+        carry -= int(sum(frame_costs[i][f] for f in got))
+    if carry > 0:
+        log.warning("the chosen videos had too few unlabelled frames: %d of %d boxes unspent",
+                    carry, budget)
+    for i in chosen:
+        if not picked[i]:
+            continue
+        name = names[i]
+        sel.frames[name] = picked[i]
+        pos = {f: p for p, f in enumerate(order[i])}
+        ps = pick_scores.get(i)
+        sel.scores[name] = [ps[pos[f]] if ps is not None and pos[f] < len(ps) else None
+                            for f in picked[i]]
+        sel.video_scores[name] = vscore[i]
+        sel.cost += int(sum(frame_costs[i][f] for f in picked[i]))
+    return sel
