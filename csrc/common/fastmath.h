@@ -64,16 +64,9 @@ CLAUS_HD float exp_nonpos(float x) {
 #endif
 }
 
-// log(x) for x in [1, 2] up to rounding (the kernels call it on 1 + e, e in [0, 1]).
-CLAUS_HD float log_1to2(float x) {
-#if defined(__CUDA_ARCH__)
-  return logf(x);
-#else
-  // Write x = m * 2^k with m in [sqrt(1/2), sqrt(2)): for x in [1,2], k is 0 or 1.
-  bool big = x > 1.41421356237f;
-  float m = big ? x * 0.5f : x;
-  float k = big ? 1.0f : 0.0f;
-  float f = m - 1.0f;
+// log(m * 2^k) from f = m - 1, m in [sqrt(1/2), sqrt(2)): the Cephes minimax polynomial and the
+// split-ln2 reconstruction shared by log_1to2 and log_pos.
+CLAUS_HD float log_reduced(float f, float k) {
   float f2 = f * f;
   float p = 7.0376836292e-2f;
   p = p * f + -1.1514610310e-1f;
@@ -88,6 +81,19 @@ CLAUS_HD float log_1to2(float x) {
   y += -2.12194440e-4f * k;
   y += -0.5f * f2;
   return f + y + 0.693359375f * k;
+}
+
+// log(x) for x in [1, 2] up to rounding (the kernels call it on 1 + e, e in [0, 1]).
+CLAUS_HD float log_1to2(float x) {
+#if defined(__CUDA_ARCH__)
+  return logf(x);
+#else
+  // Write x = m * 2^k with m in [sqrt(1/2), sqrt(2)): for x in [1,2], k is 0 or 1.
+  bool big = x > 1.41421356237f;
+  float m = big ? x * 0.5f : x;
+  float k = big ? 1.0f : 0.0f;
+  float f = m - 1.0f;
+  return log_reduced(f, k);
 #endif
 }
 
@@ -120,20 +126,7 @@ CLAUS_HD float log_pos(float x) {
   m = big ? m * 0.5f : m;
   k = big ? k + 1.0f : k;
   const float f = m - 1.0f;
-  const float f2 = f * f;
-  float p = 7.0376836292e-2f;
-  p = p * f + -1.1514610310e-1f;
-  p = p * f + 1.1676998740e-1f;
-  p = p * f + -1.2420140846e-1f;
-  p = p * f + 1.4249322787e-1f;
-  p = p * f + -1.6668057665e-1f;
-  p = p * f + 2.0000714765e-1f;
-  p = p * f + -2.4999993993e-1f;
-  p = p * f + 3.3333331174e-1f;
-  float y = f * f2 * p;
-  y += -2.12194440e-4f * k;
-  y += -0.5f * f2;
-  float r = f + y + 0.693359375f * k;
+  float r = log_reduced(f, k);
   const float inf = bits_to_float(0x7f800000);
   r = x == 0.0f ? -inf : r;
   r = x == inf ? inf : r;

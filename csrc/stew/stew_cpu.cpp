@@ -211,17 +211,36 @@ inline int64_t f32_scratch_floats(int64_t T) {
   return (2 * T + 1) * kTile + T * static_cast<int64_t>(sizeof(FrameInfo) / sizeof(float) + 1);
 }
 
+// A float tile's scratch, laid out by f32_scratch_floats: labels, their running sums along t
+// (0/1 labels only) and the frame table, filled for the tile's n pixels.
+struct F32Tile {
+  float* ybuf;
+  float* prefix;
+  FrameInfo* info;
+};
+
+template <typename label_t>
+CLAUS_ALWAYS_INLINE F32Tile prepare_f32_tile(const label_t* y, const uint8_t* ann,
+                                             const double* w, int64_t T, int64_t HW, int64_t n,
+                                             int64_t window, float* scratch) {
+  constexpr bool kBinary = std::is_same<label_t, uint8_t>::value;
+  F32Tile tile{scratch, kBinary ? scratch + T * kTile : nullptr,
+               reinterpret_cast<FrameInfo*>(scratch + (2 * T + 1) * kTile)};
+  load_tile_labels(y, T, HW, n, tile.ybuf, tile.prefix);
+  frame_info(ann, w, T, window, tile.info);
+  return tile;
+}
+
 template <typename label_t>
 CLAUS_ALWAYS_INLINE void forward_tile_f32_impl(const float* z, const label_t* y,
                                                const uint8_t* ann, const double* w, int64_t T,
                                                int64_t HW, int64_t n, int64_t window,
                                                float* scratch, double* out) {
   constexpr bool kBinary = std::is_same<label_t, uint8_t>::value;
-  float* ybuf = scratch;
-  float* prefix = kBinary ? scratch + T * kTile : nullptr;
-  FrameInfo* info = reinterpret_cast<FrameInfo*>(scratch + (2 * T + 1) * kTile);
-  load_tile_labels(y, T, HW, n, ybuf, prefix);
-  frame_info(ann, w, T, window, info);
+  const F32Tile tile = prepare_f32_tile(y, ann, w, T, HW, n, window, scratch);
+  const float* ybuf = tile.ybuf;
+  const float* prefix = tile.prefix;
+  const FrameInfo* info = tile.info;
   f32x8 s0 = simd::splat(0.0f), s1 = s0, s2 = s0, s3 = s0, s4 = s0;
   for (int64_t i = 0; i < n; i += kLanes) {
     const simd::i32x8 valid = lanes_below(n - i);
@@ -261,11 +280,10 @@ CLAUS_ALWAYS_INLINE void backward_tile_f32_impl(const float* z, const label_t* y
                                                 int64_t n, int64_t window, float* scratch,
                                                 float* gz) {
   constexpr bool kBinary = std::is_same<label_t, uint8_t>::value;
-  float* ybuf = scratch;
-  float* prefix = kBinary ? scratch + T * kTile : nullptr;
-  FrameInfo* info = reinterpret_cast<FrameInfo*>(scratch + (2 * T + 1) * kTile);
-  load_tile_labels(y, T, HW, n, ybuf, prefix);
-  frame_info(ann, w, T, window, info);
+  const F32Tile tile = prepare_f32_tile(y, ann, w, T, HW, n, window, scratch);
+  const float* ybuf = tile.ybuf;
+  const float* prefix = tile.prefix;
+  const FrameInfo* info = tile.info;
   const float g0 = g[0], g2 = g[2], g3 = g[3];
   for (int64_t i = 0; i < n; i += kLanes) {
     for (int64_t t = 0; t < T; ++t) {
