@@ -6,7 +6,9 @@ Example::
         uncertainty claus --seeds 3 --out runs/compare
 
 Every (strategy, seed) run lives in OUT/<strategy>/seed<k>/ and resumes where it stopped when
-the command is repeated (a folder from another configuration is refused).
+the command is repeated (a folder from another configuration is refused). With `--oracle human`
+a run stops after each selection until people's labels are imported (`claus.select`,
+`claus.annotate`); the command then exits 0 and says what to run next.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import argparse
 import logging
 import sys
 
-from .rounds import RunConfig, run_experiment
+from .rounds import ORACLES, AwaitingLabels, RunConfig, run_experiment
 from .selection.strategies import STRATEGIES
 
 # Training options passed through to claus.training.TrainConfig when given.
@@ -39,6 +41,9 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cluster-cap", type=float, default=None,
                    help="largest share of labelled videos in one cluster (paper: 0.54)")
     p.add_argument("--warm-start", action="store_true", help="start rounds from the last weights")
+    p.add_argument("--oracle", choices=list(ORACLES), default="simulated",
+                   help="who labels the selections: " + "; ".join(
+                       f"{k}: {v}" for k, v in ORACLES.items()))
     for name, typ in TRAIN_FLAGS.items():
         p.add_argument("--" + name.replace("_", "-"), dest=name, type=typ, default=None,
                        help=f"training option {name} (claus.training.TrainConfig)")
@@ -51,7 +56,8 @@ def run_config(a: argparse.Namespace, strategy: str, seed: int) -> RunConfig:
     return RunConfig(dataset=a.dataset, preset=a.preset, strategy=strategy, seed=seed,
                      init_percent=a.init, step_percent=a.step, target_percent=a.target,
                      videos_per_round=a.videos_per_round, passes=a.passes, clusters=a.clusters,
-                     cluster_cap=a.cluster_cap, warm_start=a.warm_start, train=train)
+                     cluster_cap=a.cluster_cap, warm_start=a.warm_start, train=train,
+                     oracle=a.oracle)
 
 
 # The main job (`python -m claus.train` with no arguments): claus on the demo preset, 1% → 2%
@@ -91,6 +97,9 @@ def main(argv: list[str] | None = None) -> int:
         lines = run_experiment(a.out, base, a.strategies, list(range(a.seeds)),
                                include_full=not a.no_full, dataset=ds, progress=not a.quiet)
         path, figs = reports.write_report(a.out, lines, dataset=ds, pictures=not a.no_pictures)
+    except AwaitingLabels as wait:
+        print(wait)
+        return 0
     except (ValueError, ImportError, FileExistsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -99,6 +108,25 @@ def main(argv: list[str] | None = None) -> int:
     for f in figs:
         print(f"picture: {f}")
     return 0
+
+
+def is_rounds_run(path: str) -> bool:
+    """Whether `path` is an active-learning run folder (its config.json is a RunConfig)."""
+    import json
+    from pathlib import Path
+
+    from .rounds import FORMAT
+
+    conf = Path(path) / "config.json"
+    try:
+        return conf.is_file() and json.loads(conf.read_text()).get("format") == FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def resume(run: str, progress: bool = True) -> int:
+    """Continue one active-learning run folder with its stored configuration (exit code)."""
+    return _resume(run, progress)
 
 
 def _resume(run: str, progress: bool) -> int:
@@ -114,6 +142,9 @@ def _resume(run: str, progress: bool) -> int:
             raise ValueError(f"{run} is not a run folder (no config.json)")
         cfg = RunConfig.from_json(json.loads(conf.read_text()))
         lines = run_rounds(run, cfg, resume=True, progress=progress)
+    except AwaitingLabels as wait:
+        print(wait)
+        return 0
     except (ValueError, ImportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

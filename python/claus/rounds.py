@@ -26,6 +26,12 @@ only by the one atomic rename of its folder, so no round is ever half-written.
 Training and evaluation are injected (`Trainer`): by default `claus.training.fit` and
 `claus.training.evaluate`; labelling is a function of its own (`simulated_oracle` reveals the
 ground truth) so a human oracle can replace it.
+
+With `RunConfig.oracle = "human"` the run is interactive: once a round's selection is saved,
+`run_rounds` raises `AwaitingLabels` and the round stays `.partial`; people label the requests
+(`python -m claus.select` exports them, `python -m claus.annotate` imports the boxes into the
+round's `next_labels.json`), and the next `run_rounds` (`python -m claus.train --resume RUN`)
+commits the round and goes on. Until the import, a resume stops again before any work.
 """
 
 from __future__ import annotations
@@ -50,6 +56,8 @@ from .selection.pool import PoolScores, score_pool
 from .selection.strategies import SCORED, Selection, check_strategy, select_round
 
 __all__ = [
+    "ORACLES",
+    "AwaitingLabels",
     "RunConfig",
     "RunMismatchError",
     "Trainer",
@@ -65,8 +73,32 @@ FORMAT = "claus.run"
 VERSION = 1
 
 
+ORACLES = {
+    "simulated": "reveal the ground truth of the selected frames (simulation)",
+    "human": "stop after each selection until people's boxes are imported (claus.annotate)",
+}
+
+
 class RunMismatchError(ValueError):
     """A run folder holds a run of another configuration; the message lists what differs."""
+
+
+class AwaitingLabels(Exception):
+    """An interactive run (`oracle="human"`) stopped: a round's selection waits for labels.
+
+    Attributes: run (the run folder), round (the round whose selection waits), folder (its
+    `.partial` folder). The message says what to run next.
+    """
+
+    def __init__(self, run: Path, round: int, folder: Path):
+        self.run, self.round, self.folder = Path(run), int(round), Path(folder)
+        super().__init__(
+            f"round {round} of {run} waits for human labels (its selection is "
+            f"{folder / 'selection.json'}). Next: export the requests with `python -m "
+            f"claus.select --run {run} --format jsonl|cvat|labelstudio`, have them labelled, "
+            f"import the boxes with `python -m claus.annotate --run {run} --file FILE --format "
+            f"cvat-xml|cvat-images|labelstudio|ava-csv`, then continue with `python -m "
+            f"claus.train --resume {run}`.")
 
 
 @dataclass
@@ -83,6 +115,7 @@ class RunConfig:
     clusters: K for `claus`; cluster_cap: largest share of labelled videos in one cluster.
     warm_start: start each round from the previous round's weights (default: same init).
     train: `claus.training.TrainConfig` fields (model, epochs, lr, T, stride, beta, ...).
+    oracle: who labels the selections: "simulated" (ground truth) or "human" (see `ORACLES`).
     """
 
     dataset: str = "synthetic"
@@ -101,9 +134,13 @@ class RunConfig:
     cluster_cap: float | None = None
     warm_start: bool = False
     train: dict[str, Any] = field(default_factory=dict)
+    oracle: str = "simulated"
 
     def __post_init__(self) -> None:
         check_strategy(self.strategy)
+        if self.oracle not in ORACLES:
+            raise ValueError(f"unknown oracle {self.oracle!r}; choices: "
+                             + "; ".join(f"{k}: {v}" for k, v in ORACLES.items()))
         if not 0 < self.init_percent <= 100:
             raise ValueError(f"init_percent must be in (0, 100], got {self.init_percent}")
         if self.target_percent > 100:
@@ -242,7 +279,8 @@ def _committed(run: Path) -> list[int]:
 def _open_run(run: Path, cfg: RunConfig, resume: bool) -> None:
     conf = run / "config.json"
     if conf.exists():
-        old = json.loads(conf.read_text())
+        # Fields added to RunConfig since the run was written take their defaults.
+        old = {**RunConfig().to_json(), **json.loads(conf.read_text())}
         diff = config_diff(old, cfg.to_json())
         if diff:
             raise RunMismatchError(f"run folder {run} holds a run with another configuration; "
@@ -302,7 +340,8 @@ def run_rounds(
         cfg: the run's configuration.
         resume: continue an existing run (False: refuse a folder that already holds rounds).
         trainer: training/evaluation (default `default_trainer()`).
-        oracle: the labelling step (default: reveal the ground truth).
+        oracle: the labelling step (default: reveal the ground truth); not called when
+            `cfg.oracle` is "human" (the labels are imported by `claus.annotate`).
         dataset: the opened dataset (default: `load_dataset(cfg.dataset, preset=...)`).
         progress: progress bars.
         stop_after: for tests of resumption: raise KeyboardInterrupt right after the step named
@@ -311,6 +350,9 @@ def run_rounds(
         the committed rounds' metric lines (as in RUN/metrics.jsonl).
     Raises:
         RunMismatchError: the folder holds another configuration.
+        AwaitingLabels: `cfg.oracle` is "human" and a round's selection has no imported labels
+            yet (raised right after the selection is saved, and on every later call until the
+            import, before any other work).
     """
     run = Path(run_dir)
     _open_run(run, cfg, resume)
@@ -335,6 +377,9 @@ def run_rounds(
             continue
         t0 = time.perf_counter()
         work = run / f"round_{r:03d}.partial"
+        human = cfg.oracle == "human"
+        if human and _awaits_labels(work):
+            raise AwaitingLabels(run, r, work)  # nothing to redo until the labels are in
         work.mkdir(parents=True, exist_ok=True)
         # Labels this round trains on.
         lab_path = work / "labels.json"
@@ -369,8 +414,11 @@ def run_rounds(
                     atomic_torch_save(cp, km.cluster_centers_.float())
             _sync()
             centers = torch.load(cp, weights_only=True)
-        model = trainer.fit(opts, ds, labels, work / "train", model=init, centers=centers,
-                            progress=progress)
+        # No step left that uses the model (e.g. a resume after a human import): no fit.
+        last = r == len(percents) - 1
+        if _needs_model(work, cfg, last):
+            model = trainer.fit(opts, ds, labels, work / "train", model=init, centers=centers,
+                                progress=progress)
         if not (work / "model.pt").exists():
             if _main():
                 atomic_torch_save(work / "model.pt", {"model": model.state_dict()})
@@ -387,7 +435,6 @@ def run_rounds(
         _sync()
         metrics = json.loads((work / "eval.json").read_text())
         checkpoint("eval", r)
-        last = r == len(percents) - 1
         selection = None
         if not last:
             budget = budget_boxes(ds, percents[r + 1]) - labels.spent()
@@ -438,7 +485,10 @@ def run_rounds(
             # Label.
             nl = work / "next_labels.json"
             if not nl.exists():
-                new = oracle(ds, labels, selection, r + 1)
+                if human and selection.frames:
+                    raise AwaitingLabels(run, r, work)
+                # An empty selection (nothing left to pick) needs no annotator.
+                new = labels.copy() if human else oracle(ds, labels, selection, r + 1)
                 if _main():
                     new.save(nl)
             _sync()
@@ -462,6 +512,22 @@ def run_rounds(
         _write_metrics(run)  # also after a kill between a commit and its metrics line
     _sync()
     return load_metrics(run)
+
+
+def _needs_model(work: Path, cfg: RunConfig, last: bool) -> bool:
+    """Whether a round still has a step that uses its trained model (save, eval, scoring)."""
+    done = [work / "model.pt", work / "eval.json"]
+    if not last and cfg.strategy in SCORED:
+        done.append(work / "scores.pt")
+    return not all(p.exists() for p in done)
+
+
+def _awaits_labels(work: Path) -> bool:
+    """Whether a round folder holds a non-empty selection without imported labels."""
+    sel = work / "selection.json"
+    if not sel.exists() or (work / "next_labels.json").exists():
+        return False
+    return any(json.loads(sel.read_text())["frames"].values())
 
 
 def _main() -> bool:

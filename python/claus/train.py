@@ -4,6 +4,8 @@
     python -m claus.train --dataset synthetic:tiny --budget 5 --epochs 2
     python -m claus.train --config run.yaml --lr 1e-3 --run runs/a    # file, then CLI overrides
     python -m claus.train --resume runs/a                             # continue an interrupted run
+    python -m claus.train --strategy claus --oracle human --out runs/h  # people label the rounds
+    python -m claus.train --resume runs/h/claus/seed0                 # ... after claus.annotate
     torchrun --nproc-per-node 2 -m claus.train ...                    # DDP
 
 Precedence: defaults < --config file < command-line flags. See `claus.supervised` for the run
@@ -148,6 +150,21 @@ def main(argv: list[str] | None = None) -> int:
         from claus.experiment import main as experiment
 
         return demo() if not argv else experiment(["--no-full", "--strategies", *argv[1:]])
+    # --resume of an active-learning run folder (e.g. after a human import): continue its rounds.
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--resume", default=None)
+    pre.add_argument("--no-progress", "--quiet", dest="quiet", action="store_true")
+    known, rest = pre.parse_known_args(argv)
+    from claus.experiment import is_rounds_run
+
+    if known.resume and is_rounds_run(known.resume):
+        if rest:
+            print(f"error: {known.resume} is an active-learning run; it resumes with its stored "
+                  f"configuration, without the flags {' '.join(rest)}", file=sys.stderr)
+            return 2
+        from claus.experiment import resume
+
+        return resume(known.resume, progress=not known.quiet)
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
