@@ -1,0 +1,317 @@
+"""CVAT: export a round's requests as an image task; read "CVAT for images/video 1.1" XML back.
+
+Export (`export_cvat`) writes a folder ready to upload as one CVAT image task::
+
+    OUT/images/<video>/<frame:06d>.jpg   the requested frames (0-based numbers, as in claus)
+    OUT/labels.json                      the label list ("Raw" in CVAT's label constructor)
+    OUT/requests.jsonl                   the requests (see `claus.annotation.jsonl`)
+    OUT/README.md                        how to create the task and bring the labels back
+
+Each label has a `track` number attribute (default 0): boxes of one video with the same label
+and track number are one actor, so claus interpolates between them.
+
+Readers (format: https://docs.cvat.ai/docs/other/xml_format/):
+
+* `read_cvat_images` — `<image name=... width= height=>` elements with `<box label= xtl= ytl=
+  xbr= ybr=>`: the video and frame come from the image name (`.../<video>/<frame>.<ext>`; with
+  `video=` a bare `<frame>.<ext>` name also works), coordinates are scaled from the image size
+  to the video's. Every listed image is a frame the file answers for.
+* `read_cvat_video` — one video task: `<track id= label=>` with `<box frame= outside= keyframe=
+  xtl= ...>`. Only keyframes that are not outside count (as CVAT's own importer). Frame i of the
+  task is video frame `start_frame + i·step` (`<start_frame>`, `<frame_filter>step=N` of the
+  task meta), i < `<size>`. The video is `video=`, else the task `<name>`, else the `<source>`
+  file name. Every task frame is a frame the file answers for.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path, PurePosixPath
+
+from ..io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from .importer import AnnotationFileError, Annotations, ImportedBox
+from .jsonl import export_jsonl
+from .pending import PendingRound, safe_relpath
+
+__all__ = ["cvat_labels", "export_cvat", "image_name", "read_cvat_images", "read_cvat_video"]
+
+TRACK_ATTRIBUTE = "track"
+
+
+def image_name(video: str, frame: int) -> str:
+    """The exported image path of a frame: `<video>/<frame:06d>.jpg` (0-based frame)."""
+    return f"{safe_relpath(video)}/{int(frame):06d}.jpg"
+
+
+def cvat_labels(classes: list[str]) -> list[dict]:
+    """CVAT's raw label list: one rectangle label per class, with the `track` attribute."""
+    return [{"name": c, "type": "rectangle", "attributes": [
+        {"name": TRACK_ATTRIBUTE, "mutable": False, "input_type": "number",
+         "default_value": "0", "values": ["0", "999", "1"]}]} for c in classes]
+
+
+def export_cvat(pending: PendingRound, out: str | Path, *, quality: int = 95) -> Path:
+    """Write the CVAT image-task folder of the waiting round (layout in the module docstring).
+
+    Frames are read from the dataset's frame source (video file, image folder, array or frame
+    store) and saved as JPEG at the source's size. Returns the folder.
+    """
+    from PIL import Image
+
+    out = Path(out)
+    ds = pending.dataset
+    n = 0
+    for req in pending.requests:
+        frames = ds.read_frames(req.video, list(req.frames))
+        for f, img in zip(req.frames, frames, strict=True):
+            buf = io.BytesIO()
+            # No chroma subsampling: small frames keep their colours at box edges.
+            Image.fromarray(img).save(buf, "JPEG", quality=quality, subsampling=0)
+            atomic_write_bytes(out / "images" / image_name(req.video, f), buf.getvalue())
+            n += 1
+    atomic_write_json(out / "labels.json", cvat_labels(ds.classes))
+    export_jsonl(pending, out)
+    atomic_write_text(out / "README.md", _README.format(
+        run=pending.run, round=pending.round, frames=n, videos=len(pending.requests),
+        task=f"claus {pending.run} round {pending.round}"))
+    return out
+
+
+_README = """# CVAT task: round {round} of {run}
+
+{frames} frames of {videos} videos to label, in `images/<video>/<frame>.jpg` (frame numbers
+are 0-based, as in claus).
+
+1. Zip the images with their folders: `cd images && zip -r ../images.zip . && cd ..`.
+2. In CVAT: Tasks → + → Create a new task. Name: `{task}`. Labels: open "Raw" and paste the
+   content of `labels.json`. Select files: upload `images.zip`. Submit.
+3. Label every image: a box around every actor, with its action class. Leave an image
+   without boxes when nobody acts in it (claus records "no actor"). The `track` number links
+   one actor across the frames of a video: keep 0 for a video's only actor, give other actors
+   of the same video 1, 2, ...
+4. Export: Actions → Export task dataset → "CVAT for images 1.1" (no images needed), unzip,
+   and import `annotations.xml`:
+
+       python -m claus.annotate --run {run} --file annotations.xml --format cvat-images
+       python -m claus.train --resume {run}
+"""
+
+
+# ---------------------------------------------------------------------------- reading
+def parse_xml(path: Path) -> ET.Element:
+    """The root of an XML file; truncated or malformed files and entity declarations (which
+    could expand without bound) are refused with the file named."""
+    data = path.read_bytes()
+    if b"<!ENTITY" in data or b"<!DOCTYPE" in data:
+        raise AnnotationFileError(f"{path}: XML with a DOCTYPE/ENTITY declaration is refused")
+    try:
+        return ET.fromstring(data)
+    except ET.ParseError as e:
+        raise AnnotationFileError(f"{path}: not well-formed XML ({e}); is the file complete "
+                                  "(an export cut short)?") from None
+
+
+def _num(el: ET.Element, key: str, path: Path, what: str) -> float:
+    try:
+        return float(el.attrib[key])
+    except KeyError:
+        raise AnnotationFileError(f"{path}: {what}: missing attribute {key!r}") from None
+    except ValueError:
+        raise AnnotationFileError(f"{path}: {what}: attribute {key}={el.attrib[key]!r} is not "
+                                  "a number") from None
+
+
+def _int_text(meta: ET.Element, tag: str, default: int | None, path: Path) -> int | None:
+    el = meta.find(tag)
+    if el is None or el.text is None or not el.text.strip():
+        return default
+    try:
+        return int(el.text.strip())
+    except ValueError:
+        raise AnnotationFileError(f"{path}: <{tag}> {el.text!r} is not an integer") from None
+
+
+def _root(path: Path) -> ET.Element:
+    root = parse_xml(path)
+    if root.tag != "annotations":
+        raise AnnotationFileError(f"{path}: not a CVAT annotation file (root <{root.tag}>, "
+                                  "expected <annotations>)")
+    return root
+
+
+def _track_attr(box: ET.Element) -> str | None:
+    for a in box.findall("attribute"):
+        if a.attrib.get("name") == TRACK_ATTRIBUTE and (a.text or "").strip():
+            return a.text.strip()
+    return None
+
+
+def _match_video(name: str, known: dict[str, str]) -> str | None:
+    """The pool video a path names: the longest suffix of its folders that is a video name."""
+    parts = PurePosixPath(name.replace("\\", "/")).parts
+    for i in range(len(parts)):
+        cand = "/".join(parts[i:])
+        if cand in known:
+            return known[cand]
+    return None
+
+
+def read_cvat_images(path: str | Path, pending: PendingRound,
+                     video: str | None = None) -> Annotations:
+    """Boxes of a "CVAT for images 1.1" file (see the module docstring)."""
+    path = Path(path)
+    root = _root(path)
+    ds = pending.dataset
+    known = {v: v for v in pending.labels.num_frames}
+    out = Annotations(str(path))
+    images = root.findall("image")
+    if not images and root.findall("track"):
+        raise AnnotationFileError(f"{path}: holds video tracks, not images; use --format "
+                                  "cvat-xml")
+    skipped = 0
+    for im in images:
+        name = im.attrib.get("name", "")
+        where = f"{path}: image {name!r}"
+        p = PurePosixPath(name.replace("\\", "/"))
+        m = re.search(r"(\d+)$", p.stem)
+        if m is None:
+            raise AnnotationFileError(f"{where}: the file name does not end in a frame number")
+        frame = int(m.group(1))
+        vid = video if video is not None and len(p.parts) == 1 else _match_video(
+            str(p.parent), known)
+        if vid is None:
+            out.unknown_videos.append(str(p.parent) if str(p.parent) != "." else name)
+            continue
+        if vid not in known:
+            out.unknown_videos.append(vid)
+            continue
+        v = ds[vid]
+        w, h = _num(im, "width", path, where), _num(im, "height", path, where)
+        if w <= 0 or h <= 0:
+            raise AnnotationFileError(f"{where}: bad size {w}x{h}")
+        sx, sy = v.width / w, v.height / h
+        out.cover(vid, [frame])
+        for el in im:
+            if el.tag != "box":
+                skipped += el.tag in ("polygon", "polyline", "points", "cuboid", "mask",
+                                      "ellipse", "skeleton")
+                continue
+            label = el.attrib.get("label")
+            if label is None:
+                raise AnnotationFileError(f"{where}: a <box> without a label")
+            box = tuple(_num(el, k, path, where) for k in ("xtl", "ytl", "xbr", "ybr"))
+            out.boxes.append(ImportedBox(vid, frame, label,
+                                         (box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy),
+                                         _track_attr(el), f"{where} box {label!r}"))
+    if skipped:
+        out.notes.append(f"{path}: {skipped} non-box shapes ignored")
+    return out
+
+
+def _task_meta(root: ET.Element, path: Path) -> ET.Element:
+    meta = root.find("meta")
+    if meta is None:
+        raise AnnotationFileError(f"{path}: no <meta> (is the file complete?)")
+    for tag in ("task", "job"):
+        el = meta.find(tag)
+        if el is not None:
+            return el
+    tasks = meta.findall("project/tasks/task")
+    if len(tasks) == 1:
+        return tasks[0]
+    if tasks:
+        raise AnnotationFileError(f"{path}: a project export with {len(tasks)} tasks; export "
+                                  "each task (one video) on its own")
+    raise AnnotationFileError(f"{path}: no <task> in <meta>")
+
+
+def read_cvat_video(path: str | Path, pending: PendingRound,
+                    video: str | None = None) -> Annotations:
+    """Boxes of a "CVAT for video 1.1" file of one video task (see the module docstring)."""
+    path = Path(path)
+    root = _root(path)
+    if root.findall("image") and not root.findall("track"):
+        raise AnnotationFileError(f"{path}: holds images, not video tracks; use --format "
+                                  "cvat-images")
+    task = _task_meta(root, path)
+    known = {v: v for v in pending.labels.num_frames}
+    names = []
+    if video is not None:
+        names.append(video)
+    else:
+        for tag in ("name", "source"):
+            el = task.find(tag)
+            if el is not None and el.text and el.text.strip():
+                names.append(el.text.strip())
+    vid = next((known[n] for n in names if n in known), None)
+    if vid is None:  # a file name: its path without the extension, matched by suffix
+        vid = next((m for n in names if (m := _match_video(str(PurePosixPath(n).with_suffix("")),
+                                                           known))), None)
+    out = Annotations(str(path))
+    if vid is None:
+        out.unknown_videos.append(names[0] if names else f"{path} (no task <name>)")
+        return out
+    v = pending.dataset[vid]
+    start = _int_text(task, "start_frame", 0, path)
+    filt = task.find("frame_filter")
+    step = 1
+    if filt is not None and filt.text and filt.text.strip():
+        m = re.fullmatch(r"\s*step\s*=\s*(\d+)\s*", filt.text)
+        if m is None or int(m.group(1)) < 1:
+            raise AnnotationFileError(f"{path}: <frame_filter> {filt.text!r} is not step=N")
+        step = int(m.group(1))
+    stop = _int_text(task, "stop_frame", None, path)
+    size = _int_text(task, "size", None, path)
+    if size is None:
+        size = ((stop if stop is not None else v.num_frames - 1) - start) // step + 1
+    last = start + (size - 1) * step
+    if start < 0 or last >= v.num_frames or (stop is not None and last > stop):
+        raise AnnotationFileError(
+            f"{path}: wrong frame count: the task has {size} frames (start_frame {start}, step "
+            f"{step}) up to video frame {last}, but {vid!r} has {v.num_frames} frames")
+    sx = sy = 1.0
+    osz = task.find("original_size")
+    if osz is not None:
+        w, h = _int_text(osz, "width", None, path), _int_text(osz, "height", None, path)
+        if w and h:
+            sx, sy = v.width / w, v.height / h
+    out.cover(vid, range(start, last + 1, step))
+    skipped = 0
+    for tr in root.findall("track"):
+        label = tr.attrib.get("label")
+        tid = tr.attrib.get("id", "?")
+        if label is None:
+            raise AnnotationFileError(f"{path}: track {tid} has no label")
+        keys: list[tuple[int, bool]] = []
+        for el in tr:
+            if el.tag != "box":
+                skipped += el.tag != "attribute"
+                continue
+            where = f"{path}: track {tid} box frame {el.attrib.get('frame')}"
+            i = int(_num(el, "frame", path, where))
+            if not 0 <= i < size:
+                raise AnnotationFileError(
+                    f"{where}: frame {i} outside the task's {size} frames (wrong frame count? "
+                    "frame numbers of CVAT for video are task frames 0..size-1)")
+            outside = el.attrib.get("outside", "0") == "1"
+            keyframe = el.attrib.get("keyframe", "1") == "1"
+            if keyframe:
+                keys.append((start + i * step, outside))
+            if not keyframe or outside:
+                continue
+            box = tuple(_num(el, k, path, where) for k in ("xtl", "ytl", "xbr", "ybr"))
+            out.boxes.append(ImportedBox(vid, start + i * step, label,
+                                         (box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy),
+                                         f"cvat-track-{tid}", where))
+        # Between a visible keyframe and the next keyframe CVAT shows an interpolated box.
+        keys.sort()
+        for (f0, out0), (f1, _) in zip(keys, keys[1:], strict=False):
+            if not out0:
+                out.interpolated.setdefault(vid, set()).update(range(f0 + 1, f1))
+        if keys and not keys[-1][1]:
+            out.interpolated.setdefault(vid, set()).update(range(keys[-1][0] + 1, last + 1))
+    if skipped:
+        out.notes.append(f"{path}: {skipped} non-box shapes ignored")
+    return out
