@@ -620,3 +620,10 @@ def test_cli_round_trip(tmp_path, ds, cache, monkeypatch, capsys):
     assert select_main(["--run", str(run), "--format", "cvat"]) == 2
     assert "no round" in capsys.readouterr().err
     assert train_main(["--resume", str(run), "--lr", "1"]) == 2
+
+
+@pytest.mark.parametrize("main", [select_main, annotate_main])
+def test_cli_help(main, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0 and "--run" in capsys.readouterr().out

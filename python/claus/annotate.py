@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", required=True, help="the run folder (started with --oracle human)")
     p.add_argument("--file", required=True, nargs="+", help="annotation file(s), merged")
     p.add_argument("--format", required=True, choices=list(FORMATS),
-                   help="; ".join(f"{k}: {v}" for k, v in FORMATS.items()))
+                   help="; ".join(f"{k}: {v}" for k, v in FORMATS.items()).replace("%", "%%"))
     p.add_argument("--video", default=None,
                    help="CVAT: the claus video of a single-video file whose task name or image "
                    "names do not say")

@@ -99,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--config", default=None, help="YAML or JSON file of fields")
     g.add_argument("--run", default=None, help="run folder (default runs/train-<time>)")
     g.add_argument("--resume", default=None, metavar="RUN",
-                   help="continue the run in this folder from its last checkpoint")
+                   help="continue the run in this folder from its last checkpoint (an "
+                   "active-learning run folder continues its rounds, e.g. after claus.annotate)")
     g.add_argument("--protocol", default=None, choices=("act", "localization"),
                    help="final evaluation protocol (act)")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
