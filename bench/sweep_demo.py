@@ -1,7 +1,8 @@
 """Sweep training settings on synthetic:demo (full labels): per-epoch test metrics and time.
 
     python bench/sweep_demo.py '{"epochs": 20, "eval_every": 5}' '{"size": 32}' ...
-Each argument is a JSON dict of TrainConfig overrides; one run per argument, in order.
+Each argument is a JSON dict of TrainConfig overrides, plus an optional "data" dict of
+`SyntheticConfig` overrides of the demo preset; one run per argument, in order.
 """
 
 import json
@@ -9,16 +10,18 @@ import sys
 import tempfile
 import time
 
-from claus.data import LabelState, load_dataset
+from claus.data import LabelState
+from claus.data.synthetic import synthetic_dataset
 from claus.training import TrainConfig, evaluate, fit
 
 t0 = time.time()
-ds = load_dataset("synthetic:demo")
-print(f"dataset {time.time() - t0:.1f} s", flush=True)
-labels = LabelState.full(ds)
 keys = ("f-mAP@0.5", "v-mAP@0.5", "v-mAP@0.2", "accuracy")
 for arg in sys.argv[1:]:
-    cfg = TrainConfig(**json.loads(arg))
+    opts = json.loads(arg)
+    ds = synthetic_dataset("demo", **opts.pop("data", {}))
+    print(f"dataset {time.time() - t0:.1f} s", flush=True)
+    labels = LabelState.full(ds)
+    cfg = TrainConfig(**opts)
     start = time.time()
 
     def report(epoch, rec, start=start):

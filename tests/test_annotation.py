@@ -583,7 +583,8 @@ def test_cli_round_trip(tmp_path, ds, cache, monkeypatch, capsys):
     out = tmp_path / "runs"
     rc = train_main(["--strategy", "random", "--oracle", "human", "--preset", "tiny",
                      "--init", "5", "--step", "5", "--target", "10", "--videos-per-round", "2",
-                     "--epochs", "1", "--batch-size", "8", "--device", "cpu", "--out", str(out),
+                     "--epochs", "1", "--batch-size", "8", "--min-clips-per-epoch", "0",
+                     "--device", "cpu", "--out", str(out),
                      "--quiet"])
     run = out / "random" / "seed0"
     assert rc == 0 and "waits for human labels" in capsys.readouterr().out

@@ -97,7 +97,8 @@ def test_demo_statistics_from_plan():
     plan = video_plan(cfg, seed=0)
     sizes = [g.size for g in plan]
     assert sum(sizes) == cfg.num_videos
-    assert sum(s > 1 for s in sizes) > 0.8 * len(plan)  # near-duplicate groups everywhere
+    # Near-duplicates everywhere: most videos have a look-alike in their group.
+    assert sum(s for s in sizes if s > 1) > 0.8 * cfg.num_videos
     per_class = Counter()
     for g in plan:
         per_class[g.label] += g.size

@@ -10,7 +10,7 @@ from claus.data import budget_boxes, load_dataset
 from claus.experiment import main as experiment_main
 from claus.rounds import RunConfig, run_rounds
 
-TRAIN = {"epochs": 1, "batch_size": 8, "device": "cpu", "amp": False}
+TRAIN = {"epochs": 1, "batch_size": 8, "min_clips_per_epoch": 0, "device": "cpu", "amp": False}
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +39,7 @@ def test_experiment_cli_table_and_errors(tmp_path, ds, capsys, monkeypatch):
     out = tmp_path / "exp"
     rc = experiment_main(["--preset", "tiny", "--strategies", "random", "--seeds", "1",
                           "--no-full", "--init", "5", "--target", "5", "--epochs", "1",
+                          "--min-clips-per-epoch", "0",
                           "--device", "cpu", "--out", str(out), "--quiet", "--no-pictures"])
     assert rc == 0
     text = (out / "results.md").read_text()

@@ -28,7 +28,8 @@ from claus.training import (
 )
 
 # A small, fast configuration: every test trains for seconds.
-TINY = dict(epochs=1, batch_size=8, lr=3e-3, clips_per_video=2, T=8, stride=2, eval_batch_size=16)
+TINY = dict(epochs=1, batch_size=8, lr=3e-3, clips_per_video=2, min_clips_per_epoch=0, T=8,
+            stride=2, eval_batch_size=16)
 
 
 @pytest.fixture(scope="module")
@@ -300,8 +301,9 @@ def test_train_and_evaluate_cli(tmp_path, capsys):
     from claus import train as train_cli
 
     run = tmp_path / "run"
-    argv = ["--dataset", "synthetic:tiny", "--budget", "50", "--epochs", "1", "--batch-size",
-            "8", "--eval-batch-size", "16", "--run", str(run), "--no-progress"]
+    argv = ["--dataset", "synthetic:tiny", "--budget", "50", "--epochs", "1",
+            "--min-clips-per-epoch", "0", "--batch-size", "8", "--eval-batch-size", "16",
+            "--run", str(run), "--no-progress"]
     assert train_cli.main(argv) == 0
     out = capsys.readouterr().out
     assert "f-mAP@0.5" in out and "v-mAP@0.5" in out and "accuracy" in out

@@ -24,6 +24,7 @@ from .selection.strategies import STRATEGIES
 TRAIN_FLAGS = {
     "model": str, "epochs": int, "batch_size": int, "lr": float, "loc_loss": str,
     "beta": float, "workers": int, "device": str, "size": int, "T": int, "stride": int,
+    "min_clips_per_epoch": int,
 }
 
 

@@ -70,13 +70,14 @@ def bce_dice_loss(z: torch.Tensor, y: torch.Tensor, dice_weight: float = 1.0,
 
 
 def classification_loss(logits: torch.Tensor, target: torch.Tensor,
-                        label_smoothing: float = 0.0) -> torch.Tensor:
+                        label_smoothing: float = 0.0, reduction: str = "mean") -> torch.Tensor:
     """Cross-entropy of clip class logits.
 
     Args:
         logits: (B,C) float class logits.
         target: (B,) int64 class indices in [0, C).
         label_smoothing: in [0,1), as `torch.nn.functional.cross_entropy`.
+        reduction: "mean" or "none" (per clip, (B,)).
 
     Returns:
         Scalar, the mean over clips (computed in float32 at least, so bf16 logits under AMP do
@@ -84,7 +85,7 @@ def classification_loss(logits: torch.Tensor, target: torch.Tensor,
     """
     if logits.dtype in (torch.float16, torch.bfloat16):
         logits = logits.float()
-    return F.cross_entropy(logits, target, label_smoothing=label_smoothing)
+    return F.cross_entropy(logits, target, label_smoothing=label_smoothing, reduction=reduction)
 
 def cluster_loss(
     x: torch.Tensor,

@@ -281,8 +281,10 @@ def write_report(out_dir: str | os.PathLike, lines: Sequence[dict], *, dataset=N
                     last = rounds[-1]
                     labels = LabelState.load(last / "labels.json", dataset)
                     cfg = json.loads((runs[0] / "config.json").read_text())
-                    T = int(cfg["train"].get("T", 8))
-                    stride = int(cfg["train"].get("stride", 2))
+                    from .training import TrainConfig
+
+                    T = int(cfg["train"].get("T", TrainConfig.T))
+                    stride = int(cfg["train"].get("stride", TrainConfig.stride))
                     size = cfg["train"].get("size")
                     clips = TrainClips(dataset, labels, T=T, stride=stride, size=size,
                                        augment=False, sampling="frame")

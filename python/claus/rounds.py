@@ -306,8 +306,11 @@ def _fresh_model(cfg: RunConfig, ds: VideoDataset) -> torch.nn.Module:
 
 def _train_opts(cfg: RunConfig) -> dict:
     """The trainer's options of a run: the run seed (unless set), no cluster loss outside claus
-    (so `uncertainty` is exactly `claus` without clusters)."""
-    opts = dict(cfg.train)
+    (so `uncertainty` is exactly `claus` without clusters), the dataset's training defaults
+    (`claus.data.TRAIN_DEFAULTS`) where the run does not set them."""
+    from .data import train_defaults
+
+    opts = {**train_defaults(cfg.dataset), **cfg.train}
     opts.setdefault("seed", cfg.seed)
     if cfg.strategy != "claus":
         opts.pop("beta", None)

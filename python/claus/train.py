@@ -8,7 +8,8 @@
     python -m claus.train --resume runs/h/claus/seed0                 # ... after claus.annotate
     torchrun --nproc-per-node 2 -m claus.train ...                    # DDP
 
-Precedence: defaults < --config file < command-line flags. See `claus.supervised` for the run
+Precedence: defaults < the dataset's defaults (`claus.data.TRAIN_DEFAULTS`) < --config file <
+command-line flags. See `claus.supervised` for the run
 folder layout.
 """
 
@@ -37,7 +38,11 @@ _HELP = {
     "T": "frames per clip",
     "stride": "frame step inside a clip",
     "size": "input side in pixels (none = the dataset's / store's size)",
-    "augment": "random crop + flip",
+    "augment": "random crop + flip (+ the colour options below)",
+    "color_jitter": "per-channel colour gain/offset strength of augmentation (0 = off)",
+    "channel_shuffle": "augmentation: random RGB channel order (colour carries no class)",
+    "cls_on_action": "classification loss only on clips whose pseudo-labels show an actor",
+    "min_clips_per_epoch": "raise clips per video so an epoch has at least this many (0 = off)",
     "loc_loss": "localization loss: stew, or bce_dice (unweighted ablation)",
     "loc_weight": "weight of the localization loss",
     "cls_weight": "weight of the classification loss",
@@ -138,6 +143,10 @@ def config_from_args(args: argparse.Namespace) -> tuple[RunSpec, TrainConfig, di
     values.update({k: v for k, v in flags.items() if v is not None})
     if args.labels is not None:  # --labels replaces a budget from the file or the resumed run
         values.update(labels=args.labels, budget=None)
+    from claus.data import train_defaults
+
+    for k, v in train_defaults(values.get("dataset") or "synthetic").items():
+        values.setdefault(k, v)  # the dataset's defaults: above TrainConfig's, below the rest
     spec, cfg = split_config(values, "command line")
     return spec, cfg, values
 

@@ -73,11 +73,16 @@ class TrainConfig:
     Model: `model` ("tiny" | "i3d"), `weights` (local pretrained file or None).
     Optimisation: AdamW (`lr`, `weight_decay`; no decay on biases and norms), a linear warm-up
     over `warmup_epochs` then a cosine decay to 0, gradient-norm clipping at `grad_clip`
-    (0 = off); `epochs` passes over `clips_per_video` clips per labelled video.
-    Clips: `T` frames `stride` apart at side `size` (None: the dataset's / store's size).
-    Losses: `cls_weight`·CE + `loc_weight`·localization (`loc_loss` "stew", or "bce_dice": plain
-    BCE + Dice on the same pseudo-labels, every pixel weighted 1) + the cluster loss with weight
-    `beta` (> 0 needs `centers` in `fit`); `stew_*` and `dice_weight` configure STeW.
+    (0 = off); `epochs` passes over `clips_per_video` clips per labelled video, raised so an
+    epoch has at least `min_clips_per_epoch` clips (0 = off) when few videos are labelled.
+    Clips: `T` frames `stride` apart at side `size` (None: the dataset's / store's size);
+    `augment` (crop + flip) with `color_jitter` (per-channel gain/offset strength) and
+    `channel_shuffle` (random RGB order) where colour carries no class information.
+    Losses: `cls_weight`·CE (over clips showing an actor only with `cls_on_action`: a clip
+    outside the action has no evidence of its class) + `loc_weight`·localization (`loc_loss`
+    "stew", or "bce_dice": plain BCE + Dice on the same pseudo-labels, every pixel weighted 1)
+    + the cluster loss with weight `beta` (> 0 needs `centers` in `fit`); `stew_*` and
+    `dice_weight` configure STeW.
     Runtime: `amp` (bf16 autocast, CUDA only), `workers` (DataLoader processes), `seed`,
     `device` ("auto" = CUDA when available), `eval_every` (evaluate every N epochs during `fit`;
     0 = never), `max_nonfinite` (consecutive non-finite losses before aborting).
@@ -87,21 +92,25 @@ class TrainConfig:
 
     model: str = "tiny"
     weights: str | None = None
-    epochs: int = 10
+    epochs: int = 40
     batch_size: int = 16
     lr: float = 3e-3
     weight_decay: float = 1e-4
     warmup_epochs: float = 0.5
     grad_clip: float = 5.0
     clips_per_video: int = 2
+    min_clips_per_epoch: int = 160
     T: int = 8
-    stride: int = 2
+    stride: int = 4
     size: int | None = None
     augment: bool = True
+    color_jitter: float = 0.2
+    channel_shuffle: bool = False
     loc_loss: str = "stew"
     loc_weight: float = 1.0
     cls_weight: float = 1.0
     label_smoothing: float = 0.0
+    cls_on_action: bool = True
     stew_sigma: float = 4 / 3
     stew_radius: int = 4
     stew_window: int = 2
@@ -130,6 +139,7 @@ class TrainConfig:
         need(self.warmup_epochs >= 0, "warmup_epochs", "must be >= 0")
         need(self.grad_clip >= 0, "grad_clip", "must be >= 0 (0 = off)")
         need(self.clips_per_video >= 1, "clips_per_video", "must be >= 1")
+        need(self.min_clips_per_epoch >= 0, "min_clips_per_epoch", "must be >= 0 (0 = off)")
         need(self.T >= 1 and self.stride >= 1, "T", "T and stride must be >= 1")
         need(self.size is None or self.size >= 8, "size", "must be None or >= 8")
         need(self.loc_loss in LOC_LOSSES, "loc_loss", f"must be one of {LOC_LOSSES}")
@@ -291,7 +301,13 @@ def compute_losses(cfg: TrainConfig, out, batch: dict, centers=None) -> dict[str
     mask = batch["mask"].to(device)
     annotated = batch["annotated"].to(device)
     label = batch["label"].to(device)
-    cls = classification_loss(out.cls, label, cfg.label_smoothing)
+    if cfg.cls_on_action:
+        # A clip showing no actor carries no evidence of the action: its class target is noise.
+        action = mask.flatten(1).any(1)
+        per_clip = classification_loss(out.cls, label, cfg.label_smoothing, reduction="none")
+        cls = (per_clip * action).sum() / action.sum().clamp(min=1)
+    else:
+        cls = classification_loss(out.cls, label, cfg.label_smoothing)
     if cfg.loc_loss == "stew":
         loc = stew_loss(out.loc, mask, annotated, cfg.stew_sigma, cfg.stew_radius,
                         cfg.stew_window, cfg.dice_weight)
@@ -462,8 +478,14 @@ def fit(
     if centers is not None:
         centers = _as_centers(centers, device)
 
+    per_video = cfg.clips_per_video
+    if cfg.min_clips_per_epoch:
+        # Few labelled videos (early active-learning rounds) still get a full training run.
+        n_videos = max(1, len(labels.labelled_videos()))
+        per_video = max(per_video, math.ceil(cfg.min_clips_per_epoch / n_videos))
     clips = TrainClips(dataset, labels, T=cfg.T, stride=cfg.stride, size=cfg.size,
-                       augment=cfg.augment, clips_per_video=cfg.clips_per_video, seed=cfg.seed)
+                       augment=cfg.augment, clips_per_video=per_video, seed=cfg.seed,
+                       color_jitter=cfg.color_jitter, channel_shuffle=cfg.channel_shuffle)
     # One sampler for both cases: with a single replica it is a seeded shuffle by epoch.
     sampler = DistributedSampler(clips, num_replicas=world, rank=rank, shuffle=True,
                                  seed=cfg.seed, drop_last=False)

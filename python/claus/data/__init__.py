@@ -19,7 +19,7 @@ from .frames import ArrayFrames, FrameReadError, FrameSource, ImageFolderFrames,
 from .labels import LabelBox, LabelState, LabelStateError, budget_boxes, frame_cost, total_boxes
 from .pseudo import PseudoTracks, pseudo_tracks, render_boxes
 from .readers import load_act_gt, load_jhmdb, load_ucf24
-from .registry import DATASETS, load_dataset
+from .registry import DATASETS, TRAIN_DEFAULTS, load_dataset, train_defaults
 from .safe_pickle import UnsafePickleError, safe_load
 from .store import FrameStore, prepare_store
 from .synthetic import PRESETS, SyntheticConfig, synthetic_dataset
@@ -27,6 +27,8 @@ from .synthetic import PRESETS, SyntheticConfig, synthetic_dataset
 __all__ = [
     "ArrayFrames",
     "DATASETS",
+    "TRAIN_DEFAULTS",
+    "train_defaults",
     "FrameReadError",
     "FrameSource",
     "FrameStore",

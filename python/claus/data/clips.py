@@ -105,6 +105,8 @@ class _ClipBase(Dataset):
         rng: np.random.Generator | None,
         crop_scale: tuple[float, float],
         flip: bool,
+        color_jitter: float = 0.0,
+        channel_shuffle: bool = False,
     ) -> dict:
         v = self.ds[vi]
         raw = self.ds.read_frames(vi, frames)  # (T, h, w, 3) uint8 at source size
@@ -128,6 +130,8 @@ class _ClipBase(Dataset):
             x = F.interpolate(x, size=(H, W), mode="bilinear", align_corners=False, antialias=False)
         if do_flip:
             x = x.flip(-1)
+        if rng is not None and (color_jitter > 0 or channel_shuffle):
+            x = _color_augment(x, rng, color_jitter, channel_shuffle)
         clip = x.permute(1, 0, 2, 3).contiguous()  # (3, T, H, W)
 
         pt = self.pseudo(vi)
@@ -181,6 +185,22 @@ class _ClipBase(Dataset):
         return b
 
 
+def _color_augment(x: torch.Tensor, rng: np.random.Generator, jitter: float,
+                   shuffle: bool) -> torch.Tensor:
+    """The same colour change on every frame of a clip: (T,3,H,W) float in [0,1] → same.
+
+    Per-channel gain in [1-j, 1+j] and offset in [-j/2, j/2] (j = `jitter`), then, with
+    `shuffle`, a random permutation of the RGB channels. Where colour says nothing about the
+    action (people wear anything), this keeps a detector from remembering videos by their look.
+    """
+    gain = torch.from_numpy(rng.uniform(1 - jitter, 1 + jitter, 3).astype(np.float32))
+    offset = torch.from_numpy(rng.uniform(-jitter / 2, jitter / 2, 3).astype(np.float32))
+    x = (x * gain[:, None, None] + offset[:, None, None]).clamp_(0, 1)
+    if shuffle:
+        x = x[:, torch.from_numpy(rng.permutation(3))]
+    return x
+
+
 class TrainClips(_ClipBase):
     """Training clips centred on random labelled frames, with augmentation.
 
@@ -189,7 +209,8 @@ class TrainClips(_ClipBase):
         labels: the label state; only its labelled videos are used.
         T, stride: clip length and frame stride (defaults 8 and 2).
         size: output (H, W) or int; None keeps the source size.
-        augment: random crop (scale in `crop_scale`, aspect kept) and horizontal flip.
+        augment: random crop (scale in `crop_scale`, aspect kept), horizontal flip and the
+            colour change of `color_jitter` / `channel_shuffle` (see `_color_augment`).
         sampling: "video" (default): each item is a labelled video (×`clips_per_video`) and a
             random labelled frame in it, so every video counts equally; "frame": one item per
             labelled frame, in order.
@@ -209,8 +230,13 @@ class TrainClips(_ClipBase):
         sampling: str = "video",
         clips_per_video: int = 1,
         seed: int = 0,
+        color_jitter: float = 0.0,
+        channel_shuffle: bool = False,
     ):
         super().__init__(ds, labels, T, stride, size, seed)
+        if not 0 <= color_jitter < 1:
+            raise ValueError(f"color_jitter must be in [0, 1), got {color_jitter}")
+        self.color_jitter, self.channel_shuffle = float(color_jitter), bool(channel_shuffle)
         if sampling not in ("video", "frame"):
             raise ValueError(f"sampling must be 'video' or 'frame', got {sampling!r}")
         self.augment, self.crop_scale, self.flip = augment, crop_scale, flip
@@ -238,7 +264,8 @@ class TrainClips(_ClipBase):
             lab = self.labels.frames(self.ds[vi].name)
             centre = lab[int(rng.integers(len(lab)))]
         frames = clip_frames(centre, self.ds[vi].num_frames, self.T, self.stride)
-        item = self._make(vi, frames, rng if self.augment else None, self.crop_scale, self.flip)
+        item = self._make(vi, frames, rng if self.augment else None, self.crop_scale, self.flip,
+                          self.color_jitter, self.channel_shuffle)
         item["valid"] = torch.ones(self.T, dtype=torch.bool)
         return item
 

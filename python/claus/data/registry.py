@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .dataset import VideoDataset
 
-__all__ = ["DATASETS", "load_dataset"]
+__all__ = ["DATASETS", "TRAIN_DEFAULTS", "load_dataset", "train_defaults"]
 
 DATASETS = {
     "synthetic": "the embedded procedural benchmark (presets tiny/demo/full; no download)",
@@ -16,6 +16,18 @@ DATASETS = {
     "jhmdb-21": "J-HMDB-21: a folder with JHMDB-GT.pkl, Frames/, puppet_mask/",
     "custom": "a claus dataset JSON file (see README, Data)",
 }
+
+#: Training settings a dataset family needs beyond `claus.training.TrainConfig`'s defaults; they
+#: sit between those defaults and a config file or flag (which still override them). Synthetic
+#: colours are random by construction, so shuffling RGB channels loses nothing there and keeps
+#: a small detector from remembering videos by their look; on real footage (and pretrained
+#: RGB backbones) it would hurt, so it is not a global default.
+TRAIN_DEFAULTS: dict[str, dict] = {"synthetic": {"channel_shuffle": True}}
+
+
+def train_defaults(name: str) -> dict:
+    """The `TRAIN_DEFAULTS` of a dataset name ("synthetic:demo" → those of "synthetic")."""
+    return dict(TRAIN_DEFAULTS.get(name.partition(":")[0], {}))
 
 
 def load_dataset(

@@ -94,6 +94,9 @@ class SyntheticConfig:
         num_scenes: backgrounds shared by all classes; a group draws one at random, so the
             scene never tells the class (a detector has to look at the motion).
         num_colors: body colours shared by all classes, for the same reason.
+        min_contrast: a figure's body colour is drawn among the pool's colours at least this
+            far (RGB Euclidean distance, 0–441) from the scene's mean colour, as people in real
+            footage are mostly distinguishable from their surroundings; 0 = any colour.
     """
 
     num_videos: int = 300
@@ -113,6 +116,7 @@ class SyntheticConfig:
     scale_change: float = 0.25
     num_scenes: int = 12
     num_colors: int = 10
+    min_contrast: float = 0.0
 
     def __post_init__(self) -> None:
         if not 2 <= self.num_classes <= len(CLASSES):
@@ -147,8 +151,19 @@ PRESETS: dict[str, SyntheticConfig] = {
         group_size=(2, 3),
         num_scenes=4,
     ),
-    # The default job: trains in minutes on 2 CPU cores.
-    "demo": SyntheticConfig(),
+    # The default job: trains in minutes on 2 CPU cores. Calibrated so that the tiny detector
+    # under full supervision lands in the 60–90 band the benchmark aims for (README, Training
+    # and evaluation): six classes (the walk/run and jump/hop pairs stay), more and smaller
+    # near-duplicate groups, visible actors, fewer distractors and partial actions, less shake.
+    "demo": SyntheticConfig(
+        num_classes=6,
+        group_size=(1, 3),
+        partial_prob=0.3,
+        max_distractors=2,
+        noise=(2.0, 6.0),
+        jitter=0.4,
+        min_contrast=80.0,
+    ),
     # Larger scale for GPUs.
     "full": SyntheticConfig(
         num_videos=2400,
@@ -373,9 +388,14 @@ class _Figure:
 
 
 def _palette(
-    rng: np.random.Generator, colors: np.ndarray
+    rng: np.random.Generator, colors: np.ndarray, scene: np.ndarray, min_contrast: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    body = np.clip(colors[rng.integers(len(colors))] + rng.normal(0, 8, 3), 0, 255)
+    # Body colours far enough from the scene's mean colour (the farthest one if none is).
+    dist = np.linalg.norm(colors - scene, axis=1)
+    pool = np.flatnonzero(dist >= min_contrast)
+    if len(pool) == 0:
+        pool = np.array([int(np.argmax(dist))])
+    body = np.clip(colors[pool[rng.integers(len(pool))]] + rng.normal(0, 8, 3), 0, 255)
     head = np.clip(np.array([205, 160, 125]) + rng.normal(0, 25, 3), 0, 255)
     hand = np.clip(head + rng.normal(0, 10, 3), 0, 255)
     return body, head, hand
@@ -415,7 +435,8 @@ def generate_video(cfg: SyntheticConfig, seed: int, group: GroupPlan, clip: int)
             break
     else:
         occluder = False
-    looks = [_palette(g, colors) for _ in range(n_actors + n_distr)]
+    scene_col = bg.mean((0, 1))
+    looks = [_palette(g, colors, scene_col, cfg.min_contrast) for _ in range(n_actors + n_distr)]
     speed0 = g.uniform(0.85, 1.15)
 
     T = int(

@@ -53,6 +53,9 @@ class DetectionSettings:
 
     Attributes:
         fg_threshold: a pixel is foreground when its probability ≥ this.
+        smooth: each frame's foreground probability is first averaged with that of the
+            `smooth` frames on either side (edges repeated; 0 = off): one flickering frame
+            then no longer splits a tube in two.
         min_area: foreground regions with fewer pixels (at prediction size) are dropped.
         max_per_frame: most confident regions kept per frame.
         top_k: classes per region in the frame detections.
@@ -63,13 +66,14 @@ class DetectionSettings:
     """
 
     fg_threshold: float = 0.5
+    smooth: int = 1
     min_area: int = 4
     max_per_frame: int = 10
     top_k: int = 3
     link_iou: float = 0.2
     max_gap: int = 2
     min_length: int = 3
-    tube_top_k: int = 1
+    tube_top_k: int = 3
     nms_iou: float | None = 0.5
 
 
@@ -184,7 +188,8 @@ def detect_video(pred: VideoPrediction, height: int, width: int, video_index: in
         tubes {label: [(array (L,5): frame (1-based), x1, y1, x2, y2, score)]} after NMS.
     """
     h, w = pred.fg.shape[1:]
-    comps = components(pred.fg, settings.fg_threshold, settings.min_area,
+    fg = temporal_smooth(pred.fg, settings.smooth)
+    comps = components(fg, settings.fg_threshold, settings.min_area,
                        scale=(width / w, height / h), max_per_frame=settings.max_per_frame)
     dets = frame_detections(comps, pred.cls, video_index, top_k=settings.top_k)
     tubes = video_tubes(comps, pred.cls, settings.link_iou, settings.max_gap,
@@ -192,6 +197,25 @@ def detect_video(pred: VideoPrediction, height: int, width: int, video_index: in
     if settings.nms_iou is not None:
         tubes = nms_all({0: tubes}, settings.nms_iou)[0]
     return dets, tubes
+
+
+def temporal_smooth(fg: np.ndarray, k: int) -> np.ndarray:
+    """Mean of every frame with its k neighbours on each side, edges repeated.
+
+    Args:
+        fg: (N,H,W) float per-frame foreground probability; k >= 0.
+
+    Returns:
+        (N,H,W) float32 (fg itself when k = 0 or N = 1).
+    """
+    if k < 0:
+        raise ValueError(f"smooth must be >= 0, got {k}")
+    if k == 0 or len(fg) < 2:
+        return fg
+    csum = np.cumsum(np.pad(np.asarray(fg, np.float32), ((k + 1, k), (0, 0), (0, 0)),
+                            mode="edge"), axis=0, dtype=np.float64)
+    # Row i of the padded array is frame i - k - 1; window of frame f: rows f+1 .. f+2k+1.
+    return ((csum[2 * k + 1:] - csum[: len(fg)]) / (2 * k + 1)).astype(np.float32)
 
 
 def _gt_masks(ds: VideoDataset, vi: int) -> np.ndarray:

@@ -21,11 +21,11 @@ from .tiny import TinyBackbone
 def _build_tiny(num_classes: int, emb_dim: int = 128,
                 widths: Sequence[int] = (16, 32, 64, 128),
                 dec_channels: Sequence[int] = (16, 32, 64, 64), p_loc: float = 0.3,
-                p_cls: float = 0.3) -> Detector:
-    backbone = TinyBackbone(widths)
+                p_cls: float = 0.3, motion: bool = True, pool: str = "avgmax") -> Detector:
+    backbone = TinyBackbone(widths, motion=motion)
     heads = DetectionHeads(backbone.channels, num_classes, emb_dim, dec_channels,
                            fuse_kernels=[(1, 3, 3), (1, 3, 3), (3, 3, 3)], p_loc=p_loc,
-                           p_cls=p_cls, out_stride=backbone.stride)
+                           p_cls=p_cls, out_stride=backbone.stride, pool=pool)
     # Channels-last weights make oneDNN keep every activation channels-last, which is ~1.4x
     # cheaper per training step on CPU for these narrow layers (measured on the 2-core box).
     return Detector(backbone, heads, name="tiny").to(memory_format=torch.channels_last_3d)
@@ -33,11 +33,11 @@ def _build_tiny(num_classes: int, emb_dim: int = 128,
 
 def _build_i3d(num_classes: int, emb_dim: int = 128,
                dec_channels: Sequence[int] = (32, 64, 128, 256), p_loc: float = 0.3,
-               p_cls: float = 0.3) -> Detector:
+               p_cls: float = 0.3, pool: str = "avg") -> Detector:
     backbone = I3DBackbone()
     heads = DetectionHeads(backbone.channels, num_classes, emb_dim, dec_channels,
                            fuse_kernels=[(1, 3, 3), (3, 3, 3), (3, 3, 3)], p_loc=p_loc,
-                           p_cls=p_cls, out_stride=2)
+                           p_cls=p_cls, out_stride=2, pool=pool)
     return Detector(backbone, heads, name="i3d", skip_prefixes=BEYOND_CUT)
 
 
@@ -57,8 +57,9 @@ def build_model(name: str, num_classes: int, weights: str | Path | None = None,
         num_classes: C, number of action classes.
         weights: optional local weights file loaded with `Detector.load_weights` (for "i3d":
             pytorch-i3d's `rgb_imagenet.pt` / `rgb_charades.pt`).
-        options: builder keywords: emb_dim (128), dec_channels, p_loc, p_cls (0.3); for "tiny"
-            also widths.
+        options: builder keywords: emb_dim (128), dec_channels, p_loc, p_cls (0.3), pool
+            ("avgmax" for "tiny", "avg" for "i3d"; see `DetectionHeads`); for "tiny" also
+            widths and motion (True: frame differences as extra input channels).
 
     Raises:
         ValueError: unknown name (the message lists the choices) or bad options.

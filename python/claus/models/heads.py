@@ -30,7 +30,8 @@ class HeadInputs:
     Attributes:
         hidden: (B,D_0,t_0,h_0,w_0) per-pixel hidden features of the localization head at the
             finest level (input of its dropout and output layer).
-        pooled: (B,C_L) global average of the coarsest backbone map (classifier input).
+        pooled: (B,P) the pooled coarsest backbone map (classifier input): its global average
+            (P = C_L), or average and maximum side by side (P = 2·C_L, `pool="avgmax"`).
         emb: (B,E) clip embedding (no dropout: it feeds clustering, which wants it stable).
         out_size: (T,H,W) of the input clip: localization logits are returned at this size.
     """
@@ -61,7 +62,9 @@ class DetectionHeads(nn.Module):
     a small fraction of a forward pass.
 
     Classification head (stochastic): dropout → linear → ReLU → dropout → linear on the pooled
-    coarsest map. Embedding head (deterministic): linear on the same pooled vector.
+    coarsest map. Embedding head (deterministic): linear on the same pooled vector. Pooling
+    `"avg"` averages over (t,h,w); `"avgmax"` also keeps the maximum, which lets a small actor's
+    response stand out however many idle people and how much background share the frame.
 
     Args:
         in_channels: channels of the backbone's features, fine → coarse.
@@ -76,6 +79,7 @@ class DetectionHeads(nn.Module):
         fg_prior: initial foreground probability (sets the output bias so early training
             starts near the typical foreground fraction instead of at 0.5).
         out_stride: spatial stride s of the finest level relative to the input.
+        pool: "avg" or "avgmax", how the coarsest map becomes the clip vector.
     """
 
     def __init__(
@@ -90,8 +94,12 @@ class DetectionHeads(nn.Module):
         p_cls: float = 0.3,
         fg_prior: float = 0.05,
         out_stride: int = 1,
+        pool: str = "avg",
     ) -> None:
         super().__init__()
+        if pool not in ("avg", "avgmax"):
+            raise ValueError(f"pool must be 'avg' or 'avgmax', got {pool!r}")
+        self.pool = pool
         levels = len(in_channels)
         if levels < 1:
             raise ValueError("DetectionHeads needs at least one feature level")
@@ -130,9 +138,10 @@ class DetectionHeads(nn.Module):
         # Heads.
         self.loc_hidden = nn.Conv3d(dec[0], dec[0], 1)
         self.loc_out = nn.Conv3d(dec[0], self.out_stride**2, 1)
-        self.cls_hidden = nn.Linear(top, cls_hidden)
+        pooled = top * (2 if pool == "avgmax" else 1)
+        self.cls_hidden = nn.Linear(pooled, cls_hidden)
         self.cls_out = nn.Linear(cls_hidden, num_classes)
-        self.emb_out = nn.Linear(top, emb_dim)
+        self.emb_out = nn.Linear(pooled, emb_dim)
         # Small, not zero: a zero output layer would block every gradient into the network.
         nn.init.normal_(self.loc_out.weight, std=0.01)
         nn.init.constant_(self.loc_out.bias, float(torch.logit(torch.tensor(fg_prior))))
@@ -156,6 +165,8 @@ class DetectionHeads(nn.Module):
                 x = F.interpolate(x, size=lat.shape[2:], mode="trilinear", align_corners=False)
             x = F.relu(self.fuses[i](x + lat))
         pooled = top.mean(dim=(2, 3, 4))
+        if self.pool == "avgmax":
+            pooled = torch.cat([pooled, top.amax(dim=(2, 3, 4))], dim=1)
         return HeadInputs(hidden=F.relu(self.loc_hidden(x)), pooled=pooled,
                           emb=self.emb_out(pooled),
                           out_size=(int(out_size[0]), int(out_size[1]), int(out_size[2])))
