@@ -184,3 +184,37 @@ def test_temporal_smoothing_of_foreground(k):
     assert (temporal_smooth(track, 1)[4] >= 0.5).all()
     with pytest.raises(ValueError, match="smooth"):
         temporal_smooth(fg, -1)
+
+
+def test_synthetic_class_subset(tmp_path):
+    from dataclasses import replace
+
+    names = ("jump", "walk", "circle", "crouch")
+    ds = synthetic_dataset("tiny", seed=0, cache_dir=tmp_path, workers=1, classes=names)
+    assert list(ds.classes) == list(names)
+    for v in ds:
+        assert v.name.split("/")[0] == names[v.label]
+    # The same label draws a different motion under another class list.
+    cfg = PRESETS["tiny"]
+    g = next(g for g in video_plan(cfg, 0) if g.label == 0)
+    a = generate_video(cfg, 0, g, 0)  # label 0 = "walk"
+    b = generate_video(replace(cfg, classes=names), 0, g, 0)  # label 0 = "jump"
+    assert not np.array_equal(a[0], b[0])
+    for bad, match in (((*names[:3], "fly"), "distinct names"),
+                       (("jump", "jump", "walk", "run"), "distinct names"),
+                       (names[:3], "num_classes")):
+        with pytest.raises(ValueError, match=match):
+            replace(cfg, classes=bad)
+
+
+def test_round_training_options():
+    from claus.rounds import CLAUS_BETA, RunConfig, _train_opts
+
+    claus = _train_opts(RunConfig(strategy="claus", seed=4))
+    assert claus == {"channel_shuffle": True, "seed": 4, "beta": CLAUS_BETA}
+    assert _train_opts(RunConfig(strategy="claus", train={"beta": 0.0}))["beta"] == 0.0
+    # uncertainty = claus without clusters: never a cluster loss, even when asked.
+    assert "beta" not in _train_opts(RunConfig(strategy="uncertainty", train={"beta": 0.5}))
+    assert _train_opts(RunConfig(dataset="custom", preset=None, strategy="random")) == {"seed": 0}
+    # The run's own settings beat the dataset's.
+    assert _train_opts(RunConfig(train={"channel_shuffle": False}))["channel_shuffle"] is False

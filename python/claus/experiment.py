@@ -62,10 +62,10 @@ def run_config(a: argparse.Namespace, strategy: str, seed: int) -> RunConfig:
 
 
 # The main job (`python -m claus.train` with no arguments): claus on the demo preset, 1% → 2%
-# of the boxes (two trained rounds, one selection), 4 epochs per round, sized for about 10
-# minutes on 2 idle CPU cores (measured only under heavy load so far: see README).
+# of the boxes (two trained rounds, one selection) with the default training of a round
+# (`claus.training.TrainConfig`), sized for under 10 minutes on 2 idle CPU cores (README).
 DEMO_ARGV = ["--preset", "demo", "--strategies", "claus", "--seeds", "1", "--no-full",
-             "--target", "2", "--epochs", "4", "--out", "runs/demo"]
+             "--target", "2", "--out", "runs/demo"]
 
 
 def demo(extra: list[str] | None = None) -> int:

@@ -92,7 +92,7 @@ class TrainConfig:
 
     model: str = "tiny"
     weights: str | None = None
-    epochs: int = 40
+    epochs: int = 20
     batch_size: int = 16
     lr: float = 3e-3
     weight_decay: float = 1e-4
@@ -100,8 +100,8 @@ class TrainConfig:
     grad_clip: float = 5.0
     clips_per_video: int = 2
     min_clips_per_epoch: int = 160
-    T: int = 8
-    stride: int = 4
+    T: int = 16
+    stride: int = 2
     size: int | None = None
     augment: bool = True
     color_jitter: float = 0.2

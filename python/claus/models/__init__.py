@@ -45,7 +45,7 @@ def _build_i3d(num_classes: int, emb_dim: int = 128,
 MODELS: dict[str, Callable[..., Detector]] = {"tiny": _build_tiny, "i3d": _build_i3d}
 
 #: Input clip size (T,H,W) each model is designed for.
-INPUT_SIZES = {"tiny": (8, 64, 64), "i3d": (8, 224, 224)}
+INPUT_SIZES = {"tiny": (16, 64, 64), "i3d": (8, 224, 224)}
 
 
 def build_model(name: str, num_classes: int, weights: str | Path | None = None,
