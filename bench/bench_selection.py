@@ -28,6 +28,7 @@ import torch
 from claus.data import InferenceClips, load_dataset
 from claus.models import build_model
 from claus.selection import frame_scores, select_frames, stitch_clip_stats
+from claus.training import TrainConfig
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_scoring import select_frames_numpy_loops  # noqa: E402
@@ -115,12 +116,14 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=3, help="frames per video")
     ap.add_argument("--V", type=int, default=10, help="videos selected")
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--T", type=int, default=TrainConfig.T, help="clip length (rounds' default)")
+    ap.add_argument("--stride", type=int, default=TrainConfig.stride, help="frame step in a clip")
     a = ap.parse_args()
     ds = load_dataset("synthetic", preset=a.preset)
     pool = ds.split_indices("train")[: a.videos]
     torch.manual_seed(0)
     model = build_model("tiny", ds.num_classes).eval()
-    T, stride = 8, 2
+    T, stride = a.T, a.stride
     clips = InferenceClips(ds, pool, T=T, stride=stride)
     batches = batches_of(clips, a.batch)
     g = torch.Generator().manual_seed(0)

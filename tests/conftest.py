@@ -1,4 +1,5 @@
-"""Shared test fixtures: seeded generators, device lists, the shared data folder."""
+"""Shared test fixtures: seeded generators, device lists, the shared data folder, a private
+synthetic:tiny dataset per test module."""
 
 from __future__ import annotations
 
@@ -31,3 +32,17 @@ def shared_dir() -> Path:
     if not SHARED.is_dir():
         pytest.skip(f"shared data folder {SHARED} is absent")
     return SHARED
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    """A synthetic-data cache folder of the module's own."""
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="module")
+def ds(cache):
+    """synthetic:tiny generated into the module's cache (modules may define their own `ds`)."""
+    from claus.data import load_dataset
+
+    return load_dataset("synthetic", preset="tiny", cache_dir=cache)

@@ -30,21 +30,11 @@ from claus.annotation import (
     open_pending,
 )
 from claus.annotation.cvat import image_name
-from claus.data import LabelState, load_dataset
+from claus.data import LabelState
 from claus.models import build_model
 from claus.rounds import AwaitingLabels, RunConfig, Trainer, run_rounds, simulated_oracle
 from claus.select import main as select_main
 from claus.train import main as train_main
-
-
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("cache")
-
-
-@pytest.fixture(scope="module")
-def ds(cache):
-    return load_dataset("synthetic", preset="tiny", cache_dir=cache)
 
 
 class FakeTrainer:

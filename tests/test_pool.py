@@ -16,16 +16,6 @@ from claus.selection.pool import PoolScores, score_pool
 import claus_ext
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("syn")
-
-
-@pytest.fixture(scope="module")
-def ds(cache):
-    return load_dataset("synthetic", preset="tiny", cache_dir=cache)
-
-
 def _model(ds):
     torch.manual_seed(0)
     return build_model("tiny", ds.num_classes)

@@ -99,7 +99,7 @@ class TrainConfig:
     warmup_epochs: float = 0.5
     grad_clip: float = 5.0
     clips_per_video: int = 2
-    min_clips_per_epoch: int = 160
+    min_clips_per_epoch: int = 320
     T: int = 16
     stride: int = 2
     size: int | None = None

@@ -26,27 +26,15 @@ def read_ava_csv(path: str | Path, pending: PendingRound) -> Annotations:
     known = pending.labels.num_frames
     requested = pending.requested()
     out = Annotations(str(path))
+    from claus.data.ava_csv import ava_rows
+
+    seen = []
     try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            rows = list(csv.reader(fh))
+        rows = list(ava_rows(path, AnnotationFileError, "frame", columns=(7, 8)))
     except (UnicodeDecodeError, csv.Error) as e:
         raise AnnotationFileError(f"{path}: not a CSV text file ({e})") from None
-    seen = []
-    for ln, row in enumerate(rows, start=1):
-        if not row or all(not c.strip() for c in row):
-            continue
+    for ln, row, frame_f, coords in rows:
         where = f"{path}:{ln}"
-        if len(row) not in (7, 8):
-            raise AnnotationFileError(f"{where}: expected 8 columns (video, frame, x1, y1, x2, "
-                                      f"y2, label, track), got {len(row)}")
-        try:
-            frame_f = float(row[1])
-            coords = [float(c) for c in row[2:6]]
-        except ValueError:
-            if ln == 1:
-                continue  # header
-            raise AnnotationFileError(f"{where}: frame and coordinates must be numbers: "
-                                      f"{row[:6]}") from None
         if frame_f != int(frame_f):
             raise AnnotationFileError(f"{where}: frame {row[1]!r} is not a whole frame number")
         vid = row[0].strip()

@@ -25,7 +25,6 @@ pixels of the original frame, [x1, y1, x2, y2]. `split` is any name ("train", "t
 
 from __future__ import annotations
 
-import csv
 import os
 import warnings
 from collections import Counter, defaultdict
@@ -225,26 +224,10 @@ def import_ava_csv(
     if time_unit not in ("seconds", "frame"):
         raise ValueError(f"time_unit must be 'seconds' or 'frame', got {time_unit!r}")
     path = Path(csv_path)
-    rows = []
-    with open(path, newline="") as f:
-        for ln, row in enumerate(csv.reader(f), start=1):
-            if not row or all(not c.strip() for c in row):
-                continue
-            if len(row) < 8:
-                raise CustomFormatError(
-                    f"{path}:{ln}: expected 8 columns (video, time, x1, y1, x2, y2, "
-                    f"label, track), got {len(row)}"
-                )
-            try:
-                t = float(row[1])
-                box = [float(x) for x in row[2:6]]
-            except ValueError:
-                if ln == 1:
-                    continue  # header
-                raise CustomFormatError(
-                    f"{path}:{ln}: time and box must be numbers: {row[:6]}"
-                ) from None
-            rows.append((ln, row[0].strip(), t, box, row[6].strip(), row[7].strip()))
+    from .ava_csv import ava_rows
+
+    rows = [(ln, row[0].strip(), t, box, row[6].strip(), row[7].strip())
+            for ln, row, t, box in ava_rows(path, CustomFormatError)]
     if not rows:
         raise CustomFormatError(f"{path}: no annotation rows")
     labels = sorted({r[4] for r in rows}) if classes is None else list(classes)
