@@ -218,3 +218,10 @@ def test_round_training_options():
     assert _train_opts(RunConfig(dataset="custom", preset=None, strategy="random")) == {"seed": 0}
     # The run's own settings beat the dataset's.
     assert _train_opts(RunConfig(train={"channel_shuffle": False}))["channel_shuffle"] is False
+
+
+def test_num_classes_override_keeps_the_preset_classes(tmp_path):
+    demo = PRESETS["demo"].classes
+    ds = synthetic_dataset("demo", seed=0, cache_dir=tmp_path, workers=1, num_videos=24,
+                           num_classes=3, group_size=(1, 2), min_len=12, max_len=16)
+    assert list(ds.classes) == list(demo[:3])

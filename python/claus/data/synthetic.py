@@ -565,7 +565,8 @@ def synthetic_dataset(
             `<cache_dir>/synthetic/<preset>-seed<seed>-<key>/`.
         workers: processes for generation (default: min(2, CPUs)); 0 or 1 = in-process.
         progress: show a progress bar.
-        **overrides: fields of `SyntheticConfig` to change (e.g. `num_videos=100`).
+        **overrides: fields of `SyntheticConfig` to change (e.g. `num_videos=100`); a
+            `num_classes` alone keeps the first ones of the preset's `classes`.
 
     Returns:
         A `VideoDataset` named `synthetic:<preset>` with splits "train" and "test"; frames are
@@ -573,7 +574,13 @@ def synthetic_dataset(
     """
     if preset not in PRESETS:
         raise ValueError(f"unknown synthetic preset {preset!r}; choices: {sorted(PRESETS)}")
-    cfg = replace(PRESETS[preset], **overrides) if overrides else PRESETS[preset]
+    base = PRESETS[preset]
+    if "num_classes" in overrides and "classes" not in overrides and base.classes is not None:
+        # A preset's own class list, cut to the requested count (or the first ones of CLASSES
+        # when more are asked than it names).
+        n = int(overrides["num_classes"])
+        overrides["classes"] = base.classes[:n] if n <= len(base.classes) else None
+    cfg = replace(base, **overrides) if overrides else base
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     folder = root / "synthetic" / f"{preset}-seed{seed}-{_cache_key(cfg, seed)}"
     index = folder / "dataset.json"
