@@ -215,3 +215,26 @@ def test_inference_clips_carry_labels_when_given():
     ann = sum(int(it["annotated"].sum()) for it in items)
     assert ann >= 1  # frame 6 is labelled (and may repeat as padding)
     assert all(it["mask"].sum() > 0 for it in items)  # the held box covers every frame
+
+
+def test_balanced_sampling_evens_out_classes(tiny):
+    from collections import Counter
+
+    train = tiny.split_indices("train")
+    counts = Counter(tiny[i].label for i in train)
+    assert len(set(counts.values())) > 1  # the tiny preset is imbalanced
+    for balance in (False, True):
+        tc = TrainClips(tiny, LabelState.full(tiny), augment=False, clips_per_video=6,
+                        balance=balance, seed=1)
+        tc.set_epoch(2)
+        got = Counter(tiny[int(tc[i]["video"])].label for i in range(len(tc)))
+        assert len(tc) == 6 * len(train)
+        if balance:
+            assert max(got.values()) - min(got.values()) <= 1
+            # Each class's videos are used evenly (a cycle through a per-epoch shuffle).
+            per_video = Counter(int(tc[i]["video"]) for i in range(len(tc)))
+            for c in counts:
+                uses = [per_video[i] for i in train if tiny[i].label == c]
+                assert max(uses) - min(uses) <= 1
+        else:
+            assert got == Counter({c: 6 * n for c, n in counts.items()})

@@ -137,3 +137,38 @@ def test_bad_config():
         RunConfig(target_percent=120)
     assert RunConfig().percents == [1, 2, 3, 4, 5]
     assert RunConfig(strategy="full").percents == [100.0]
+
+
+def test_experiment_trains_round0_once_per_configuration(tmp_path, ds):
+    from claus.rounds import _adopt_round0, _train_opts, run_experiment
+
+    base = cfg(target_percent=10)
+    shared = FakeTrainer()
+    run_experiment(tmp_path / "shared", base, ["random", "uncertainty", "claus"], [3],
+                   include_full=False, trainer=shared.trainer(), dataset=ds, progress=False)
+    alone = FakeTrainer()
+    run_experiment(tmp_path / "alone", base, ["random", "uncertainty", "claus"], [3],
+                   include_full=False, trainer=alone.trainer(), dataset=ds, progress=False,
+                   share_round0=False)
+    # random trains round 0; uncertainty adopts it; claus (cluster loss) trains its own.
+    assert (alone.fits, shared.fits) == (6, 5)
+    r0 = tmp_path / "shared" / "uncertainty" / "seed3" / "round_000"
+    assert (r0 / "model.pt").read_bytes() == (
+        tmp_path / "shared" / "random" / "seed3" / "round_000" / "model.pt").read_bytes()
+    assert json.loads((r0 / "round.json").read_text())["round0_from"].endswith("random/seed3")
+    assert "round0_from" not in json.loads(
+        (tmp_path / "shared" / "claus" / "seed3" / "round_000" / "round.json").read_text())
+    for s in ("random", "uncertainty", "claus"):
+        assert selections(tmp_path / "shared" / s / "seed3") == selections(
+            tmp_path / "alone" / s / "seed3")
+    # A donor with other labels or other training options is not adopted.
+    work = tmp_path / "w"
+    work.mkdir()
+    initial_labels(ds, cfg(seed=4)).save(work / "labels.json")
+    donor = tmp_path / "shared" / "random" / "seed3"
+    assert _adopt_round0(donor, work, _train_opts(cfg("random"))) is None
+    initial_labels(ds, cfg()).save(work / "labels.json")
+    assert _adopt_round0(donor, work, _train_opts(cfg("claus"))) is None
+    assert not (work / "model.pt").exists()
+    assert _adopt_round0(donor, work, _train_opts(cfg("entropy"))) == str(donor)
+    assert (work / "model.pt").exists() and (work / "train").is_dir()

@@ -49,6 +49,16 @@ def test_experiment_cli_table_and_errors(tmp_path, ds, capsys, monkeypatch):
     assert experiment_main(["--resume", str(out / "random" / "seed0"), "--quiet"]) == 0
     assert (out / "random" / "seed0" / "metrics.jsonl").read_text() == before
     assert "| random |" in capsys.readouterr().out
+    # Another seed in its own call (--first-seed); equidistant adopts random's round 0.
+    rc = experiment_main(["--preset", "tiny", "--strategies", "random", "equidistant",
+                          "--seeds", "1", "--first-seed", "1", "--no-full", "--init", "5",
+                          "--target", "5", "--epochs", "1", "--min-clips-per-epoch", "0",
+                          "--device", "cpu", "--out", str(out), "--quiet", "--no-pictures"])
+    assert rc == 0
+    eq = json.loads((out / "equidistant" / "seed1" / "round_000" / "round.json").read_text())
+    assert eq["seed"] == 1 and eq["round0_from"] == str(out / "random" / "seed1")
+    assert eq["metrics"] == json.loads(
+        (out / "random" / "seed1" / "round_000" / "round.json").read_text())["metrics"]
     assert experiment_main(["--resume", str(tmp_path / "nothing")]) == 2
     assert experiment_main(["--strategies", "magic", "--out", str(out)]) == 2
     assert "unknown strategy 'magic'" in capsys.readouterr().err

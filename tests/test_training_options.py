@@ -55,6 +55,35 @@ def test_avgmax_pooling_shapes_and_bad_value():
         build_model("tiny", num_classes=4, pool="median")
 
 
+def test_actor_pooling_reads_where_the_actor_is():
+    import torch.nn.functional as F
+    from claus.models import normalize_clip
+
+    torch.manual_seed(0)
+    m = build_model("tiny", num_classes=4, pool="actor")
+    top_c = m.heads.in_channels[-1]
+    assert m.heads.cls_hidden.in_features == 3 * top_c
+    clip = torch.rand(2, 3, 8, 32, 32)
+    with torch.no_grad():  # a mask that varies over the clip, as a trained one does
+        m.heads.loc_out.weight.normal_(0, 5.0)
+    feats = m.backbone(normalize_clip(clip))
+    inputs = m.heads.prepare(feats, (8, 32, 32))
+    top = feats[-1]
+    fg = torch.sigmoid(m.heads.loc_out(inputs.hidden)).mean(1, keepdim=True)
+    assert fg.std() > 0.05
+    w = F.adaptive_avg_pool3d(fg, top.shape[2:])
+    want = (top * w).sum((2, 3, 4)) / w.sum((2, 3, 4))
+    avg = top.mean((2, 3, 4))
+    assert torch.allclose(inputs.pooled[:, :top_c], avg, atol=1e-5)
+    assert torch.allclose(inputs.pooled[:, 2 * top_c:], want, atol=1e-5)
+    assert not torch.allclose(want, avg, atol=1e-3)
+    # ...but the classification loss sends no gradient through the mask into that head.
+    m.zero_grad()
+    m(clip).cls.sum().backward()
+    assert m.heads.loc_out.weight.grad is None or m.heads.loc_out.weight.grad.abs().sum() == 0
+    assert m.heads.cls_hidden.weight.grad.abs().sum() > 0
+
+
 def test_colour_augmentation_changes_pixels_not_masks(tiny):
     labels = LabelState.full(tiny)
     base = TrainClips(tiny, labels, T=4, stride=2, seed=5)
@@ -225,3 +254,31 @@ def test_num_classes_override_keeps_the_preset_classes(tmp_path):
     ds = synthetic_dataset("demo", seed=0, cache_dir=tmp_path, workers=1, num_videos=24,
                            num_classes=3, group_size=(1, 2), min_len=12, max_len=16)
     assert list(ds.classes) == list(demo[:3])
+
+
+def test_video_class_scope_weights_frames_by_foreground():
+    from claus.eval.inference import VideoPrediction
+    from claus.eval.pipeline import DetectionSettings, detect_video, foreground_weighted_class
+
+    # Frames 0-3: actor seen (fg 0.9), class 1 likely; frames 4-9: idle, class 0 noise.
+    N = 10
+    fg = np.zeros((N, 8, 8), np.float32)
+    fg[:4, 2:6, 2:6] = 0.9
+    cls = np.tile(np.array([0.8, 0.1, 0.1], np.float32), (N, 1))
+    cls[:4] = [0.1, 0.8, 0.1]
+    w = foreground_weighted_class(cls, fg)
+    assert np.argmax(cls.mean(0)) == 0 and np.argmax(w) == 1
+    assert np.allclose(w, [0.1, 0.8, 0.1], atol=1e-6)
+    # No foreground anywhere: the plain mean.
+    assert np.allclose(foreground_weighted_class(cls, np.zeros_like(fg)), cls.mean(0))
+    # Frame 0 alone says class 2; with the video scope its detections take the video's class.
+    cls[0] = [0.05, 0.15, 0.8]
+    pred = VideoPrediction(fg=fg, cls=cls, covered=np.ones(N, bool))
+    s = dict(smooth=0, top_k=1, tube_top_k=1, min_length=2)
+    per_frame, _ = detect_video(pred, 8, 8, 0, DetectionSettings(**s))
+    per_video, tubes = detect_video(pred, 8, 8, 0, DetectionSettings(class_scope="video", **s))
+    assert per_frame[per_frame[:, 1] == 1][:, 2].tolist() == [2]
+    assert set(per_video[:, 2].tolist()) == {1}
+    assert list(tubes) == [1]
+    with pytest.raises(ValueError, match="class_scope"):
+        DetectionSettings(class_scope="clip")

@@ -80,7 +80,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--strategies", nargs="+", default=["random", "claus"],
                    help="strategies to compare; choices: " + ", ".join(STRATEGIES))
     p.add_argument("--seeds", type=int, default=1, help="number of seeds (0..n-1)")
+    p.add_argument("--first-seed", type=int, default=0,
+                   help="seeds run are FIRST..FIRST+n-1 (split an experiment over processes; "
+                   "a later call over all seeds reuses their runs and writes the whole table)")
     p.add_argument("--no-full", action="store_true", help="skip the full-label upper bound")
+    p.add_argument("--no-share-round0", action="store_true",
+                   help="train round 0 in every run (default: once per seed, adopted by the "
+                   "strategies that train it identically, i.e. all but claus)")
     p.add_argument("--out", default="runs/experiment", help="experiment folder")
     p.add_argument("--no-pictures", action="store_true", help="table only")
     p.add_argument("--resume", metavar="RUN", default=None,
@@ -95,8 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         base = run_config(a, a.strategies[0], 0)
         ds = load_dataset(a.dataset, preset=a.preset)
-        lines = run_experiment(a.out, base, a.strategies, list(range(a.seeds)),
-                               include_full=not a.no_full, dataset=ds, progress=not a.quiet)
+        seeds = list(range(a.first_seed, a.first_seed + a.seeds))
+        lines = run_experiment(a.out, base, a.strategies, seeds,
+                               include_full=not a.no_full, dataset=ds, progress=not a.quiet,
+                               share_round0=not a.no_share_round0)
         path, figs = reports.write_report(a.out, lines, dataset=ds, pictures=not a.no_pictures)
     except AwaitingLabels as wait:
         print(wait)

@@ -41,6 +41,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -343,6 +344,7 @@ def run_rounds(
     dataset: VideoDataset | None = None,
     progress: bool = True,
     stop_after: str | None = None,
+    round0_from: str | os.PathLike | None = None,
 ) -> list[dict]:
     """Run (or continue) the rounds of `cfg` in `run_dir`.
 
@@ -357,6 +359,11 @@ def run_rounds(
         progress: progress bars.
         stop_after: for tests of resumption: raise KeyboardInterrupt right after the step named
             "round<r>:<train|eval|score|select|label|commit>" completes, as a kill would.
+        round0_from: another run folder (same dataset and seed) whose committed round 0 this
+            run may adopt instead of training its own: used when its round 0 was trained with
+            the same options on the same labels (checked byte for byte), so the model is the
+            one this run would train. Round 0 of every strategy but claus (and full) is the
+            same, and a comparison trains it once per seed (`run_experiment`).
     Returns:
         the committed rounds' metric lines (as in RUN/metrics.jsonl).
     Raises:
@@ -401,6 +408,10 @@ def run_rounds(
                 labels.save(lab_path)
         _sync()
         labels = LabelState.load(lab_path, ds)
+        if r == 0 and round0_from is not None:
+            if _main():
+                _adopt_round0(Path(round0_from), work, _train_opts(cfg))
+            _sync()
         # Train (the trainer resumes from its own checkpoint in work/train).
         init = None
         if cfg.warm_start and r > 0:
@@ -511,6 +522,9 @@ def run_rounds(
                    "selected_boxes": selection.cost if selection else 0,
                    "strategy": cfg.strategy, "seed": cfg.seed,
                    "wall_s": round(time.perf_counter() - t0, 3)}
+        marker = work / ROUND0_FROM
+        if marker.exists():
+            summary["round0_from"] = marker.read_text().strip()
         if _main():
             atomic_write_json(work / "round.json", summary)
             # The commit: one atomic rename makes the round visible.
@@ -523,6 +537,44 @@ def run_rounds(
         _write_metrics(run)  # also after a kill between a commit and its metrics line
     _sync()
     return load_metrics(run)
+
+
+#: File in a round folder naming the run whose round 0 it adopted.
+ROUND0_FROM = "round0_from.txt"
+
+
+def _adopt_round0(donor: Path, work: Path, opts: dict) -> str | None:
+    """Copy a donor run's trained round 0 (train/, eval.json, model.pt) into `work` when the
+    donor trained it with the same options on the same labels; returns the donor or None.
+
+    Each file is copied under a temporary name and renamed, model.pt last, so a kill leaves
+    either a round that still trains or one that is complete.
+    """
+    src = _round_dir(donor, 0)
+    if (work / "model.pt").exists() or not all(
+            (src / f).exists() for f in ("labels.json", "model.pt", "eval.json")):
+        return None
+    try:
+        donor_cfg = RunConfig.from_json(json.loads((donor / "config.json").read_text()))
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    if (_train_opts(donor_cfg) != opts
+            or (src / "labels.json").read_bytes() != (work / "labels.json").read_bytes()):
+        return None
+    if (src / "train").is_dir() and not (work / "train").exists():
+        tmp = work / "train.adopting"
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(src / "train", tmp)
+        os.replace(tmp, work / "train")
+    for name in (ROUND0_FROM, "eval.json", "model.pt"):
+        tmp = work / (name + ".adopting")
+        if name == ROUND0_FROM:
+            tmp.write_text(str(donor) + "\n")
+        else:
+            shutil.copyfile(src / name, tmp)
+        os.replace(tmp, work / name)
+    log.info("round 0 adopted from %s (same labels and training options)", donor)
+    return str(donor)
 
 
 def _needs_model(work: Path, cfg: RunConfig, last: bool) -> bool:
@@ -568,6 +620,7 @@ def run_experiment(
     trainer: Trainer | None = None,
     dataset: VideoDataset | None = None,
     progress: bool = True,
+    share_round0: bool = True,
 ) -> list[dict]:
     """Every (strategy, seed) run of a comparison, each in OUT/<strategy>/seed<k> (resumable).
 
@@ -577,6 +630,9 @@ def run_experiment(
         strategies: strategies to compare (checked before anything runs).
         seeds: run seeds.
         include_full: also run `full` (the upper bound) for every seed.
+        share_round0: train round 0 once per seed and training configuration: a run whose
+            round 0 has the same labels and options as an earlier run's adopts it
+            (`run_rounds(round0_from=...)`; the same model on CPU, marked in round.json).
     Returns:
         all runs' metric lines (each carries its strategy and seed).
     """
@@ -592,9 +648,14 @@ def run_experiment(
                                                      or "full" in strategies else [])
     lines: list[dict] = []
     for seed in seeds:
+        donors: dict[str, Path] = {}
         for s in todo:
             cfg = dataclasses.replace(base, strategy=s, seed=seed)
+            run = out / s / f"seed{seed}"
+            key = json.dumps([_train_opts(cfg), s == "full"], sort_keys=True, default=str)
             log.info("run %s seed %d", s, seed)
-            lines += run_rounds(out / s / f"seed{seed}", cfg, trainer=trainer, dataset=ds,
-                                progress=progress)
+            lines += run_rounds(run, cfg, trainer=trainer, dataset=ds, progress=progress,
+                                round0_from=donors.get(key) if share_round0 else None)
+            if (_round_dir(run, 0) / "model.pt").exists():
+                donors.setdefault(key, run)
     return lines

@@ -43,6 +43,7 @@ _HELP = {
     "channel_shuffle": "augmentation: random RGB channel order (colour carries no class)",
     "cls_on_action": "classification loss only on clips whose pseudo-labels show an actor",
     "min_clips_per_epoch": "raise clips per video so an epoch has at least this many (0 = off)",
+    "balance_classes": "spread each epoch's clips evenly over the classes (rare ones repeat)",
     "loc_loss": "localization loss: stew, or bce_dice (unweighted ablation)",
     "loc_weight": "weight of the localization loss",
     "cls_weight": "weight of the classification loss",
@@ -62,6 +63,7 @@ _HELP = {
     "fg_threshold": "foreground probability threshold of detections",
     "min_area": "smallest foreground region kept (pixels)",
     "nms_iou": "tube NMS IoU",
+    "class_scope": "detections take the frame's class (frame) or the video's (video)",
 }
 # Flags with their own place in the parser.
 _OWN = {"model", "weights", "epochs"}

@@ -74,7 +74,9 @@ class TrainConfig:
     Optimisation: AdamW (`lr`, `weight_decay`; no decay on biases and norms), a linear warm-up
     over `warmup_epochs` then a cosine decay to 0, gradient-norm clipping at `grad_clip`
     (0 = off); `epochs` passes over `clips_per_video` clips per labelled video, raised so an
-    epoch has at least `min_clips_per_epoch` clips (0 = off) when few videos are labelled.
+    epoch has at least `min_clips_per_epoch` clips (0 = off) when few videos are labelled;
+    `balance_classes` spreads an epoch's clips evenly over the labelled videos' classes (rare
+    classes are seen as often as frequent ones; see `TrainClips`).
     Clips: `T` frames `stride` apart at side `size` (None: the dataset's / store's size);
     `augment` (crop + flip) with `color_jitter` (per-channel gain/offset strength) and
     `channel_shuffle` (random RGB order) where colour carries no class information.
@@ -86,8 +88,8 @@ class TrainConfig:
     Runtime: `amp` (bf16 autocast, CUDA only), `workers` (DataLoader processes), `seed`,
     `device` ("auto" = CUDA when available), `eval_every` (evaluate every N epochs during `fit`;
     0 = never), `max_nonfinite` (consecutive non-finite losses before aborting).
-    Evaluation: `eval_batch_size` and the detection thresholds (`fg_threshold`, `min_area`,
-    `nms_iou`, see `claus.eval.pipeline.DetectionSettings`).
+    Evaluation: `eval_batch_size` and the detection settings (`fg_threshold`, `min_area`,
+    `nms_iou`, `class_scope`, see `claus.eval.pipeline.DetectionSettings`).
     """
 
     model: str = "tiny"
@@ -100,6 +102,7 @@ class TrainConfig:
     grad_clip: float = 5.0
     clips_per_video: int = 2
     min_clips_per_epoch: int = 320
+    balance_classes: bool = False
     T: int = 16
     stride: int = 2
     size: int | None = None
@@ -126,6 +129,7 @@ class TrainConfig:
     fg_threshold: float = 0.5
     min_area: int = 4
     nms_iou: float = 0.5
+    class_scope: str = "frame"
 
     def __post_init__(self) -> None:
         def need(ok: bool, field: str, what: str) -> None:
@@ -148,6 +152,7 @@ class TrainConfig:
         need(self.eval_every >= 0, "eval_every", "must be >= 0 (0 = never during fit)")
         need(self.max_nonfinite >= 1, "max_nonfinite", "must be >= 1")
         need(0 < self.fg_threshold < 1, "fg_threshold", "must lie in (0, 1)")
+        need(self.class_scope in ("frame", "video"), "class_scope", "must be frame or video")
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any], source: str = "config") -> TrainConfig:
@@ -169,7 +174,7 @@ class TrainConfig:
 
     def detection_settings(self) -> DetectionSettings:
         return DetectionSettings(fg_threshold=self.fg_threshold, min_area=self.min_area,
-                                 nms_iou=self.nms_iou)
+                                 nms_iou=self.nms_iou, class_scope=self.class_scope)
 
 
 def _convert(f: dataclasses.Field, value: Any, source: str) -> Any:
@@ -201,7 +206,7 @@ def _convert(f: dataclasses.Field, value: Any, source: str) -> Any:
 #: Fields that change neither the trained weights nor the order of anything random: a
 #: checkpoint written under other values still resumes.
 RUNTIME_FIELDS = ("workers", "device", "eval_every", "eval_batch_size", "max_nonfinite",
-                  "fg_threshold", "min_area", "nms_iou")
+                  "fg_threshold", "min_area", "nms_iou", "class_scope")
 
 
 class NonFiniteLossError(RuntimeError):
@@ -351,8 +356,11 @@ def _fingerprint_diff(a: Mapping, b: Mapping) -> list[str]:
     for key in ("dataset", "labels"):
         if a.get(key) != b.get(key):
             diff.append(key)
+    # A field added since a checkpoint was written counts as its default there.
+    default = TrainConfig().to_dict()
     ca, cb = a.get("config", {}), b.get("config", {})
-    diff += [f"config.{k}" for k in sorted(set(ca) | set(cb)) if ca.get(k) != cb.get(k)]
+    diff += [f"config.{k}" for k in sorted(set(ca) | set(cb))
+             if ca.get(k, default.get(k)) != cb.get(k, default.get(k))]
     return diff
 
 
@@ -485,7 +493,8 @@ def fit(
         per_video = max(per_video, math.ceil(cfg.min_clips_per_epoch / n_videos))
     clips = TrainClips(dataset, labels, T=cfg.T, stride=cfg.stride, size=cfg.size,
                        augment=cfg.augment, clips_per_video=per_video, seed=cfg.seed,
-                       color_jitter=cfg.color_jitter, channel_shuffle=cfg.channel_shuffle)
+                       color_jitter=cfg.color_jitter, channel_shuffle=cfg.channel_shuffle,
+                       balance=cfg.balance_classes)
     # One sampler for both cases: with a single replica it is a seeded shuffle by epoch.
     sampler = DistributedSampler(clips, num_replicas=world, rank=rank, shuffle=True,
                                  seed=cfg.seed, drop_last=False)

@@ -214,6 +214,10 @@ class TrainClips(_ClipBase):
         sampling: "video" (default): each item is a labelled video (×`clips_per_video`) and a
             random labelled frame in it, so every video counts equally; "frame": one item per
             labelled frame, in order.
+        balance: with "video" sampling, items go round the classes of the labelled videos in
+            turn and through each class's videos in a per-epoch shuffled order, so every class
+            gets the same number of clips however few videos it has (the epoch's length is
+            unchanged). Videos without a class (label < 0) form a class of their own.
         seed: the run's seed (randomness derives from (seed, epoch, index)).
     """
 
@@ -232,6 +236,7 @@ class TrainClips(_ClipBase):
         seed: int = 0,
         color_jitter: float = 0.0,
         channel_shuffle: bool = False,
+        balance: bool = False,
     ):
         super().__init__(ds, labels, T, stride, size, seed)
         if not 0 <= color_jitter < 1:
@@ -244,6 +249,11 @@ class TrainClips(_ClipBase):
         self.videos = [ds.index(n) for n in labels.labelled_videos()]
         if not self.videos:
             raise ValueError("TrainClips: the label state labels no frame")
+        self.balance = bool(balance) and sampling == "video"
+        by_class: dict[int, list[int]] = {}
+        for vi in self.videos:
+            by_class.setdefault(int(ds[vi].label), []).append(vi)
+        self.by_class = [by_class[c] for c in sorted(by_class)]
         self.items: list[tuple[int, int]] = []
         if sampling == "frame":
             self.items = [(vi, f) for vi in self.videos for f in labels.frames(ds[vi].name)]
@@ -260,7 +270,7 @@ class TrainClips(_ClipBase):
         if self.sampling == "frame":
             vi, centre = self.items[i]
         else:
-            vi = self.videos[i % len(self.videos)]
+            vi = self._balanced_video(i) if self.balance else self.videos[i % len(self.videos)]
             lab = self.labels.frames(self.ds[vi].name)
             centre = lab[int(rng.integers(len(lab)))]
         frames = clip_frames(centre, self.ds[vi].num_frames, self.T, self.stride)
@@ -268,6 +278,15 @@ class TrainClips(_ClipBase):
                           self.color_jitter, self.channel_shuffle)
         item["valid"] = torch.ones(self.T, dtype=torch.bool)
         return item
+
+
+    def _balanced_video(self, i: int) -> int:
+        # Item i takes class i mod C and that class's (i div C)-th video of this epoch's
+        # shuffle (cycling), so a class's videos are each used before any repeats.
+        c = i % len(self.by_class)
+        vids = self.by_class[c]
+        order = np.random.default_rng([self.seed, self.epoch, 1 << 20, c]).permutation(len(vids))
+        return vids[int(order[(i // len(self.by_class)) % len(vids)])]
 
 
 class InferenceClips(_ClipBase):

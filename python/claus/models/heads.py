@@ -31,7 +31,8 @@ class HeadInputs:
         hidden: (B,D_0,t_0,h_0,w_0) per-pixel hidden features of the localization head at the
             finest level (input of its dropout and output layer).
         pooled: (B,P) the pooled coarsest backbone map (classifier input): its global average
-            (P = C_L), or average and maximum side by side (P = 2·C_L, `pool="avgmax"`).
+            (P = C_L), or average and maximum side by side (P = 2·C_L, `pool="avgmax"`), or
+            those and the actor-weighted average (P = 3·C_L, `pool="actor"`).
         emb: (B,E) clip embedding (no dropout: it feeds clustering, which wants it stable).
         out_size: (T,H,W) of the input clip: localization logits are returned at this size.
     """
@@ -40,6 +41,9 @@ class HeadInputs:
     pooled: torch.Tensor
     emb: torch.Tensor
     out_size: tuple[int, int, int]
+
+
+POOLS = ("avg", "avgmax", "actor")
 
 
 def _same_3d(kernel: Sequence[int]) -> tuple[int, int, int]:
@@ -64,7 +68,10 @@ class DetectionHeads(nn.Module):
     Classification head (stochastic): dropout → linear → ReLU → dropout → linear on the pooled
     coarsest map. Embedding head (deterministic): linear on the same pooled vector. Pooling
     `"avg"` averages over (t,h,w); `"avgmax"` also keeps the maximum, which lets a small actor's
-    response stand out however many idle people and how much background share the frame.
+    response stand out however many idle people and how much background share the frame;
+    `"actor"` adds the average weighted by the localization head's own deterministic foreground
+    probability (pooled to the coarsest map's grid, gradient stopped), so the classifier also
+    reads the features of where the actor is rather than of the scene and the idle people.
 
     Args:
         in_channels: channels of the backbone's features, fine → coarse.
@@ -79,7 +86,7 @@ class DetectionHeads(nn.Module):
         fg_prior: initial foreground probability (sets the output bias so early training
             starts near the typical foreground fraction instead of at 0.5).
         out_stride: spatial stride s of the finest level relative to the input.
-        pool: "avg" or "avgmax", how the coarsest map becomes the clip vector.
+        pool: "avg", "avgmax" or "actor", how the coarsest map becomes the clip vector.
     """
 
     def __init__(
@@ -97,8 +104,8 @@ class DetectionHeads(nn.Module):
         pool: str = "avg",
     ) -> None:
         super().__init__()
-        if pool not in ("avg", "avgmax"):
-            raise ValueError(f"pool must be 'avg' or 'avgmax', got {pool!r}")
+        if pool not in POOLS:
+            raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
         self.pool = pool
         levels = len(in_channels)
         if levels < 1:
@@ -138,7 +145,7 @@ class DetectionHeads(nn.Module):
         # Heads.
         self.loc_hidden = nn.Conv3d(dec[0], dec[0], 1)
         self.loc_out = nn.Conv3d(dec[0], self.out_stride**2, 1)
-        pooled = top * (2 if pool == "avgmax" else 1)
+        pooled = top * {"avg": 1, "avgmax": 2, "actor": 3}[pool]
         self.cls_hidden = nn.Linear(pooled, cls_hidden)
         self.cls_out = nn.Linear(cls_hidden, num_classes)
         self.emb_out = nn.Linear(pooled, emb_dim)
@@ -164,10 +171,19 @@ class DetectionHeads(nn.Module):
             if tuple(x.shape[2:]) != tuple(lat.shape[2:]):
                 x = F.interpolate(x, size=lat.shape[2:], mode="trilinear", align_corners=False)
             x = F.relu(self.fuses[i](x + lat))
+        hidden = F.relu(self.loc_hidden(x))
         pooled = top.mean(dim=(2, 3, 4))
-        if self.pool == "avgmax":
+        if self.pool in ("avgmax", "actor"):
             pooled = torch.cat([pooled, top.amax(dim=(2, 3, 4))], dim=1)
-        return HeadInputs(hidden=F.relu(self.loc_hidden(x)), pooled=pooled,
+        if self.pool == "actor":
+            with torch.no_grad():
+                # Foreground probability of each finest-level voxel (mean over its s×s
+                # sub-pixels), averaged onto the coarsest grid.
+                fg = torch.sigmoid(self.loc_out(hidden).float()).mean(dim=1, keepdim=True)
+                w = F.adaptive_avg_pool3d(fg, top.shape[2:]).to(top.dtype)
+            actor = (top * w).sum(dim=(2, 3, 4)) / w.sum(dim=(2, 3, 4)).clamp_min(1e-6)
+            pooled = torch.cat([pooled, actor], dim=1)
+        return HeadInputs(hidden=hidden, pooled=pooled,
                           emb=self.emb_out(pooled),
                           out_size=(int(out_size[0]), int(out_size[1]), int(out_size[2])))
 
