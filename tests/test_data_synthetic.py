@@ -105,7 +105,7 @@ def test_demo_statistics_from_plan():
     counts = np.array([per_class[k] for k in range(cfg.num_classes)])
     assert counts.max() >= 2.5 * counts.min()  # imbalanced
     test = sum(g.size for g in plan if g.split == "test") / cfg.num_videos
-    assert 0.2 < test < 0.4
+    assert abs(test - cfg.test_fraction) < 0.1
     assert plan == video_plan(cfg, seed=0) and plan != video_plan(cfg, seed=1)
 
 
