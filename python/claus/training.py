@@ -35,7 +35,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler
 
 from claus.data import LabelState, TrainClips, VideoDataset
-from claus.eval.pipeline import DetectionSettings, evaluate_split
+from claus.eval.pipeline import CLASS_SCOPES, DetectionSettings, evaluate_split
 from claus.io import atomic_torch_save, atomic_write_text
 from claus.losses import bce_dice_loss, classification_loss, stew_loss
 from claus.models import build_model
@@ -152,7 +152,7 @@ class TrainConfig:
         need(self.eval_every >= 0, "eval_every", "must be >= 0 (0 = never during fit)")
         need(self.max_nonfinite >= 1, "max_nonfinite", "must be >= 1")
         need(0 < self.fg_threshold < 1, "fg_threshold", "must lie in (0, 1)")
-        need(self.class_scope in ("frame", "video"), "class_scope", "must be frame or video")
+        need(self.class_scope in CLASS_SCOPES, "class_scope", f"must be one of {CLASS_SCOPES}")
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any], source: str = "config") -> TrainConfig:

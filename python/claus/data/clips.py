@@ -251,8 +251,9 @@ class TrainClips(_ClipBase):
             raise ValueError("TrainClips: the label state labels no frame")
         self.balance = bool(balance) and sampling == "video"
         by_class: dict[int, list[int]] = {}
-        for vi in self.videos:
-            by_class.setdefault(int(ds[vi].label), []).append(vi)
+        if self.balance:
+            for vi in self.videos:
+                by_class.setdefault(int(ds[vi].label), []).append(vi)
         self.by_class = [by_class[c] for c in sorted(by_class)]
         self.items: list[tuple[int, int]] = []
         if sampling == "frame":
@@ -278,7 +279,6 @@ class TrainClips(_ClipBase):
                           self.color_jitter, self.channel_shuffle)
         item["valid"] = torch.ones(self.T, dtype=torch.bool)
         return item
-
 
     def _balanced_video(self, i: int) -> int:
         # Item i takes class i mod C and that class's (i div C)-th video of this epoch's

@@ -36,12 +36,15 @@ from .localization import LocalizationMeter, boxes_to_masks
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "CLASS_SCOPES",
     "PROTOCOLS",
     "DetectionSettings",
     "detect_video",
     "evaluate_split",
+    "foreground_weighted_class",
     "gt_tubes",
     "predict_videos",
+    "video_class",
 ]
 
 PROTOCOLS = ("act", "localization")
@@ -185,7 +188,8 @@ def predict_videos(
 
 
 def detect_video(pred: VideoPrediction, height: int, width: int, video_index: int,
-                 settings: DetectionSettings) -> tuple[np.ndarray, dict]:
+                 settings: DetectionSettings, smoothed: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, dict]:
     """Frame detections and tubes of one video from its per-frame predictions.
 
     Args:
@@ -193,18 +197,19 @@ def detect_video(pred: VideoPrediction, height: int, width: int, video_index: in
         height, width: the original frame size (boxes are returned in its pixels).
         video_index: position of the video in the evaluated list (column 0 of detections).
         settings: thresholds.
+        smoothed: `temporal_smooth(pred.fg, settings.smooth)` when the caller has it already.
 
     Returns:
         detections (K,8) [video index, frame (1-based), label, score, x1, y1, x2, y2] and
         tubes {label: [(array (L,5): frame (1-based), x1, y1, x2, y2, score)]} after NMS.
     """
     h, w = pred.fg.shape[1:]
-    fg = temporal_smooth(pred.fg, settings.smooth)
+    fg = temporal_smooth(pred.fg, settings.smooth) if smoothed is None else smoothed
     comps = components(fg, settings.fg_threshold, settings.min_area,
                        scale=(width / w, height / h), max_per_frame=settings.max_per_frame)
     cls = pred.cls
     if settings.class_scope == "video":
-        cls = np.broadcast_to(foreground_weighted_class(pred.cls, fg), pred.cls.shape)
+        cls = np.broadcast_to(video_class(pred, settings, fg), pred.cls.shape)
     dets = frame_detections(comps, cls, video_index, top_k=settings.top_k)
     tubes = video_tubes(comps, cls, settings.link_iou, settings.max_gap,
                         settings.min_length, settings.tube_top_k)
@@ -220,10 +225,21 @@ def foreground_weighted_class(cls: np.ndarray, fg: np.ndarray) -> np.ndarray:
     Clips outside the action carry no class evidence (nor, with `cls_on_action`, any class
     training), so frames where the model sees the actor get the say.
     """
-    w = fg.reshape(fg.shape[0], -1).max(axis=1).astype(np.float64) if fg.size else None
-    if w is None or w.sum() <= 0:
+    w = fg.max(axis=(1, 2), initial=0.0).astype(np.float64)
+    if w.sum() <= 0:
         return cls.mean(axis=0)
     return (w[:, None] * cls).sum(axis=0) / w.sum()
+
+
+def video_class(pred: VideoPrediction, settings: DetectionSettings,
+                smoothed: np.ndarray | None = None) -> np.ndarray:
+    """(C,) class probability of a video under `settings.class_scope`: the mean over covered
+    frames ("frame") or `foreground_weighted_class` of the smoothed foreground ("video");
+    `smoothed` as in `detect_video`."""
+    if settings.class_scope == "frame":
+        return pred.video_cls
+    fg = temporal_smooth(pred.fg, settings.smooth) if smoothed is None else smoothed
+    return foreground_weighted_class(pred.cls, fg)
 
 
 def temporal_smooth(fg: np.ndarray, k: int) -> np.ndarray:
@@ -315,11 +331,12 @@ def evaluate_split(
                                    amp=amp, progress=progress):
         v = ds[vi]
         frames += v.num_frames
+        # Smoothed once for the detections and the video's class.
+        smoothed = (temporal_smooth(pred.fg, settings.smooth)
+                    if meter is None or settings.class_scope == "video" else None)
         if v.label >= 0:
             labelled += 1
-            vcls = (pred.video_cls if settings.class_scope == "frame" else
-                    foreground_weighted_class(pred.cls, temporal_smooth(pred.fg, settings.smooth)))
-            correct += int(np.argmax(vcls) == v.label)
+            correct += int(np.argmax(video_class(pred, settings, smoothed)) == v.label)
         if meter is not None:
             if v.label >= 0:
                 fg = torch.from_numpy(pred.fg)[:, None]
@@ -328,7 +345,7 @@ def evaluate_split(
                 meter.add(v.label, _gt_masks(ds, vi),
                           fg[:, 0].numpy() >= settings.fg_threshold)
             continue
-        dets, vt = detect_video(pred, v.height, v.width, position[vi], settings)
+        dets, vt = detect_video(pred, v.height, v.width, position[vi], settings, smoothed)
         detections.append(dets)
         tubes[v.name] = vt
     out: dict = {"protocol": protocol, "split": split, "videos": len(indices),
