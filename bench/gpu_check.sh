@@ -32,19 +32,22 @@ export MAX_JOBS=${MAX_JOBS:-16}
 step build env FORCE_CUDA=1 python3 -m pip install --no-build-isolation --no-deps -v -e .
 python3 -c "import claus_ext; print(claus_ext.build_info())" | tee "$out/build_info.txt"
 # The ops' tests in full on the GPU build (CPU paths too), CUDA parity tests included; the
-# framework's tests run in CI on the CPU.
-step op_tests python3 -m pytest -q -rs -p no:cacheprovider tests/test_stew.py \
-  tests/test_scoring_ops.py tests/test_cluster_ops.py tests/test_kmeans.py
+# framework's tests run in CI on the CPU. One process per op, so that a kernel fault (which
+# poisons the CUDA context) cannot hide the other ops' results.
+pytest_q=(python3 -m pytest -q -rs -p no:cacheprovider)
+step tests_stew timeout 300 "${pytest_q[@]}" tests/test_stew.py
+step tests_scoring timeout 300 "${pytest_q[@]}" tests/test_scoring_ops.py
+step tests_cluster timeout 300 "${pytest_q[@]}" tests/test_cluster_ops.py tests/test_kmeans.py
 
 # --- stew ---
-step bench_stew python3 bench/bench_stew.py --device cuda --no-compile
+step bench_stew timeout 300 python3 bench/bench_stew.py --device cuda --no-compile
 
 
 # --- scoring ---
 # CUDA parity of frame_uncertainty (fp32/fp16/bf16, vector and scalar paths) and select_frames
 # runs in cuda_tests above. The benchmark: op vs eager reference and % of device-to-device copy
 # bandwidth at R=10, N=16, T=8, 112² and 224²; select_frames vs the NumPy baseline, 2000 videos.
-step bench_scoring python3 bench/bench_scoring.py --device cuda --reps 20
+step bench_scoring timeout 300 python3 bench/bench_scoring.py --device cuda --reps 20
 
 # --- cluster ---
 # CUDA parity of cluster_assign (fp32/fp64/fp16/bf16; K=1, D=1, odd shapes, cancellation, NaN,
@@ -53,7 +56,7 @@ step bench_scoring python3 bench/bench_scoring.py --device cuda --reps 20
 # vs torch.cdist + argmin at (3000,408,5), (200000,256,64) and (1000000,128,256), the fraction of
 # the bound max(read x once, cuBLAS fp32 GEMM without TF32) reached (target >= 0.6), fp16/bf16
 # inputs, fp64 mismatch counts, and the loss / centre update vs the PyTorch references.
-step bench_cluster python3 bench/bench_cluster.py --device cuda --repeats 20
+step bench_cluster timeout 300 python3 bench/bench_cluster.py --device cuda --repeats 20
 
 echo
 echo "| step | status |"

@@ -281,9 +281,16 @@ def test_opcheck_update():
                                   (c.clone(), counts, x, a))
 
 
+# CUDA scoring variants: K <= 8 exact scan; 32-, 64- and 128-wide centre tiles (K <= 32, <= 64,
+# > 64), each with vector loads (D % 4 == 0) and without, one or several centre tiles, N off the
+# 128-row block.
+CUDA_SHAPES = SHAPES + [(1000, 128, 256), (777, 130, 129), (200, 20, 32), (129, 33, 64),
+                        (300, 36, 40), (257, 64, 33), (130, 7, 65), (1500, 408, 300)]
+
+
 @requires_cuda
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16])
-@pytest.mark.parametrize("shape", SHAPES + [(1000, 128, 256), (777, 130, 129)])
+@pytest.mark.parametrize("shape", CUDA_SHAPES)
 def test_cuda_assign_parity(shape, dtype):
     g = torch.Generator().manual_seed(0)
     n, dim, k = shape
@@ -292,6 +299,45 @@ def test_cuda_assign_parity(shape, dtype):
     a, d2 = claus_ext.cluster_assign(x.cuda(), c.cuda())
     assert d2.dtype == (torch.float64 if dtype == torch.float64 else torch.float32)
     assert_assign_ok(x, c, a.cpu(), d2.cpu())
+
+
+@requires_cuda
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+@pytest.mark.parametrize("shape", [(300, 64, 40), (300, 64, 200), (300, 12, 20)])
+def test_cuda_assign_misaligned_base(shape, dtype):
+    # Contiguous views at an odd storage offset: D % 4 == 0 but the rows are not 4-element
+    # aligned, so the kernel must take its scalar loads.
+    g = torch.Generator().manual_seed(2)
+    n, dim, k = shape
+    xb = torch.randn(n * dim + 1, generator=g).to(dtype).cuda()
+    cb = torch.randn(k * dim + 3, generator=g).to(dtype).cuda()
+    x, c = xb[1:].view(n, dim), cb[3:].view(k, dim)
+    a, d2 = claus_ext.cluster_assign(x, c)
+    assert_assign_ok(x.cpu(), c.cpu(), a.cpu(), d2.cpu())
+
+
+@requires_cuda
+def test_cuda_assign_duplicate_centres_across_tiles():
+    # Centre k and k + 70 are equal: the tie crosses warps and 128-wide centre tiles and must go
+    # to the lower index.
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(2000, 32, generator=g)
+    c = torch.randn(70, 32, generator=g)
+    cd = torch.cat([c, c, c])
+    a, d2 = claus_ext.cluster_assign(x.cuda(), cd.cuda())
+    assert_assign_ok(x, cd, a.cpu(), d2.cpu())
+    assert (a < 70).all()
+
+
+@requires_cuda
+def test_cuda_assign_deterministic():
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(5000, 128, generator=g).cuda()
+    c = torch.randn(256, 128, generator=g).cuda()
+    a1, d1 = claus_ext.cluster_assign(x, c)
+    a2, d2 = claus_ext.cluster_assign(x, c)
+    assert torch.equal(a1, a2) and torch.equal(d1, d2)
+    assert_assign_ok(x.cpu(), c.cpu(), a1.cpu(), d1.cpu())
 
 
 @requires_cuda

@@ -423,6 +423,85 @@ def test_frame_uncertainty_cuda_deterministic_and_strided():
     assert all(t.shape == (0, 3) and t.is_cuda for t in empty)
 
 
+# (R, N, T, H, W) shapes for the CUDA kernel's paths. The kernel cuts all frames' pixels into
+# one equal range per block (packs of 4 pixels; 1 on the scalar path, for HW % 4 != 0), blocks
+# = a whole number of waves (4 per SM) and at least one per frame; passes go in batches of 8,
+# then 4, 2, 1.
+CUDA_SHAPES = [
+    (1, 2, 3, 8, 8),       # R = 1 (only the 1-pass batch); frames far fewer than blocks
+    (10, 16, 8, 28, 28),   # the benchmark's R: 8 + 2 passes; ranges straddle frame boundaries
+    (15, 2, 2, 12, 20),    # 8 + 4 + 2 + 1
+    (40, 1, 2, 16, 16),    # 5 full batches
+    (3, 1, 1, 1, 4),       # a single pack: one block
+    (2, 25, 30, 2, 4),     # 750 frames of two packs: more frames than a wave of blocks
+    (9, 40, 16, 1, 1),     # 640 one-pixel frames (scalar path): one block per frame
+    (6, 30, 25, 3, 5),     # 750 frames of 15 pixels, scalar path, ranges spanning frames
+    (5, 1, 1, 256, 300),   # one large frame spread over every block
+    (4, 1, 2, 211, 223),   # large odd frames (scalar path)
+]
+
+
+@requires_cuda
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("shape", CUDA_SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_frame_uncertainty_cuda_paths_match_cpu(dtype, mode, shape):
+    gen = torch.Generator().manual_seed(sum(shape))
+    z = random_logits(gen, shape).to(dtype).float()
+    zf = clear_threshold(z, 0.4).to(dtype).float()  # the values the CUDA op sees
+    want = claus_ext.frame_uncertainty(zf, 0.4, mode)
+    got = claus_ext.frame_uncertainty(zf.to(dtype).cuda(), 0.4, mode)
+    assert all(t.is_cuda and t.shape == shape[1:3] for t in got)
+    assert_frame_stats_close(tuple(t.cpu() for t in got), want, shape[3] * shape[4])
+    again = claus_ext.frame_uncertainty(zf.to(dtype).cuda(), 0.4, mode)
+    for a, b in zip(got, again, strict=True):
+        assert torch.equal(a, b)
+
+
+@requires_cuda
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_frame_uncertainty_cuda_unaligned_logits(dtype):
+    # A contiguous view at an odd element offset: not aligned to a pack, so the scalar path,
+    # although HW % 4 == 0.
+    gen = torch.Generator().manual_seed(21)
+    shape = (10, 3, 4, 16, 16)
+    zf = clear_threshold(random_logits(gen, shape).to(dtype).float(), 0.4).to(dtype)
+    flat = torch.zeros(zf.numel() + 1, dtype=dtype, device="cuda")
+    flat[1:] = zf.flatten().cuda()
+    z = flat[1:].view(shape)
+    assert z.is_contiguous() and z.data_ptr() % 8 != 0
+    for mode in MODES:
+        want = claus_ext.frame_uncertainty(zf.float(), 0.4, mode)
+        got = claus_ext.frame_uncertainty(z, 0.4, mode)
+        assert_frame_stats_close(tuple(t.cpu() for t in got), want, 256)
+
+
+@requires_cuda
+@pytest.mark.parametrize("hw", [7, 8])  # scalar and vector path
+def test_frame_uncertainty_cuda_saturated_infinite_nan(hw):
+    vals = [100.0, -100.0, float("inf"), float("-inf"), 88.0, -88.0, 0.0, 3.0][:hw]
+    z = torch.tensor([vals, [-v for v in vals]]).reshape(2, 1, 1, 1, hw)
+    for mode in MODES:
+        for r in (1, 2):  # with r = 2 every pixel has p̄ = 0.5, clear of the threshold
+            got = claus_ext.frame_uncertainty(z[:r].cuda(), 0.4, mode)
+            want = claus_ext.frame_uncertainty(z[:r], 0.4, mode)
+            for a, b in zip(got, want, strict=True):
+                torch.testing.assert_close(a.cpu(), b, rtol=1e-5, atol=1e-6)
+    zn = torch.zeros(2, 1, 2, 1, hw)
+    zn[1, 0, 1, 0, 0] = float("nan")
+    fg, unc, ent = claus_ext.frame_uncertainty(zn.cuda(), 0.4, "mean_log")
+    assert torch.isfinite(ent[0, 0]) and torch.isnan(ent[0, 1])
+    assert fg[0, 1].item() == hw - 1  # the NaN pixel is not foreground
+    assert torch.isfinite(unc).all()
+
+
+@requires_cuda
+def test_frame_uncertainty_cuda_empty_pixels():
+    for shape in [(2, 3, 2, 0, 4), (2, 0, 3, 4, 4)]:
+        out = claus_ext.frame_uncertainty(torch.zeros(shape, device="cuda"), 0.4)
+        assert all(t.shape == shape[1:3] and t.is_cuda and (t == 0).all() for t in out)
+
+
 @requires_cuda
 def test_select_frames_cuda_matches_cpu():
     gen = torch.Generator().manual_seed(13)

@@ -267,6 +267,74 @@ def test_cuda_matches_cpu(case, label_kind):
                                rtol=1e-10, atol=1e-10)
 
 
+# Planes that split into whole 4-pixel packs (the vector path), blocks that span several frames
+# (small H*W), long clips and wide windows.
+VECTOR_CASES = [
+    (2, 8, 16, 16, 4 / 3, 4, 2, "random"),  # 256 px: a block spans 4 frames
+    (3, 12, 2, 2, 4 / 3, 4, 2, "random"),  # 4 px: a block spans the whole clip
+    (2, 16, 32, 36, 2.0, 6, 3, "random"),  # several blocks per frame, boundary mid-block
+    (1, 40, 12, 12, 1.0, 2, 9, "random"),  # window wider than the unrolled loop
+    (2, 6, 8, 8, 4 / 3, 4, 2, "none"),
+    (2, 6, 8, 8, 4 / 3, 4, 2, "all"),
+]
+
+
+def _cuda_matches_cpu(z, y, a, sigma, radius, window, up):
+    cpu = claus_ext.stew_stats(z, y, a, sigma, radius, window)
+    gpu = claus_ext.stew_stats(z.cuda(), y.cuda(), a.cuda(), sigma, radius, window)
+    torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-5, atol=1e-5)
+    gc = torch.ops.claus.stew_stats_backward(up, z, y, a, sigma, radius, window)
+    gg = torch.ops.claus.stew_stats_backward(up.cuda(), z.cuda(), y.cuda(), a.cuda(), sigma,
+                                             radius, window)
+    torch.testing.assert_close(gg.cpu(), gc, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(claus_ext.stew_weights(y.cuda(), a.cuda(), sigma, radius,
+                                                      window).cpu(),
+                               claus_ext.stew_weights(y, a, sigma, radius, window))
+
+
+@requires_cuda
+@pytest.mark.parametrize("case", VECTOR_CASES, ids=str)
+@pytest.mark.parametrize("label_kind", ["uint8", "soft"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_cuda_vector_path_matches_cpu(case, label_kind, dtype):
+    z, y, a, sigma, radius, window = make_inputs(case, label_kind, dtype)
+    up = torch.randn(z.shape[0], 5, dtype=dtype)
+    _cuda_matches_cpu(z, y, a, sigma, radius, window, up)
+    if dtype == torch.float64:
+        torch.testing.assert_close(claus_ext.stew_stats(z.cuda(), y.cuda(), a.cuda(), sigma,
+                                                        radius, window).cpu(),
+                                   ref.stew_stats(z, y, a, sigma, radius, window),
+                                   rtol=1e-10, atol=1e-10)
+
+
+@requires_cuda
+def test_cuda_unaligned_inputs_take_the_scalar_path():
+    # Contiguous views that start one element into their storage: not 16-byte aligned.
+    z, y, a, sigma, radius, window = make_inputs(VECTOR_CASES[0], "uint8", torch.float32)
+    zb = torch.cat([torch.zeros(1), z.flatten()]).cuda()[1:].view(z.shape)
+    yb = torch.cat([torch.zeros(1, dtype=y.dtype), y.flatten()]).cuda()[1:].view(y.shape)
+    assert zb.data_ptr() % 16 != 0 and yb.data_ptr() % 4 != 0
+    torch.testing.assert_close(claus_ext.stew_stats(zb, yb, a.cuda(), sigma, radius,
+                                                    window).cpu(),
+                               claus_ext.stew_stats(z, y, a, sigma, radius, window),
+                               rtol=1e-5, atol=1e-5)
+    up = torch.randn(z.shape[0], 5)
+    torch.testing.assert_close(
+        torch.ops.claus.stew_stats_backward(up.cuda(), zb, yb, a.cuda(), sigma, radius,
+                                            window).cpu(),
+        torch.ops.claus.stew_stats_backward(up, z, y, a, sigma, radius, window),
+        rtol=1e-5, atol=1e-6)
+
+
+@requires_cuda
+def test_cuda_large_batch_matches_cpu():
+    # More clips than one grid row of blocks per clip would hold in flight; uneven annotations.
+    z, y, a, sigma, radius, window = make_inputs((37, 16, 28, 28, 4 / 3, 4, 2, "random"),
+                                                 "uint8", torch.float32)
+    up = torch.randn(z.shape[0], 5)
+    _cuda_matches_cpu(z, y, a, sigma, radius, window, up)
+
+
 @requires_cuda
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_cuda_half_precision(dtype):

@@ -3,22 +3,32 @@
 // Assignment runs in three kernels (numerics in cluster_math.h):
 //   1. center_stats: ||c_k||^2 per centre (fp64, stored as fp32 for the scores) and the largest
 //      one, for the error bound;
-//   2. scores_top2: a tiled fp32 GEMM of x against the centres (128 rows x 128 centres per block,
-//      8 x 8 outputs per thread in registers, tiles of 8 along D staged through shared memory with
-//      the next tile prefetched into registers). Its epilogue turns dot products into scores
-//      ||c_k||^2 - 2 x.c_k and keeps, per row, the two smallest scores and the best index; the
-//      block loops over all centre tiles, so no partial result leaves the chip. float16/bfloat16
-//      are widened to fp32 on load (products of such values are exact in fp32);
+//   2. scores_top2: a tiled fp32 SIMT GEMM of x against the centres. Block = 128 rows x kBN
+//      centres, kBN = 128, 64 or 32 (the narrowest tile holding K, so K = 64 does not multiply
+//      half-empty tiles), 256 threads with 8 x kBN/16 outputs each. Stages of 8 along D go
+//      through double-buffered, k-major, padded shared tiles (one barrier per stage, the next
+//      stage's global loads in flight during this one's FMAs, transposed stores and float4
+//      fragment loads both free of bank conflicts); __launch_bounds__(256, 2) keeps two blocks
+//      per SM to hide latency, which is why a row's running top-2 lives in shared memory, not
+//      registers. Per centre tile the epilogue turns dot products into scores
+//      ||c_k||^2 - 2 x.c_k and merges them into each row's two smallest scores and best index
+//      (per thread, then 8-lane butterfly, then across the 2 centre warps in shared memory:
+//      fixed order, deterministic); the block loops over all centre tiles, so no partial result
+//      leaves the chip. The D sum is one sequential fma chain per output, as the error bound
+//      assumes. float16/bfloat16 are widened to fp32 on load (products of such values are exact
+//      in fp32); fp32/fp16/bf16 rows with D % 4 == 0 and aligned bases use vector loads;
 //   3. refine: one warp per row recomputes the exact fp64 distance to the best centre and the
 //      row's squared norm; a row whose top-2 gap is within the error bound, or whose arithmetic
-//      overflowed, scans every centre with the exact formula. float64 input skips kernel 2 and
-//      takes this exact scan for every row (fp64 on a GPU is for checks, not speed).
-// The GEMM reads each centre tile from L2 once per 128 rows and x once per 128 centres.
+//      overflowed, scans every centre with the exact formula. float64 input and K <= 8 skip
+//      kernel 2 and take this exact scan for every row (fp64 on a GPU is for checks, not speed;
+//      a few centres cost less exactly than a mostly empty GEMM tile and a third kernel).
+// The GEMM reads each centre tile from L2 once per 128 rows and x once per centre tile.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <type_traits>
 
 #include "cluster_kernel.h"
 #include "cluster_math.h"
@@ -27,16 +37,18 @@ namespace claus {
 namespace cluster {
 namespace {
 
-constexpr int kBM = 128;  // rows per block
-constexpr int kBN = 128;  // centres per tile
-constexpr int kBK = 8;    // D per shared-memory stage
-constexpr int kTM = 8;    // rows per thread
-constexpr int kTN = 8;    // centres per thread
-constexpr int kThreads = 256;
+// Scoring GEMM tiles (see scores_top2_kernel).
+constexpr int kBM = 128;      // rows per block
+constexpr int kBK = 8;        // D per shared-memory stage
+constexpr int kTM = 8;        // rows per thread
+constexpr int kThreads = 256;  // 8 warps: 4 along rows x 2 along centres
+constexpr int kPad = 4;       // shared row padding: transposed stores hit 32 distinct banks
+// K at or below this takes the exact fp64 scan for every row (no GEMM): a handful of centres
+// costs less exactly than a mostly empty GEMM tile plus a third launch.
+constexpr int64_t kExactMaxK = 8;
 constexpr int kWarps = 8;  // warps per block in the warp-per-row kernels
 
 __device__ __forceinline__ float to_float(float v) { return v; }
-__device__ __forceinline__ float to_float(double v) { return static_cast<float>(v); }
 __device__ __forceinline__ float to_float(__half v) { return __half2float(v); }
 __device__ __forceinline__ float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
 
@@ -129,39 +141,116 @@ __global__ void __launch_bounds__(kWarps * 32)
   }
 }
 
-// Loads the 4 values this thread stages of a (rows x kBK) tile starting at (r0, d0).
-template <typename T>
-__device__ __forceinline__ void load_stage(const T* src, int64_t r0, int64_t rows, int64_t d0,
-                                           int64_t D, int lr, int lc, float (&v)[4]) {
-  const int64_t r = r0 + lr;
+// Converts 4 consecutive elements at p (4-element aligned) to fp32 with one vector load.
+__device__ __forceinline__ void load4(const float* p, float (&v)[4]) {
+  const float4 t = *reinterpret_cast<const float4*>(p);
+  v[0] = t.x;
+  v[1] = t.y;
+  v[2] = t.z;
+  v[3] = t.w;
+}
+__device__ __forceinline__ void load4(const __half* p, float (&v)[4]) {
+  const uint2 u = *reinterpret_cast<const uint2*>(p);
+  const float2 lo = __half22float2(*reinterpret_cast<const __half2*>(&u.x));
+  const float2 hi = __half22float2(*reinterpret_cast<const __half2*>(&u.y));
+  v[0] = lo.x;
+  v[1] = lo.y;
+  v[2] = hi.x;
+  v[3] = hi.y;
+}
+__device__ __forceinline__ void load4(const __nv_bfloat16* p, float (&v)[4]) {
+  const uint2 u = *reinterpret_cast<const uint2*>(p);
+  const float2 lo = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&u.x));
+  const float2 hi = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&u.y));
+  v[0] = lo.x;
+  v[1] = lo.y;
+  v[2] = hi.x;
+  v[3] = hi.y;
+}
+
+// Loads the 4 values this thread stages of one kBK stage: p points at element lc of the
+// thread's staging row (valid only when `in`, the row exists), d = d0 + lc is the column of p[0];
+// zero outside the matrix. kVec (D % 4 == 0, base 4-element aligned): the 4 values are in or out
+// together and come in one vector load.
+template <typename T, bool kVec>
+__device__ __forceinline__ void load_stage(const T* __restrict__ p, bool in, int d, int D,
+                                           float (&v)[4]) {
+  if (kVec) {
+    if (in && d < D) {
+      load4(p, v);
+    } else {
 #pragma unroll
-  for (int j = 0; j < 4; ++j) {
-    const int64_t d = d0 + lc + j;
-    v[j] = (r < rows && d < D) ? to_float(src[r * D + d]) : 0.0f;
+      for (int j = 0; j < 4; ++j) v[j] = 0.0f;
+    }
+  } else {
+#pragma unroll
+    for (int j = 0; j < 4; ++j) v[j] = (in && d + j < D) ? to_float(p[j]) : 0.0f;
   }
 }
 
-template <typename T>
-__global__ void __launch_bounds__(kThreads)
+// kN consecutive floats of shared memory (aligned to kN floats) into registers.
+template <int kN>
+__device__ __forceinline__ void lds(const float* p, float* v) {
+  if constexpr (kN == 4) {
+    const float4 t = *reinterpret_cast<const float4*>(p);
+    v[0] = t.x;
+    v[1] = t.y;
+    v[2] = t.z;
+    v[3] = t.w;
+  } else if constexpr (kN == 2) {
+    const float2 t = *reinterpret_cast<const float2*>(p);
+    v[0] = t.x;
+    v[1] = t.y;
+  } else {
+    v[0] = p[0];
+  }
+}
+
+// Scores of a 128-row block against every centre, kept as a per-row top-2 (see the header).
+// Block tile 128 rows x kBN = 16 kTN centres; warps 4 (rows) x 2 (centres), each 32 x 8 kTN;
+// lanes 4 (rows) x 8 (centres), each 8 rows {4 tm .. +3, 16 + 4 tm .. +3} x kTN centres in two
+// halves of kTN / 2 (so a warp's fragment loads are a few contiguous broadcast vectors: no bank
+// conflicts). Shared tiles are k-major (A transposed while staging), double-buffered: one
+// __syncthreads per kBK step, the next step's global loads in flight during this one's FMAs.
+// __launch_bounds__(256, 2): two blocks per SM (<= 128 registers) to hide load and barrier
+// latency. The top-2 state of a row lives in the registers of thread tid = row (3 registers)
+// rather than 3 x 8 in every thread, which is what makes the 128-register budget.
+template <typename T, int kTN, bool kVec>
+__global__ void __launch_bounds__(kThreads, 2)
     scores_top2_kernel(const T* __restrict__ x, const T* __restrict__ c,
                        const float* __restrict__ cnf, int64_t N, int64_t D, int64_t K,
                        int32_t* __restrict__ k1_out, float* __restrict__ s1_out,
                        float* __restrict__ s2_out) {
-  __shared__ __align__(16) float As[kBK][kBM];
-  __shared__ __align__(16) float Bs[kBK][kBN];
-  const int tid = threadIdx.x;
-  const int tx = tid % 16, ty = tid / 16;
-  // Staging: thread tid moves row tid/2, columns (tid%2)*4 .. +4 of each tile.
+  constexpr int kHalf = kTN / 2;  // centres per thread in each half of the warp tile
+  constexpr int kWN = 8 * kTN;    // centres per warp
+  constexpr int kBN = 2 * kWN;    // centres per block tile
+  __shared__ __align__(16) float As[2][kBK][kBM + kPad];
+  __shared__ __align__(16) float Bs[2][kBK][kBN + kPad];
+  __shared__ float red_s1[2][kBM], red_s2[2][kBM];
+  __shared__ int32_t red_k1[2][kBM];
+  const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
+  const int wm = warp / 2, wn = warp % 2;
+  const int tm = lane / 8, tn = lane % 8;
+  const int am = wm * 32 + tm * 4;        // first row of this thread in the block tile
+  const int bn = wn * kWN + tn * kHalf;   // first centre of this thread in the block tile
+  // Staging: thread tid moves row tid / 2, columns (tid % 2) * 4 .. +3 of each stage; only the
+  // first 2 kBN threads stage centres.
   const int lr = tid >> 1, lc = (tid & 1) * 4;
+  const bool stages_c = lr < kBN;
   const int64_t row0 = static_cast<int64_t>(blockIdx.x) * kBM;
+  const int Di = static_cast<int>(D);                // the host keeps D < 2^30 here
+  const int nk = Di > 0 ? (Di + kBK - 1) / kBK : 1;  // D = 0: one all-zero stage
+  const T* xs = x + (row0 + lr) * D + lc;            // this thread's staging row of x
+  const bool x_in = row0 + lr < N;
 
-  float s1[kTM], s2[kTM];
-  int32_t k1[kTM];
-#pragma unroll
-  for (int i = 0; i < kTM; ++i) {
-    s1[i] = __int_as_float(0x7f800000);
-    s2[i] = s1[i];
-    k1[i] = -1;
+  // Running top-2 of row row0 + tid over the centre tiles done so far, touched only by thread
+  // tid < kBM (shared memory, not registers: the GEMM needs all 128 of those).
+  __shared__ float st_s1[kBM], st_s2[kBM];
+  __shared__ int32_t st_k1[kBM];
+  if (tid < kBM) {
+    st_s1[tid] = __int_as_float(0x7f800000);
+    st_s2[tid] = st_s1[tid];
+    st_k1[tid] = -1;
   }
 
   for (int64_t n0 = 0; n0 < K; n0 += kBN) {
@@ -171,69 +260,102 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
       for (int j = 0; j < kTN; ++j) acc[i][j] = 0.0f;
 
+    // Stage 0 into buffer 0. Safe: the last barrier of the previous tile's loop (and the one
+    // before its top-2 merge) follow every read of the buffers and of red_*.
     float xa[4], cb[4];
-    load_stage(x, row0, N, 0, D, lr, lc, xa);
-    load_stage(c, n0, K, 0, D, lr, lc, cb);
-    for (int64_t d0 = 0; d0 < D; d0 += kBK) {
-      __syncthreads();  // the previous stage has been consumed
+    const T* cs = c + (n0 + lr) * D + lc;  // this thread's staging row of the centres
+    const bool c_in = stages_c && n0 + lr < K;
+    load_stage<T, kVec>(xs, x_in, lc, Di, xa);
+    if (stages_c) load_stage<T, kVec>(cs, c_in, lc, Di, cb);
 #pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        As[lc + j][lr] = xa[j];
-        Bs[lc + j][lr] = cb[j];
-      }
-      __syncthreads();
-      if (d0 + kBK < D) {  // prefetch the next stage while this one is multiplied
-        load_stage(x, row0, N, d0 + kBK, D, lr, lc, xa);
-        load_stage(c, n0, K, d0 + kBK, D, lr, lc, cb);
+    for (int j = 0; j < 4; ++j) {
+      As[0][lc + j][lr] = xa[j];
+      if (stages_c) Bs[0][lc + j][lr] = cb[j];
+    }
+    __syncthreads();
+
+    for (int t = 0; t < nk; ++t) {
+      const int buf = t & 1;
+      const bool more = t + 1 < nk;
+      if (more) {  // next stage's loads in flight during this stage's FMAs
+        const int d0 = (t + 1) * kBK;
+        load_stage<T, kVec>(xs + d0, x_in, d0 + lc, Di, xa);
+        if (stages_c) load_stage<T, kVec>(cs + d0, c_in, d0 + lc, Di, cb);
       }
 #pragma unroll
       for (int kk = 0; kk < kBK; ++kk) {
         float a[kTM], b[kTN];
-        const float4 a0 = *reinterpret_cast<const float4*>(&As[kk][ty * kTM]);
-        const float4 a1 = *reinterpret_cast<const float4*>(&As[kk][ty * kTM + 4]);
-        const float4 b0 = *reinterpret_cast<const float4*>(&Bs[kk][tx * kTN]);
-        const float4 b1 = *reinterpret_cast<const float4*>(&Bs[kk][tx * kTN + 4]);
-        a[0] = a0.x; a[1] = a0.y; a[2] = a0.z; a[3] = a0.w;
-        a[4] = a1.x; a[5] = a1.y; a[6] = a1.z; a[7] = a1.w;
-        b[0] = b0.x; b[1] = b0.y; b[2] = b0.z; b[3] = b0.w;
-        b[4] = b1.x; b[5] = b1.y; b[6] = b1.z; b[7] = b1.w;
+        lds<4>(&As[buf][kk][am], a);
+        lds<4>(&As[buf][kk][am + 16], a + 4);
+        lds<kHalf>(&Bs[buf][kk][bn], b);
+        lds<kHalf>(&Bs[buf][kk][bn + 8 * kHalf], b + kHalf);
 #pragma unroll
         for (int i = 0; i < kTM; ++i)
 #pragma unroll
           for (int j = 0; j < kTN; ++j) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
       }
+      if (more) {  // the other buffer was last read before the previous barrier
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          As[buf ^ 1][lc + j][lr] = xa[j];
+          if (stages_c) Bs[buf ^ 1][lc + j][lr] = cb[j];
+        }
+      }
+      __syncthreads();
     }
+
+    // Epilogue: scores ||c||^2 - 2 x.c, top-2 per row over this thread's centres (ascending
+    // index), then over the warp's 8 lanes of a row group (butterfly: every lane ends with the
+    // same result), then the two warps of a row meet in shared memory.
+    // Scores in place, one centre norm live at a time (registers are at the limit here).
 #pragma unroll
     for (int j = 0; j < kTN; ++j) {
-      const int64_t col = n0 + tx * kTN + j;
-      if (col < K) {
-        const float cn = cnf[col];
+      const int64_t cl = n0 + bn + (j / kHalf) * 8 * kHalf + j % kHalf;
+      const float cn = cl < K ? cnf[cl] : 0.0f;
 #pragma unroll
-        for (int i = 0; i < kTM; ++i)
-          top2_push(fmaf(-2.0f, acc[i][j], cn), static_cast<int32_t>(col), s1[i], k1[i], s2[i]);
-      }
+      for (int i = 0; i < kTM; ++i) acc[i][j] = fmaf(-2.0f, acc[i][j], cn);
     }
-  }
-  // The 16 threads of a row group are 16 consecutive lanes of one warp.
-#pragma unroll
-  for (int i = 0; i < kTM; ++i) {
-#pragma unroll
-    for (int off = 8; off > 0; off >>= 1) {
-      const float o1 = __shfl_xor_sync(0xffffffffu, s1[i], off, 16);
-      const int32_t ok = __shfl_xor_sync(0xffffffffu, k1[i], off, 16);
-      const float o2 = __shfl_xor_sync(0xffffffffu, s2[i], off, 16);
-      top2_merge(o1, ok, o2, s1[i], k1[i], s2[i]);
-    }
-  }
-  if (tx == 0) {
+    const int64_t col0 = n0 + bn;
 #pragma unroll
     for (int i = 0; i < kTM; ++i) {
-      const int64_t row = row0 + ty * kTM + i;
-      if (row < N) {
-        k1_out[row] = k1[i];
-        s1_out[row] = s1[i];
-        s2_out[row] = s2[i];
+      float s1 = __int_as_float(0x7f800000), s2 = s1;
+      int32_t k1 = -1;
+#pragma unroll
+      for (int j = 0; j < kTN; ++j) {
+        const int64_t cl = col0 + (j / kHalf) * 8 * kHalf + j % kHalf;
+        if (cl < K) top2_push(acc[i][j], static_cast<int32_t>(cl), s1, k1, s2);
       }
+#pragma unroll
+      for (int off = 1; off < 8; off <<= 1) {
+        const float o1 = __shfl_xor_sync(0xffffffffu, s1, off);
+        const int32_t ok = __shfl_xor_sync(0xffffffffu, k1, off);
+        const float o2 = __shfl_xor_sync(0xffffffffu, s2, off);
+        top2_merge(o1, ok, o2, s1, k1, s2);
+      }
+      if (tn == 0) {
+        const int m = am + (i % 4) + (i / 4) * 16;
+        red_s1[wn][m] = s1;
+        red_k1[wn][m] = k1;
+        red_s2[wn][m] = s2;
+      }
+    }
+    __syncthreads();
+    if (tid < kBM) {  // fixed order: centre half 0, then half 1
+      float st1 = st_s1[tid], st2 = st_s2[tid];
+      int32_t stk = st_k1[tid];
+      top2_merge(red_s1[0][tid], red_k1[0][tid], red_s2[0][tid], st1, stk, st2);
+      top2_merge(red_s1[1][tid], red_k1[1][tid], red_s2[1][tid], st1, stk, st2);
+      st_s1[tid] = st1;
+      st_s2[tid] = st2;
+      st_k1[tid] = stk;
+    }
+  }
+  if (tid < kBM) {
+    const int64_t row = row0 + tid;
+    if (row < N) {
+      k1_out[row] = st_k1[tid];
+      s1_out[row] = st_s1[tid];
+      s2_out[row] = st_s2[tid];
     }
   }
 }
@@ -375,20 +497,47 @@ __global__ void counts_kernel(count_t* __restrict__ n, const unsigned long long*
   if (k < K) n[k] = static_cast<count_t>(n[k] + static_cast<count_t>(m[k]));
 }
 
+// Launches the scoring kernel with the narrowest centre tile that covers K in one tile (up to
+// 128), so small K does not multiply mostly zero columns; vector loads where rows are aligned.
+template <typename T, int kTN>
+void launch_scores(const T* x, const T* c, const float* cnf, int64_t N, int64_t D, int64_t K,
+                   int32_t* k1, float* s1, float* s2, cudaStream_t stream) {
+  const unsigned blocks = static_cast<unsigned>((N + kBM - 1) / kBM);
+  const uintptr_t align = 4 * sizeof(T) - 1;
+  const bool vec = D % 4 == 0 && (reinterpret_cast<uintptr_t>(x) & align) == 0 &&
+                   (reinterpret_cast<uintptr_t>(c) & align) == 0;
+  if (vec) {
+    scores_top2_kernel<T, kTN, true><<<blocks, kThreads, 0, stream>>>(x, c, cnf, N, D, K, k1, s1,
+                                                                      s2);
+  } else {
+    scores_top2_kernel<T, kTN, false><<<blocks, kThreads, 0, stream>>>(x, c, cnf, N, D, K, k1,
+                                                                       s1, s2);
+  }
+}
+
 template <typename T>
 cudaError_t assign_typed(const T* x, const T* c, int64_t N, int64_t D, int64_t K,
                          int64_t* assign, void* dist2, bool dist2_double, void* workspace,
-                         cudaStream_t stream, bool gemm) {
+                         cudaStream_t stream) {
   AssignWorkspace w = carve(workspace, N, K);
   center_stats_kernel<T><<<1, kWarps * 32, 0, stream>>>(c, K, D, w.cnf, w.cmax);
   cudaError_t err = cudaGetLastError();
   if (err != cudaSuccess) return err;
-  if (gemm) {
-    const int64_t blocks = (N + kBM - 1) / kBM;
-    scores_top2_kernel<T><<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(
-        x, c, w.cnf, N, D, K, w.k1, w.s1, w.s2);
-    err = cudaGetLastError();
-    if (err != cudaSuccess) return err;
+  // float64 (fp64 on a GPU is for checks, not speed) and tiny K: exact scan of every row.
+  bool gemm = false;
+  if constexpr (!std::is_same<T, double>::value) {
+    gemm = K > kExactMaxK && D < (int64_t{1} << 30);  // 32-bit column arithmetic
+    if (gemm) {
+      if (K <= 32) {
+        launch_scores<T, 2>(x, c, w.cnf, N, D, K, w.k1, w.s1, w.s2, stream);
+      } else if (K <= 64) {
+        launch_scores<T, 4>(x, c, w.cnf, N, D, K, w.k1, w.s1, w.s2, stream);
+      } else {
+        launch_scores<T, 8>(x, c, w.cnf, N, D, K, w.k1, w.s1, w.s2, stream);
+      }
+      err = cudaGetLastError();
+      if (err != cudaSuccess) return err;
+    }
   }
   const unsigned rblocks = static_cast<unsigned>((N + kWarps - 1) / kWarps);
   const int32_t* k1 = gemm ? w.k1 : nullptr;
@@ -454,17 +603,17 @@ cudaError_t launch_assign(DType dtype, const void* x, const void* centers, int64
   switch (dtype) {
     case DType::kFloat:
       return assign_typed(static_cast<const float*>(x), static_cast<const float*>(centers), N, D,
-                          K, assign, dist2, dist2_double, workspace, stream, true);
+                          K, assign, dist2, dist2_double, workspace, stream);
     case DType::kDouble:
       return assign_typed(static_cast<const double*>(x), static_cast<const double*>(centers), N,
-                          D, K, assign, dist2, dist2_double, workspace, stream, false);
+                          D, K, assign, dist2, dist2_double, workspace, stream);
     case DType::kHalf:
       return assign_typed(static_cast<const __half*>(x), static_cast<const __half*>(centers), N,
-                          D, K, assign, dist2, dist2_double, workspace, stream, true);
+                          D, K, assign, dist2, dist2_double, workspace, stream);
     case DType::kBFloat16:
       return assign_typed(static_cast<const __nv_bfloat16*>(x),
                           static_cast<const __nv_bfloat16*>(centers), N, D, K, assign, dist2,
-                          dist2_double, workspace, stream, true);
+                          dist2_double, workspace, stream);
   }
   return cudaErrorInvalidValue;
 }

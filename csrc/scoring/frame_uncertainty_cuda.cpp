@@ -40,9 +40,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> frame_uncertainty_cuda(const at::
   const int64_t R = logits.size(0), N = logits.size(1), T = logits.size(2);
   const int64_t HW = logits.size(3) * logits.size(4);
   auto opts = logits.options().dtype(at::kFloat);
-  auto fg = at::zeros({N, T}, opts), unc = at::zeros({N, T}, opts), ent = at::zeros({N, T}, opts);
   const int64_t frames = N * T;
-  if (frames == 0 || HW == 0) return {fg, unc, ent};
+  if (frames == 0 || HW == 0) {  // sums over no pixels (or no frames at all)
+    return {at::zeros({N, T}, opts), at::zeros({N, T}, opts), at::zeros({N, T}, opts)};
+  }
+  // The kernels write every output element: no zero-fill kernels (each one a launch that the
+  // op's time would include).
+  auto fg = at::empty({N, T}, opts), unc = at::empty({N, T}, opts), ent = at::empty({N, T}, opts);
   auto z = logits.contiguous();
   const LogitsDtype dt = logits_dtype(z.scalar_type());
   const int64_t ws = frame_uncertainty_workspace_floats(frames, HW, dt, z.const_data_ptr());
@@ -50,7 +54,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> frame_uncertainty_cuda(const at::
   const cudaError_t err = launch_frame_uncertainty(
       z.const_data_ptr(), dt, R, frames, HW, static_cast<float>(fg_threshold),
       m == UncMode::kMeanLog, fg.mutable_data_ptr<float>(), unc.mutable_data_ptr<float>(),
-      ent.mutable_data_ptr<float>(), work.mutable_data_ptr<float>(),
+      ent.mutable_data_ptr<float>(), work.mutable_data_ptr<float>(), ws,
       c10::cuda::getCurrentCUDAStream().stream());
   TORCH_CHECK(err == cudaSuccess,
               ::claus::cat(op, ": CUDA kernel launch failed: ", cudaGetErrorString(err)));

@@ -10,18 +10,23 @@ namespace scoring {
 
 enum class LogitsDtype : int { kFloat32 = 0, kFloat16 = 1, kBFloat16 = 2 };
 
-// Floats of scratch that launch_frame_uncertainty needs for `frames` frames of HW pixels.
+// Floats of scratch that launch_frame_uncertainty needs for `frames` frames of HW pixels on the
+// current device (the split of the work depends on its number of SMs).
 int64_t frame_uncertainty_workspace_floats(int64_t frames, int64_t HW, LogitsDtype dtype,
                                            const void* logits);
 
 // logits: R*frames*HW contiguous values of `dtype` (pass r, frame f, pixel p at
 // (r*frames + f)*HW + p), frames = N*T. Writes fg_count, unc_sum, ent_sum (frames floats each).
-// workspace: frame_uncertainty_workspace_floats(...) floats. Requires R >= 1, frames >= 1,
-// HW >= 1. Returns the first CUDA error of the launches (cudaSuccess when none).
+// Every output element is written (no zero-fill needed). workspace: workspace_floats floats,
+// at least frame_uncertainty_workspace_floats(...) for the same arguments on the same (current)
+// device, no initialization needed. Requires R >= 1, frames >= 1, HW >= 1
+// (cudaErrorInvalidValue otherwise, or when the workspace is too small). Returns the first CUDA
+// error of the launches (cudaSuccess when none).
 cudaError_t launch_frame_uncertainty(const void* logits, LogitsDtype dtype, int64_t R,
                                      int64_t frames, int64_t HW, float fg_threshold,
                                      bool mean_log, float* fg_count, float* unc_sum,
-                                     float* ent_sum, float* workspace, cudaStream_t stream);
+                                     float* ent_sum, float* workspace, int64_t workspace_floats,
+                                     cudaStream_t stream);
 
 }  // namespace scoring
 }  // namespace claus

@@ -33,13 +33,14 @@ at::Tensor stew_stats_cuda(const at::Tensor& z, const at::Tensor& y, const at::T
   check_labels(op, y, annotated, sigma, radius, window);
   c10::cuda::CUDAGuard guard(z.device());
   const auto acc = acc_type(z.scalar_type());
-  auto out = at::zeros({z.size(0), 5}, z.options().dtype(acc));
-  if (z.numel() == 0) return out;
+  // The kernels write every entry; only an empty batch needs the zeros.
+  auto out = at::empty({z.size(0), 5}, z.options().dtype(acc));
+  if (z.numel() == 0) return out.zero_();
   auto zc = z.contiguous();
   auto yc = labels_for_kernel(y, acc);
   auto ac = flags_for_kernel(annotated);
   const int64_t B = z.size(0), T = z.size(1), hw = z.size(2) * z.size(3);
-  auto ws = at::empty({static_cast<int64_t>(cuda::stats_workspace_bytes(B, hw) / sizeof(double))},
+  auto ws = at::empty({static_cast<int64_t>(cuda::stats_workspace_bytes(B, T, hw) / sizeof(double))},
                       z.options().dtype(at::kDouble));
   check_launch(op, cuda::stats_forward(zc.const_data_ptr(), scalar_kind(z.scalar_type()),
                                        yc.const_data_ptr(), yc.scalar_type() == at::kByte,

@@ -1,11 +1,20 @@
 // STeW statistics on CUDA: torch-free kernels over raw pointers.
 //
-// One thread owns one pixel of one clip and walks its T frames, keeping the labels of the
-// consistency window in a small ring, so each label is read from global memory once per pass.
-// Forward: per-thread fp32 (fp64 for fp64) sums, a fixed-shape block reduction into one fp64
-// partial per block, then a second kernel that adds a clip's partials in block order: the sums
-// are bit-identical from run to run. The temporal weights of a clip (T values) are computed
-// once per block into shared memory.
+// Element-parallel: a clip's (T, HW) plane is flattened and cut into packs of VEC consecutive
+// pixels of one frame (VEC = 4 when HW % 4 == 0 and every pointer is aligned to a whole pack,
+// else 1); one thread owns one pack. It loads its logits and the labels of the consistency
+// window around its frame, all independent loads issued together, so a warp keeps many bytes in
+// flight and the grid has several waves even for short clips. (A thread per pixel walking all T
+// frames, the first design, reached 15% of copy bandwidth on an H100: too few threads, each a
+// serial chain of T dependent loads.) Neighbouring frames' labels are re-read by other threads;
+// those reads hit L2 and labels are the smallest input (uint8 for hard masks).
+//
+// A block covers kBlock packs, which may span several frames when HW is small; the temporal
+// weights and annotated flags of those frames are computed once per block into shared memory.
+//
+// Forward: per-thread sums, a fixed-shape block reduction into one fp64 partial per block and
+// statistic, then one block per clip adds its partials in a fixed order: the sums are
+// bit-identical from run to run.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -17,8 +26,7 @@ namespace stew {
 namespace cuda {
 namespace {
 
-// Windows up to this half-width use the register/local ring; wider ones read labels directly.
-constexpr int64_t kMaxRingWindow = 8;
+constexpr int kVec = 4;  // pixels per pack on the vector path
 
 __device__ __forceinline__ float to_acc(float v) { return v; }
 __device__ __forceinline__ double to_acc(double v) { return v; }
@@ -37,84 +45,130 @@ template <> __device__ __forceinline__ double from_acc<double>(double v) { retur
 template <typename scalar_t> struct AccOf { using type = float; };
 template <> struct AccOf<double> { using type = double; };
 
-// Walks the labels of one pixel along t, exposing the window [lo, hi] around the current frame.
-template <typename label_t, typename acc_t>
-struct LabelWindow {
-  const label_t* y;  // first frame of this pixel; frame u at y[u * hw]
-  int64_t hw, T, window;
-  bool ring_ok;
-  int64_t loaded = 0;
-  acc_t ring[2 * kMaxRingWindow + 1];
-
-  __device__ LabelWindow(const label_t* y_, int64_t hw_, int64_t T_, int64_t window_)
-      : y(y_), hw(hw_), T(T_), window(window_), ring_ok(window_ <= kMaxRingWindow) {}
-
-  __device__ __forceinline__ acc_t load(int64_t u) const {
-    return label_value<acc_t>(y[u * hw]);
-  }
-  __device__ __forceinline__ int64_t slot(int64_t u) const { return u % (2 * window + 1); }
-
-  // Brings frames up to hi into the ring (frames below lo are no longer needed).
-  __device__ __forceinline__ void advance(int64_t hi) {
-    if (!ring_ok) return;
-    for (; loaded <= hi; ++loaded) ring[slot(loaded)] = load(loaded);
-  }
-  __device__ __forceinline__ acc_t at(int64_t u) const {
-    return ring_ok ? ring[slot(u)] : load(u);
-  }
-
-  // Consistency of frame t (not annotated), given its label yt.
-  __device__ __forceinline__ acc_t consistency(int64_t t, acc_t yt) const {
-    int64_t lo, hi;
-    window_bounds(T, t, window, lo, hi);
-    acc_t s = acc_t(0);
-    for (int64_t u = lo; u <= hi; ++u) {
-      acc_t d = at(u) - yt;
-      s += d < acc_t(0) ? -d : d;
-    }
-    return acc_t(1) - s / static_cast<acc_t>(hi - lo + 1);
-  }
+// VEC consecutive elements, loaded and stored as one access (16 bytes for float x 4).
+template <typename T, int VEC>
+struct alignas(sizeof(T) * VEC) Pack {
+  T v[VEC];
 };
 
-template <typename acc_t>
-__device__ void load_weights(const uint8_t* ann, int64_t T, double sigma, int64_t radius,
-                             acc_t* w) {
-  for (int64_t t = threadIdx.x; t < T; t += blockDim.x)
-    w[t] = static_cast<acc_t>(temporal_weight(ann, T, t, sigma, radius));
-  __syncthreads();
+template <typename T, int VEC>
+__device__ __forceinline__ Pack<T, VEC> load_pack(const T* p) {
+  return *reinterpret_cast<const Pack<T, VEC>*>(p);
 }
 
-template <typename scalar_t, typename label_t>
+// a / b for non-negative a and positive b. 64-bit division is a called subroutine on the GPU
+// (some 70 instructions and spilled registers around the call); every index of a realistic
+// batch fits 32 bits, where it is a short inline sequence.
+__device__ __forceinline__ int64_t div_index(int64_t a, int64_t b) {
+  if ((a | b) <= 0xffffffffLL)
+    return static_cast<int64_t>(static_cast<uint32_t>(a) / static_cast<uint32_t>(b));
+  return a / b;
+}
+
+// Temporal weights and annotated flags of the frames [t0, t0 + span) that a block touches.
+template <typename acc_t>
+struct FrameTable {
+  acc_t* w;
+  unsigned char* ann;
+  int64_t t0;
+};
+
+// Frames covered by the block's packs: [t0, t1] of clip b's flattened plane.
+__device__ __forceinline__ void block_frames(int64_t T, int64_t hw, int vec, int64_t& t0,
+                                             int64_t& t1) {
+  const int64_t first = static_cast<int64_t>(blockIdx.x) * kBlock * vec;
+  const int64_t last = first + static_cast<int64_t>(kBlock) * vec - 1;
+  t0 = div_index(first, hw);
+  const int64_t tl = div_index(last, hw);
+  t1 = tl < T - 1 ? tl : T - 1;
+}
+
+template <typename acc_t>
+__device__ FrameTable<acc_t> load_frames(unsigned char* smem, int64_t max_span,
+                                         const uint8_t* ann, int64_t T, int64_t hw, int vec,
+                                         double sigma, int64_t radius) {
+  FrameTable<acc_t> ft;
+  ft.w = reinterpret_cast<acc_t*>(smem);
+  ft.ann = smem + max_span * sizeof(acc_t);
+  int64_t t1;
+  block_frames(T, hw, vec, ft.t0, t1);
+  for (int64_t i = threadIdx.x; i <= t1 - ft.t0; i += blockDim.x) {
+    ft.w[i] = static_cast<acc_t>(temporal_weight(ann, T, ft.t0 + i, sigma, radius));
+    ft.ann[i] = ann[ft.t0 + i] ? 1 : 0;
+  }
+  __syncthreads();
+  return ft;
+}
+
+// Labels of one pack at frame t and its consistency over the window (1 where t is annotated).
+template <typename label_t, typename acc_t, int VEC>
+__device__ __forceinline__ void labels_and_consistency(const label_t* __restrict__ yc,
+                                                       int64_t T, int64_t hw, int64_t t,
+                                                       int64_t p, int64_t window,
+                                                       bool annotated, acc_t (&yt)[VEC],
+                                                       acc_t (&c)[VEC]) {
+  const Pack<label_t, VEC> own = load_pack<label_t, VEC>(yc + t * hw + p);
+#pragma unroll
+  for (int j = 0; j < VEC; ++j) {
+    yt[j] = label_value<acc_t>(own.v[j]);
+    c[j] = acc_t(1);
+  }
+  if (annotated) return;
+  int64_t lo, hi;
+  window_bounds(T, t, window, lo, hi);
+  acc_t s[VEC];
+#pragma unroll
+  for (int j = 0; j < VEC; ++j) s[j] = acc_t(0);
+  // Frame t itself adds |y_t - y_t| = 0; it is skipped, its load is already done.
+#pragma unroll 4
+  for (int64_t u = lo; u <= hi; ++u) {
+    if (u == t) continue;
+    const Pack<label_t, VEC> nb = load_pack<label_t, VEC>(yc + u * hw + p);
+#pragma unroll
+    for (int j = 0; j < VEC; ++j) {
+      const acc_t d = label_value<acc_t>(nb.v[j]) - yt[j];
+      s[j] += d < acc_t(0) ? -d : d;
+    }
+  }
+  const acc_t n = static_cast<acc_t>(hi - lo + 1);
+#pragma unroll
+  for (int j = 0; j < VEC; ++j) c[j] = acc_t(1) - s[j] / n;
+}
+
+template <typename scalar_t, typename label_t, int VEC>
 __global__ void __launch_bounds__(kBlock)
     forward_kernel(const scalar_t* __restrict__ z, const label_t* __restrict__ y,
                    const uint8_t* __restrict__ ann, int64_t B, int64_t T, int64_t hw,
-                   double sigma, int64_t radius, int64_t window, double* __restrict__ partial) {
+                   double sigma, int64_t radius, int64_t window, int64_t max_span,
+                   double* __restrict__ partial) {
   using acc_t = typename AccOf<scalar_t>::type;
-  extern __shared__ unsigned char smem_raw[];
-  acc_t* w = reinterpret_cast<acc_t*>(smem_raw);
+  extern __shared__ __align__(16) unsigned char smem_raw[];
   __shared__ double warp_sums[kBlock / 32][kNumStats];
   const int64_t tiles = gridDim.x;
+  const int64_t plane = T * hw;
   for (int64_t b = blockIdx.y; b < B; b += gridDim.y) {
-    load_weights(ann + b * T, T, sigma, radius, w);
-    const int64_t p = static_cast<int64_t>(blockIdx.x) * kBlock + threadIdx.x;
+    const FrameTable<acc_t> ft =
+        load_frames<acc_t>(smem_raw, max_span, ann + b * T, T, hw, VEC, sigma, radius);
+    const int64_t e = (static_cast<int64_t>(blockIdx.x) * kBlock + threadIdx.x) * VEC;
     acc_t s[kNumStats] = {0, 0, 0, 0, 0};
-    if (p < hw) {
-      const int64_t base = b * T * hw + p;
-      LabelWindow<label_t, acc_t> lw(y + base, hw, T, window);
-      for (int64_t t = 0; t < T; ++t) {
-        int64_t lo, hi;
-        window_bounds(T, t, window, lo, hi);
-        lw.advance(hi);
-        const acc_t yt = lw.at(t);
-        const acc_t c = ann[b * T + t] ? acc_t(1) : lw.consistency(t, yt);
+    if (e < plane) {
+      const int64_t t = div_index(e, hw), p = e - t * hw;
+      const int64_t i = t - ft.t0;
+      const Pack<scalar_t, VEC> zp = load_pack<scalar_t, VEC>(z + b * plane + e);
+      acc_t yt[VEC], c[VEC];
+      labels_and_consistency<label_t, acc_t, VEC>(y + b * plane, T, hw, t, p, window,
+                                                  ft.ann[i] != 0, yt, c);
+      const acc_t w = ft.w[i];
+#pragma unroll
+      for (int j = 0; j < VEC; ++j) {
         acc_t loss, pr;
-        bce_sigmoid<acc_t>(to_acc(z[base + t * hw]), yt, loss, pr);
-        const acc_t om = w[t] * c;
+        bce_sigmoid<acc_t>(to_acc(zp.v[j]), yt[j], loss, pr);
+        const acc_t om = w * c[j];
         s[0] += om * loss;
         s[1] += om;
-        s[2] += om * pr * yt;
+        s[2] += om * pr * yt[j];
         s[3] += om * pr;
-        s[4] += om * yt;
+        s[4] += om * yt[j];
       }
     }
     // Fixed-shape reduction: warp shuffles, then warp 0 over the warp sums.
@@ -131,96 +185,172 @@ __global__ void __launch_bounds__(kBlock)
       for (int i = 0; i < kBlock / 32; ++i) v += warp_sums[i][threadIdx.x];
       partial[(b * tiles + blockIdx.x) * kNumStats + threadIdx.x] = v;
     }
+    __syncthreads();  // the frame table and warp sums are rewritten for the next clip
+  }
+}
+
+// One block per clip: thread i adds partials i, i + kBlock, ... in order, then a fixed tree.
+template <typename acc_t>
+__global__ void __launch_bounds__(kBlock)
+    reduce_partials_kernel(const double* __restrict__ partial, int64_t B, int64_t tiles,
+                           acc_t* __restrict__ out) {
+  __shared__ double warp_sums[kBlock / 32][kNumStats];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  for (int64_t b = blockIdx.x; b < B; b += gridDim.x) {
+    double s[kNumStats] = {0, 0, 0, 0, 0};
+    for (int64_t j = threadIdx.x; j < tiles; j += kBlock) {
+      const double* pj = partial + (b * tiles + j) * kNumStats;
+#pragma unroll
+      for (int k = 0; k < kNumStats; ++k) s[k] += pj[k];
+    }
+#pragma unroll
+    for (int k = 0; k < kNumStats; ++k) {
+      double v = s[k];
+      for (int off = 16; off > 0; off >>= 1) v += __shfl_down_sync(0xffffffffu, v, off);
+      if (lane == 0) warp_sums[warp][k] = v;
+    }
+    __syncthreads();
+    if (threadIdx.x < kNumStats) {
+      double v = 0.0;
+      for (int i = 0; i < kBlock / 32; ++i) v += warp_sums[i][threadIdx.x];
+      out[b * kNumStats + threadIdx.x] = static_cast<acc_t>(v);
+    }
     __syncthreads();
   }
 }
 
-template <typename acc_t>
-__global__ void reduce_partials_kernel(const double* __restrict__ partial, int64_t B,
-                                       int64_t tiles, acc_t* __restrict__ out) {
-  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= B * kNumStats) return;
-  const int64_t b = i / kNumStats, k = i % kNumStats;
-  double v = 0.0;
-  for (int64_t j = 0; j < tiles; ++j) v += partial[(b * tiles + j) * kNumStats + k];
-  out[i] = static_cast<acc_t>(v);
-}
-
-template <typename scalar_t, typename label_t>
+template <typename scalar_t, typename label_t, int VEC>
 __global__ void __launch_bounds__(kBlock)
     backward_kernel(const typename AccOf<scalar_t>::type* __restrict__ grad,
                     const scalar_t* __restrict__ z, const label_t* __restrict__ y,
                     const uint8_t* __restrict__ ann, int64_t B, int64_t T, int64_t hw,
-                    double sigma, int64_t radius, int64_t window, scalar_t* __restrict__ gz) {
+                    double sigma, int64_t radius, int64_t window, int64_t max_span,
+                    scalar_t* __restrict__ gz) {
   using acc_t = typename AccOf<scalar_t>::type;
-  extern __shared__ unsigned char smem_raw[];
-  acc_t* w = reinterpret_cast<acc_t*>(smem_raw);
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  const int64_t plane = T * hw;
   for (int64_t b = blockIdx.y; b < B; b += gridDim.y) {
-    load_weights(ann + b * T, T, sigma, radius, w);
-    const int64_t p = static_cast<int64_t>(blockIdx.x) * kBlock + threadIdx.x;
-    if (p < hw) {
+    const FrameTable<acc_t> ft =
+        load_frames<acc_t>(smem_raw, max_span, ann + b * T, T, hw, VEC, sigma, radius);
+    const int64_t e = (static_cast<int64_t>(blockIdx.x) * kBlock + threadIdx.x) * VEC;
+    if (e < plane) {
       const acc_t g0 = grad[b * kNumStats + 0], g2 = grad[b * kNumStats + 2],
                   g3 = grad[b * kNumStats + 3];
-      const int64_t base = b * T * hw + p;
-      LabelWindow<label_t, acc_t> lw(y + base, hw, T, window);
-      for (int64_t t = 0; t < T; ++t) {
-        int64_t lo, hi;
-        window_bounds(T, t, window, lo, hi);
-        lw.advance(hi);
-        const acc_t yt = lw.at(t);
-        const acc_t c = ann[b * T + t] ? acc_t(1) : lw.consistency(t, yt);
-        const acc_t pr = sigmoid<acc_t>(to_acc(z[base + t * hw]));
-        gz[base + t * hw] = from_acc<scalar_t>(grad_z<acc_t>(w[t] * c, pr, yt, g0, g2, g3));
+      const int64_t t = div_index(e, hw), p = e - t * hw;
+      const int64_t i = t - ft.t0;
+      const Pack<scalar_t, VEC> zp = load_pack<scalar_t, VEC>(z + b * plane + e);
+      acc_t yt[VEC], c[VEC];
+      labels_and_consistency<label_t, acc_t, VEC>(y + b * plane, T, hw, t, p, window,
+                                                  ft.ann[i] != 0, yt, c);
+      const acc_t w = ft.w[i];
+      Pack<scalar_t, VEC> out;
+#pragma unroll
+      for (int j = 0; j < VEC; ++j) {
+        const acc_t pr = sigmoid<acc_t>(to_acc(zp.v[j]));
+        out.v[j] = from_acc<scalar_t>(grad_z<acc_t>(w * c[j], pr, yt[j], g0, g2, g3));
       }
+      *reinterpret_cast<Pack<scalar_t, VEC>*>(gz + b * plane + e) = out;
     }
-    __syncthreads();  // w is rewritten for the next clip
+    __syncthreads();  // the frame table is rewritten for the next clip
   }
 }
 
-template <typename label_t>
+template <typename label_t, int VEC>
 __global__ void __launch_bounds__(kBlock)
     weights_kernel(const label_t* __restrict__ y, const uint8_t* __restrict__ ann, int64_t B,
                    int64_t T, int64_t hw, double sigma, int64_t radius, int64_t window,
-                   float* __restrict__ out) {
-  extern __shared__ unsigned char smem_raw[];
-  float* w = reinterpret_cast<float*>(smem_raw);
+                   int64_t max_span, float* __restrict__ out) {
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  const int64_t plane = T * hw;
   for (int64_t b = blockIdx.y; b < B; b += gridDim.y) {
-    load_weights(ann + b * T, T, sigma, radius, w);
-    const int64_t p = static_cast<int64_t>(blockIdx.x) * kBlock + threadIdx.x;
-    if (p < hw) {
-      const int64_t base = b * T * hw + p;
-      LabelWindow<label_t, float> lw(y + base, hw, T, window);
-      for (int64_t t = 0; t < T; ++t) {
-        int64_t lo, hi;
-        window_bounds(T, t, window, lo, hi);
-        lw.advance(hi);
-        const float c = ann[b * T + t] ? 1.0f : lw.consistency(t, lw.at(t));
-        out[base + t * hw] = w[t] * c;
-      }
+    const FrameTable<float> ft =
+        load_frames<float>(smem_raw, max_span, ann + b * T, T, hw, VEC, sigma, radius);
+    const int64_t e = (static_cast<int64_t>(blockIdx.x) * kBlock + threadIdx.x) * VEC;
+    if (e < plane) {
+      const int64_t t = div_index(e, hw), p = e - t * hw;
+      const int64_t i = t - ft.t0;
+      float yt[VEC], c[VEC];
+      labels_and_consistency<label_t, float, VEC>(y + b * plane, T, hw, t, p, window,
+                                                  ft.ann[i] != 0, yt, c);
+      Pack<float, VEC> o;
+#pragma unroll
+      for (int j = 0; j < VEC; ++j) o.v[j] = ft.w[i] * c[j];
+      *reinterpret_cast<Pack<float, VEC>*>(out + b * plane + e) = o;
     }
     __syncthreads();
   }
 }
 
-dim3 grid_for(int64_t B, int64_t hw) {
+// Packs of kVec when the plane splits into whole, aligned packs; else single elements.
+bool aligned(const void* p, size_t bytes) {
+  return reinterpret_cast<uintptr_t>(p) % bytes == 0;
+}
+
+// Frames one block can touch: its kBlock * vec elements start anywhere in a frame.
+int64_t max_span(int64_t T, int64_t hw, int vec) {
+  const int64_t span = (static_cast<int64_t>(kBlock) * vec - 1) / hw + 2;
+  return span < T ? span : T;
+}
+
+template <typename acc_t>
+size_t frame_table_bytes(int64_t span) {
+  return static_cast<size_t>(span) * (sizeof(acc_t) + 1);
+}
+
+dim3 grid_for(int64_t B, int64_t T, int64_t hw, int vec) {
   const int64_t by = B < 65535 ? B : 65535;
-  return dim3(static_cast<unsigned>(num_tiles(hw)), static_cast<unsigned>(by));
+  return dim3(static_cast<unsigned>(num_tiles(T, hw, vec)), static_cast<unsigned>(by));
+}
+
+bool grid_ok(int64_t T, int64_t hw, int vec) {
+  return num_tiles(T, hw, vec) <= 0x7fffffffLL;
+}
+
+template <typename scalar_t, typename label_t, int VEC>
+cudaError_t launch_forward_vec(const void* z, const void* y, const uint8_t* ann, int64_t B,
+                               int64_t T, int64_t hw, double sigma, int64_t radius,
+                               int64_t window, double* ws, void* out, cudaStream_t stream) {
+  using acc_t = typename AccOf<scalar_t>::type;
+  if (!grid_ok(T, hw, VEC)) return cudaErrorInvalidConfiguration;
+  const int64_t span = max_span(T, hw, VEC);
+  forward_kernel<scalar_t, label_t, VEC>
+      <<<grid_for(B, T, hw, VEC), kBlock, frame_table_bytes<acc_t>(span), stream>>>(
+          static_cast<const scalar_t*>(z), static_cast<const label_t*>(y), ann, B, T, hw, sigma,
+          radius, window, span, ws);
+  cudaError_t err = cudaGetLastError();
+  if (err != cudaSuccess) return err;
+  const unsigned blocks = static_cast<unsigned>(B < 65535 ? B : 65535);
+  reduce_partials_kernel<acc_t><<<blocks, kBlock, 0, stream>>>(ws, B, num_tiles(T, hw, VEC),
+                                                               static_cast<acc_t*>(out));
+  return cudaGetLastError();
 }
 
 template <typename scalar_t, typename label_t>
 cudaError_t launch_forward(const void* z, const void* y, const uint8_t* ann, int64_t B,
                            int64_t T, int64_t hw, double sigma, int64_t radius, int64_t window,
                            double* ws, void* out, cudaStream_t stream) {
+  const bool vec = hw % kVec == 0 && aligned(z, sizeof(scalar_t) * kVec) &&
+                   aligned(y, sizeof(label_t) * kVec);
+  if (vec)
+    return launch_forward_vec<scalar_t, label_t, kVec>(z, y, ann, B, T, hw, sigma, radius,
+                                                        window, ws, out, stream);
+  return launch_forward_vec<scalar_t, label_t, 1>(z, y, ann, B, T, hw, sigma, radius, window,
+                                                   ws, out, stream);
+}
+
+template <typename scalar_t, typename label_t, int VEC>
+cudaError_t launch_backward_vec(const void* grad, const void* z, const void* y,
+                                const uint8_t* ann, int64_t B, int64_t T, int64_t hw,
+                                double sigma, int64_t radius, int64_t window, void* gz,
+                                cudaStream_t stream) {
   using acc_t = typename AccOf<scalar_t>::type;
-  const size_t smem = static_cast<size_t>(T) * sizeof(acc_t);
-  forward_kernel<scalar_t, label_t><<<grid_for(B, hw), kBlock, smem, stream>>>(
-      static_cast<const scalar_t*>(z), static_cast<const label_t*>(y), ann, B, T, hw, sigma,
-      radius, window, ws);
-  cudaError_t err = cudaGetLastError();
-  if (err != cudaSuccess) return err;
-  const int64_t n = B * kNumStats;
-  reduce_partials_kernel<acc_t><<<static_cast<unsigned>((n + 255) / 256), 256, 0, stream>>>(
-      ws, B, num_tiles(hw), static_cast<acc_t*>(out));
+  if (!grid_ok(T, hw, VEC)) return cudaErrorInvalidConfiguration;
+  const int64_t span = max_span(T, hw, VEC);
+  backward_kernel<scalar_t, label_t, VEC>
+      <<<grid_for(B, T, hw, VEC), kBlock, frame_table_bytes<acc_t>(span), stream>>>(
+          static_cast<const acc_t*>(grad), static_cast<const scalar_t*>(z),
+          static_cast<const label_t*>(y), ann, B, T, hw, sigma, radius, window, span,
+          static_cast<scalar_t*>(gz));
   return cudaGetLastError();
 }
 
@@ -228,13 +358,37 @@ template <typename scalar_t, typename label_t>
 cudaError_t launch_backward(const void* grad, const void* z, const void* y, const uint8_t* ann,
                             int64_t B, int64_t T, int64_t hw, double sigma, int64_t radius,
                             int64_t window, void* gz, cudaStream_t stream) {
-  using acc_t = typename AccOf<scalar_t>::type;
-  const size_t smem = static_cast<size_t>(T) * sizeof(acc_t);
-  backward_kernel<scalar_t, label_t><<<grid_for(B, hw), kBlock, smem, stream>>>(
-      static_cast<const acc_t*>(grad), static_cast<const scalar_t*>(z),
-      static_cast<const label_t*>(y), ann, B, T, hw, sigma, radius, window,
-      static_cast<scalar_t*>(gz));
+  const bool vec = hw % kVec == 0 && aligned(z, sizeof(scalar_t) * kVec) &&
+                   aligned(y, sizeof(label_t) * kVec) && aligned(gz, sizeof(scalar_t) * kVec);
+  if (vec)
+    return launch_backward_vec<scalar_t, label_t, kVec>(grad, z, y, ann, B, T, hw, sigma,
+                                                         radius, window, gz, stream);
+  return launch_backward_vec<scalar_t, label_t, 1>(grad, z, y, ann, B, T, hw, sigma, radius,
+                                                    window, gz, stream);
+}
+
+template <typename label_t, int VEC>
+cudaError_t launch_weights_vec(const void* y, const uint8_t* ann, int64_t B, int64_t T,
+                               int64_t hw, double sigma, int64_t radius, int64_t window,
+                               float* out, cudaStream_t stream) {
+  if (!grid_ok(T, hw, VEC)) return cudaErrorInvalidConfiguration;
+  const int64_t span = max_span(T, hw, VEC);
+  weights_kernel<label_t, VEC>
+      <<<grid_for(B, T, hw, VEC), kBlock, frame_table_bytes<float>(span), stream>>>(
+          static_cast<const label_t*>(y), ann, B, T, hw, sigma, radius, window, span, out);
   return cudaGetLastError();
+}
+
+template <typename label_t>
+cudaError_t launch_weights(const void* y, const uint8_t* ann, int64_t B, int64_t T, int64_t hw,
+                           double sigma, int64_t radius, int64_t window, float* out,
+                           cudaStream_t stream) {
+  const bool vec = hw % kVec == 0 && aligned(y, sizeof(label_t) * kVec) &&
+                   aligned(out, sizeof(float) * kVec);
+  if (vec)
+    return launch_weights_vec<label_t, kVec>(y, ann, B, T, hw, sigma, radius, window, out,
+                                             stream);
+  return launch_weights_vec<label_t, 1>(y, ann, B, T, hw, sigma, radius, window, out, stream);
 }
 
 // Dispatches on the logits type and the label type (uint8, or the accumulation type).
@@ -289,15 +443,9 @@ cudaError_t weights(const void* y, bool labels_u8, const uint8_t* annotated, int
                     int64_t T, int64_t hw, double sigma, int64_t radius, int64_t window,
                     float* out, cudaStream_t stream) {
   if (B == 0 || T == 0 || hw == 0) return cudaSuccess;
-  const size_t smem = static_cast<size_t>(T) * sizeof(float);
-  if (labels_u8) {
-    weights_kernel<uint8_t><<<grid_for(B, hw), kBlock, smem, stream>>>(
-        static_cast<const uint8_t*>(y), annotated, B, T, hw, sigma, radius, window, out);
-  } else {
-    weights_kernel<float><<<grid_for(B, hw), kBlock, smem, stream>>>(
-        static_cast<const float*>(y), annotated, B, T, hw, sigma, radius, window, out);
-  }
-  return cudaGetLastError();
+  if (labels_u8)
+    return launch_weights<uint8_t>(y, annotated, B, T, hw, sigma, radius, window, out, stream);
+  return launch_weights<float>(y, annotated, B, T, hw, sigma, radius, window, out, stream);
 }
 
 }  // namespace cuda

@@ -16,14 +16,19 @@ namespace cuda {
 
 enum class Scalar : int { Float32 = 0, Float64 = 1, Float16 = 2, BFloat16 = 3 };
 
-// Pixels per block: the per-block partial sums form a (B, tiles, 5) fp64 workspace.
+// Threads per block; a thread owns one pack of up to 4 consecutive pixels of one frame, so a
+// block covers at most kBlock * 4 elements of a clip's flattened (T, HW) plane.
 constexpr int kBlock = 256;
 
-inline int64_t num_tiles(int64_t hw) { return (hw + kBlock - 1) / kBlock; }
+// Blocks per clip for packs of `vec` elements (the scalar path, vec = 1, needs the most).
+inline int64_t num_tiles(int64_t T, int64_t hw, int64_t vec) {
+  return (T * hw / vec + kBlock - 1) / kBlock;
+}
 
-// Bytes of fp64 workspace that `stats_forward` needs.
-inline size_t stats_workspace_bytes(int64_t B, int64_t hw) {
-  return static_cast<size_t>(B) * static_cast<size_t>(num_tiles(hw)) * 5 * sizeof(double);
+// Bytes of fp64 workspace that `stats_forward` needs: one partial per block and statistic,
+// sized for the scalar path, the one with the most blocks.
+inline size_t stats_workspace_bytes(int64_t B, int64_t T, int64_t hw) {
+  return static_cast<size_t>(B) * static_cast<size_t>(num_tiles(T, hw, 1)) * 5 * sizeof(double);
 }
 
 // out: (B,5) of the accumulation type (double for Float64 logits, else float).
