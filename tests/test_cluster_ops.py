@@ -330,6 +330,26 @@ def test_cuda_assign_duplicate_centres_across_tiles():
 
 
 @requires_cuda
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+@pytest.mark.parametrize("shape", [(1003, 128, 37), (1001, 30, 129)])
+def test_cuda_assign_mixed_exact_rows(shape, dtype):
+    # Rows at the midpoint of two centres (gap within the error bound: exact scan) next to
+    # ordinary rows in the same 4-row refine warp, duplicate centres, N off 4 rows and K off the
+    # 4-centre scan step; with vector loads (D % 4 == 0) and without.
+    g = torch.Generator().manual_seed(5)
+    n, dim, k = shape
+    c = torch.randn(k, dim, generator=g)
+    c[k - 1] = c[3]
+    x = torch.randn(n, dim, generator=g)
+    x[::3] = 0.5 * (c[1] + c[k - 2])
+    x[1::7] = 0.5 * (c[3] + c[k - 1])
+    x, c = x.to(dtype), c.to(dtype)
+    a, d2 = claus_ext.cluster_assign(x.cuda(), c.cuda())
+    assert_assign_ok(x, c, a.cpu(), d2.cpu())
+    assert (a != k - 1).all()
+
+
+@requires_cuda
 def test_cuda_assign_deterministic():
     g = torch.Generator().manual_seed(4)
     x = torch.randn(5000, 128, generator=g).cuda()

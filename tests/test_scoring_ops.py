@@ -503,6 +503,45 @@ def test_frame_uncertainty_cuda_empty_pixels():
 
 
 @requires_cuda
+def test_frame_uncertainty_cuda_counters_streams_graphs():
+    # The finish is fused into the main kernel through per-frame counters cached per stream,
+    # which every launch must leave at 0: shapes of growing and shrinking frame counts back to
+    # back, then again in reverse order (bit-identical), on a second stream (its own counters)
+    # and in a captured CUDA graph (the unfused two-kernel path: the same sums, bit for bit).
+    gen = torch.Generator().manual_seed(31)
+    shapes = [(10, 4, 8, 28, 28), (3, 25, 30, 2, 4), (5, 1, 1, 9, 7), (2, 40, 20, 1, 1),
+              (10, 4, 8, 28, 28)]
+    zs = [clear_threshold(random_logits(gen, s), 0.4) for s in shapes]
+    zc = [z.cuda() for z in zs]
+    for mode in MODES:
+        first = []
+        for z, c, s in zip(zs, zc, shapes, strict=True):
+            got = claus_ext.frame_uncertainty(c, 0.4, mode)
+            want = claus_ext.frame_uncertainty(z, 0.4, mode)
+            assert_frame_stats_close(tuple(t.cpu() for t in got), want, s[3] * s[4])
+            first.append(got)
+        for c, f in reversed(list(zip(zc, first, strict=True))):
+            again = claus_ext.frame_uncertainty(c, 0.4, mode)
+            assert all(torch.equal(a, b) for a, b in zip(again, f, strict=True))
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            on_side = [claus_ext.frame_uncertainty(c, 0.4, mode) for c in zc]
+        torch.cuda.current_stream().wait_stream(side)
+        for got, f in zip(on_side, first, strict=True):
+            assert all(torch.equal(a, b) for a, b in zip(got, f, strict=True))
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            captured = claus_ext.frame_uncertainty(zc[0], 0.4, mode)
+        for _ in range(2):
+            graph.replay()
+            torch.cuda.synchronize()
+            assert all(torch.equal(a, b) for a, b in zip(captured, first[0], strict=True))
+        after = claus_ext.frame_uncertainty(zc[1], 0.4, mode)  # eager again after the graph
+        assert all(torch.equal(a, b) for a, b in zip(after, first[1], strict=True))
+
+
+@requires_cuda
 def test_select_frames_cuda_matches_cpu():
     gen = torch.Generator().manual_seed(13)
     for _ in range(40):

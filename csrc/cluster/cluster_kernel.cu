@@ -17,11 +17,14 @@
 //      leaves the chip. The D sum is one sequential fma chain per output, as the error bound
 //      assumes. float16/bfloat16 are widened to fp32 on load (products of such values are exact
 //      in fp32); fp32/fp16/bf16 rows with D % 4 == 0 and aligned bases use vector loads;
-//   3. refine: one warp per row recomputes the exact fp64 distance to the best centre and the
-//      row's squared norm; a row whose top-2 gap is within the error bound, or whose arithmetic
-//      overflowed, scans every centre with the exact formula. float64 input and K <= 8 skip
-//      kernel 2 and take this exact scan for every row (fp64 on a GPU is for checks, not speed;
-//      a few centres cost less exactly than a mostly empty GEMM tile and a third kernel).
+//   3. refine: 8 lanes per row (4 rows per warp), 16-byte loads where rows are aligned
+//      (D % 4 == 0), take the exact fp64 distance to the best centre and the row's squared norm
+//      in one pass over x; a row whose top-2 gap is within the error bound, or whose arithmetic
+//      overflowed, scans every centre with the exact formula, 4 centres per step (loads and
+//      8-lane sums of several centres in flight; the scan is warp-uniform, so the shuffles
+//      always have the whole warp). float64 input and K <= 8 skip kernel 2 and take this exact
+//      scan for every row (fp64 on a GPU is for checks, not speed; a few centres cost less
+//      exactly than a mostly empty GEMM tile and a third kernel).
 // The GEMM reads each centre tile from L2 once per 128 rows and x once per centre tile.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -47,6 +50,8 @@ constexpr int kPad = 4;       // shared row padding: transposed stores hit 32 di
 // costs less exactly than a mostly empty GEMM tile plus a third launch.
 constexpr int64_t kExactMaxK = 8;
 constexpr int kWarps = 8;  // warps per block in the warp-per-row kernels
+constexpr int kRefineGroup = 8;  // lanes per row in refine (4 rows per warp)
+constexpr int kRefineC = 4;      // centres per step of refine's exact scan
 
 __device__ __forceinline__ float to_float(float v) { return v; }
 __device__ __forceinline__ float to_float(__half v) { return __half2float(v); }
@@ -74,18 +79,6 @@ __device__ __forceinline__ double warp_sum(double v) {
 #pragma unroll
   for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
   return v;
-}
-
-// Exact fp64 squared distance between two rows, lanes strided over D and a fixed butterfly
-// reduction (the same order on every run). Every lane returns the sum.
-template <typename T>
-__device__ __forceinline__ double warp_dist2(const T* x, const T* c, int64_t D, int lane) {
-  double acc = 0.0;
-  for (int64_t d = lane; d < D; d += 32) {
-    double t = to_double(x[d]) - to_double(c[d]);
-    acc += t * t;
-  }
-  return warp_sum(acc);
 }
 
 // Workspace layout of launch_assign (16-byte aligned pieces).
@@ -360,48 +353,145 @@ __global__ void __launch_bounds__(kThreads, 2)
   }
 }
 
-template <typename T, typename out_t>
+// Sum over the kRefineGroup lanes of a row group (fixed xor butterfly inside the group, the same
+// order on every run and for every centre). Every lane of the warp must call it.
+__device__ __forceinline__ double group_sum(double v) {
+#pragma unroll
+  for (int off = kRefineGroup / 2; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
+  return v;
+}
+
+// This lane's share (lane g of its row group) of the exact fp64 ||x - c_k||^2 for the kC centres
+// k0 .. k0 + kC - 1 (those >= K give 0), summed over the group. kVec (D % 4 == 0, rows 4-element
+// aligned): lane g takes the 4-element vectors g, g + 8, ... (a group reads 8 consecutive
+// vectors per step, coalesced); otherwise elements g, g + 8, ... Every lane of the warp must
+// call it with the same k0 (the group sums shuffle across the whole warp).
+template <typename T, bool kVec, int kC>
+__device__ __forceinline__ void group_dist2(const T* __restrict__ xr, const T* __restrict__ c,
+                                            int64_t k0, int64_t K, int64_t D, int g,
+                                            double (&acc)[kC]) {
+#pragma unroll
+  for (int j = 0; j < kC; ++j) acc[j] = 0.0;
+  if constexpr (kVec) {
+    for (int64_t d = 4 * g; d < D; d += 4 * kRefineGroup) {
+      float xv[4];
+      load4(xr + d, xv);
+#pragma unroll
+      for (int j = 0; j < kC; ++j) {
+        if (k0 + j < K) {
+          float cv[4];
+          load4(c + (k0 + j) * D + d, cv);
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            const double t = static_cast<double>(xv[e]) - static_cast<double>(cv[e]);
+            acc[j] = fma(t, t, acc[j]);
+          }
+        }
+      }
+    }
+  } else {
+    for (int64_t d = g; d < D; d += kRefineGroup) {
+      const double xv = to_double(xr[d]);
+#pragma unroll
+      for (int j = 0; j < kC; ++j) {
+        if (k0 + j < K) {
+          const double t = xv - to_double(c[(k0 + j) * D + d]);
+          acc[j] = fma(t, t, acc[j]);
+        }
+      }
+    }
+  }
+#pragma unroll
+  for (int j = 0; j < kC; ++j) acc[j] = group_sum(acc[j]);
+}
+
+// This lane's share of ||x||^2 and ||x - c||^2 (one pass over the row), summed over the group.
+template <typename T, bool kVec>
+__device__ __forceinline__ void group_norm_dist2(const T* __restrict__ xr,
+                                                 const T* __restrict__ cr, int64_t D, int g,
+                                                 double& xn, double& db) {
+  xn = 0.0;
+  db = 0.0;
+  if constexpr (kVec) {
+#pragma unroll 4
+    for (int64_t d = 4 * g; d < D; d += 4 * kRefineGroup) {
+      float xv[4], cv[4];
+      load4(xr + d, xv);
+      load4(cr + d, cv);
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const double xe = static_cast<double>(xv[e]);
+        const double t = xe - static_cast<double>(cv[e]);
+        xn = fma(xe, xe, xn);
+        db = fma(t, t, db);
+      }
+    }
+  } else {
+#pragma unroll 4
+    for (int64_t d = g; d < D; d += kRefineGroup) {
+      const double xe = to_double(xr[d]);
+      const double t = xe - to_double(cr[d]);
+      xn = fma(xe, xe, xn);
+      db = fma(t, t, db);
+    }
+  }
+  xn = group_sum(xn);
+  db = group_sum(db);
+}
+
+// kRefineGroup = 8 lanes per row, 4 rows per warp, 16-byte loads where rows are aligned (kVec).
+// A row takes the exact fp64 distance to its approximate best centre and its squared norm; a row
+// whose top-2 gap is within the error bound (or whose arithmetic overflowed, or every row when
+// k1 == nullptr) scans every centre exactly, kRefineC centres per step so that several loads and
+// group sums are in flight. The scan is warp-uniform (any row of the warp needs it: all four
+// groups run it, only the rows that need it use the result), so the group shuffles always have
+// the whole warp; rows past N compute on row N - 1 and store nothing.
+template <typename T, typename out_t, bool kVec>
 __global__ void __launch_bounds__(kWarps * 32)
     refine_kernel(const T* __restrict__ x, const T* __restrict__ c, const double* cmax,
                   const int32_t* __restrict__ k1, const float* __restrict__ s1,
                   const float* __restrict__ s2, int64_t N, int64_t D, int64_t K,
                   int64_t* __restrict__ assign, out_t* __restrict__ dist2) {
-  const int lane = threadIdx.x % 32;
-  const int64_t row = static_cast<int64_t>(blockIdx.x) * kWarps + threadIdx.x / 32;
-  if (row >= N) return;
+  constexpr int kRows = 32 / kRefineGroup;  // rows per warp
+  const int lane = threadIdx.x % 32, g = lane % kRefineGroup;
+  const int64_t row0 =
+      (static_cast<int64_t>(blockIdx.x) * kWarps + threadIdx.x / 32) * kRows;
+  if (row0 >= N) return;  // whole warp
+  const int64_t row_l = row0 + lane / kRefineGroup;
+  const bool live = row_l < N;
+  const int64_t row = live ? row_l : N - 1;
   const T* xr = x + row * D;
   int64_t best_k = -1;
   double best_d = 0.0;
-  bool full = k1 == nullptr;  // float64: exact scan for every row
+  bool full = k1 == nullptr;  // float64 and K <= kExactMaxK: exact scan for every row
   if (!full) {
     const int64_t kb = k1[row];
-    double xn = 0.0, db = 0.0;
-    const T* cb = c + (kb < 0 ? 0 : kb) * D;
-    for (int64_t d = lane; d < D; d += 32) {
-      const double xv = to_double(xr[d]);
-      const double t = xv - to_double(cb[d]);
-      xn += xv * xv;
-      db += t * t;
-    }
-    xn = warp_sum(xn);
-    db = warp_sum(db);
+    const float a1 = s1[row], a2 = s2[row];
+    double xn, db;
+    group_norm_dist2<T, kVec>(xr, c + (kb < 0 ? 0 : kb) * D, D, g, xn, db);
     const double bound = score_error_bound(unit_roundoff<float>(), D, xn, *cmax);
-    full = kb < 0 || needs_full_check(s1[row], s2[row], bound);
+    full = kb < 0 || needs_full_check(a1, a2, bound);
     if (!full) {
       best_k = kb;
       best_d = db;
     }
   }
-  if (full) {
-    for (int64_t k = 0; k < K; ++k) {
-      const double dk = warp_dist2(xr, c + k * D, D, lane);
-      if (better(dk, k, best_d, best_k)) {
-        best_d = dk;
-        best_k = k;
+  if (__any_sync(0xffffffffu, full)) {
+    for (int64_t k0 = 0; k0 < K; k0 += kRefineC) {
+      double dk[kRefineC];
+      group_dist2<T, kVec, kRefineC>(xr, c, k0, K, D, g, dk);
+      if (full) {
+#pragma unroll
+        for (int j = 0; j < kRefineC; ++j) {
+          if (k0 + j < K && better(dk[j], k0 + j, best_d, best_k)) {
+            best_d = dk[j];
+            best_k = k0 + j;
+          }
+        }
       }
     }
   }
-  if (lane == 0) {
+  if (g == 0 && live) {
     assign[row] = best_k;
     dist2[row] = best_k < 0 ? static_cast<out_t>(__longlong_as_double(0x7ff8000000000000ll))
                             : static_cast<out_t>(best_d);
@@ -515,6 +605,22 @@ void launch_scores(const T* x, const T* c, const float* cnf, int64_t N, int64_t 
   }
 }
 
+// Refine with 16-byte loads where `vec` (never for float64, which has no vector path).
+template <typename T, typename out_t>
+void launch_refine(bool vec, unsigned blocks, const T* x, const T* c, const AssignWorkspace& w,
+                   const int32_t* k1, int64_t N, int64_t D, int64_t K, int64_t* assign,
+                   out_t* out, cudaStream_t stream) {
+  if constexpr (!std::is_same<T, double>::value) {
+    if (vec) {
+      refine_kernel<T, out_t, true><<<blocks, kWarps * 32, 0, stream>>>(
+          x, c, w.cmax, k1, w.s1, w.s2, N, D, K, assign, out);
+      return;
+    }
+  }
+  refine_kernel<T, out_t, false><<<blocks, kWarps * 32, 0, stream>>>(
+      x, c, w.cmax, k1, w.s1, w.s2, N, D, K, assign, out);
+}
+
 template <typename T>
 cudaError_t assign_typed(const T* x, const T* c, int64_t N, int64_t D, int64_t K,
                          int64_t* assign, void* dist2, bool dist2_double, void* workspace,
@@ -539,14 +645,21 @@ cudaError_t assign_typed(const T* x, const T* c, int64_t N, int64_t D, int64_t K
       if (err != cudaSuccess) return err;
     }
   }
-  const unsigned rblocks = static_cast<unsigned>((N + kWarps - 1) / kWarps);
+  const int64_t rows_per_block = kWarps * (32 / kRefineGroup);
+  const unsigned rblocks = static_cast<unsigned>((N + rows_per_block - 1) / rows_per_block);
   const int32_t* k1 = gemm ? w.k1 : nullptr;
+  bool vec = false;  // 16-byte loads in refine: D % 4 == 0 and 4-element aligned rows
+  if constexpr (!std::is_same<T, double>::value) {
+    const uintptr_t align = 4 * sizeof(T) - 1;
+    vec = D % 4 == 0 && (reinterpret_cast<uintptr_t>(x) & align) == 0 &&
+          (reinterpret_cast<uintptr_t>(c) & align) == 0;
+  }
   if (dist2_double) {
-    refine_kernel<T, double><<<rblocks, kWarps * 32, 0, stream>>>(
-        x, c, w.cmax, k1, w.s1, w.s2, N, D, K, assign, static_cast<double*>(dist2));
+    launch_refine<T, double>(vec, rblocks, x, c, w, k1, N, D, K, assign,
+                             static_cast<double*>(dist2), stream);
   } else {
-    refine_kernel<T, float><<<rblocks, kWarps * 32, 0, stream>>>(
-        x, c, w.cmax, k1, w.s1, w.s2, N, D, K, assign, static_cast<float*>(dist2));
+    launch_refine<T, float>(vec, rblocks, x, c, w, k1, N, D, K, assign,
+                            static_cast<float*>(dist2), stream);
   }
   return cudaGetLastError();
 }

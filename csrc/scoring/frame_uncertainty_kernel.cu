@@ -2,23 +2,29 @@
 //
 // Decomposition. Pixels are grouped in packs of VEC = 4 (one 16-byte load per pass for fp32, 8
 // bytes for fp16/bf16; VEC = 1 on the scalar path, taken when HW % 4 != 0 or the logits are not
-// aligned to a pack). Since HW % VEC == 0, no pack straddles two frames, and the packs of all frames of one pass are contiguous:
-// pack g of pass r lies at (r * frames * HW / VEC + g) packs. The P = frames * HW / VEC packs are
-// cut into S contiguous, equal ranges (sizes differ by at most one pack), one per block,
-// regardless of frame boundaries; so every block does the same work and no block runs a
-// ragged tail of a frame. S is a whole number of waves (SMs x kMinBlocks resident blocks) and
-// at least `frames`: a range then holds at most ppf = HW / VEC packs and touches at most two
-// frames, so each thread keeps two sets of sums (the block's first frame and the next one),
-// picked per pack by a comparison. With frames <= one wave (the usual case, e.g. 128 frames on
-// 132 SMs) the grid is exactly one wave, every block resident from the start.
+// aligned to a pack). Since HW % VEC == 0, no pack straddles two frames, and the packs of all
+// frames of one pass are contiguous: pack g of pass r lies at (r * frames * HW / VEC + g) packs.
+// The P = frames * HW / VEC packs are cut into S contiguous, equal ranges (sizes differ by at most
+// one pack), one per block, regardless of frame boundaries; so every block does the same work and
+// no block runs a ragged tail of a frame. S is a whole number of waves (SMs x kMinBlocks resident
+// blocks) and at least `frames`: a range then holds at most ppf = HW / VEC packs and touches at
+// most two frames, so each thread keeps two sets of sums (the block's first frame and the next
+// one), picked per pack by a comparison. With frames <= one wave (the usual case, e.g. 128 frames
+// on 132 SMs) the grid is exactly one wave, every block resident from the start.
 //
 // Each thread owns one pack at a time, issues the loads of a batch of kBatch passes before it
 // uses any (kBatch loads in flight per thread), then folds them in. The block reduces
 // its threads in a fixed tree and writes one partial per (block, frame) it touches, at slot
-// block + frame (unique: the frames a block touches never decrease with the block). A second
-// kernel, one warp per frame, adds the partials of the blocks covering its frame in a fixed
-// order (fp64, like the CPU kernel). No atomics: the sums are deterministic run to run (they
-// depend on the grid, so on the GPU model's SM count, not on timing).
+// block + frame (unique: the frames a block touches never decrease with the block).
+// Finish, fused into the same launch (no second kernel: one launch less per call): after its
+// partials, each block adds 1 to a counter per frame it touched (__threadfence first); the
+// block that completes a frame's count (frames are covered by known block ranges) resets the
+// counter to 0 and, with one warp, adds the partials of the frame's blocks in a fixed order
+// (fp64, like the CPU kernel; read with ld.cg), so the sums stay deterministic run to run
+// (they depend on the grid, so on the GPU model's SM count, not on timing). The counters come
+// from the caller, all 0, and are left all 0 (the glue caches one set per device and stream).
+// Without counters (the glue's path while a CUDA graph is captured) a second kernel, one warp
+// per frame, does the same sums in the same order: bit-identical results.
 //
 // Per-logit arithmetic (a CUDA-only variant of scoring_math.h's accumulate_pass): the special
 // function unit (16 results/clk/SM on an H100) would bound the kernel with the three MUFU ops
@@ -39,6 +45,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <atomic>
 #include <climits>
 #include <cstdint>
 #include <type_traits>
@@ -207,16 +214,52 @@ __device__ __forceinline__ int64_t block_of(int64_t g, int64_t q, int64_t rem) {
   return g < big ? g / (q + 1) : rem + (g - big) / q;
 }
 
+// One warp adds up frame f: lane i takes the partials of blocks b_lo + i, b_lo + i + 32, ... in
+// fp64, then a xor tree across the lanes; lane 0 writes the result. Fixed order, so
+// deterministic, and the same in the fused finish and in finish_kernel. The partials are read
+// from L2 (ld.cg): in the fused finish other blocks wrote them during this launch.
+__device__ __forceinline__ void finish_frame(const float* __restrict__ partial, int64_t f,
+                                             int64_t ppf, int64_t q, int64_t rem, int lane,
+                                             float* __restrict__ fg, float* __restrict__ unc,
+                                             float* __restrict__ ent) {
+  const int64_t b_lo = block_of(f * ppf, q, rem);
+  const int64_t b_hi = block_of((f + 1) * ppf - 1, q, rem);
+  double s0 = 0.0, s1 = 0.0, s2 = 0.0;
+  for (int64_t b = b_lo + lane; b <= b_hi; b += 32) {
+    const float* p = partial + (b + f) * kSums;
+    s0 += __ldcg(p);
+    s1 += __ldcg(p + 1);
+    s2 += __ldcg(p + 2);
+  }
+  for (int o = 16; o > 0; o >>= 1) {
+    s0 += __shfl_xor_sync(0xffffffffu, s0, o);
+    s1 += __shfl_xor_sync(0xffffffffu, s1, o);
+    s2 += __shfl_xor_sync(0xffffffffu, s2, o);
+  }
+  if (lane == 0) {
+    fg[f] = static_cast<float>(s0);
+    unc[f] = static_cast<float>(s1);
+    ent[f] = static_cast<float>(s2);
+  }
+}
+
 // Block b: packs [range_begin(b), range_begin(b + 1)), at most ppf of them, in frames f0 and
 // possibly f0 + 1. Writes the partial sums of frame f0 at slot b + f0 and, if it reaches it,
 // those of frame f0 + 1 at slot b + f0 + 1. With VEC > 1 the caller guarantees HW % VEC == 0
 // and 16-byte aligned logits.
+// Fused finish (counters != nullptr; counters[f] == 0 for f < frames on entry): after writing
+// its partials, the block counts itself in on each frame it touched; the block that completes
+// a frame's count sets the counter back to 0 and finishes the frame (finish_frame, warp 0 for
+// f0, warp 1 for f0 + 1). With counters == nullptr finish_kernel does it in a second launch.
 template <typename T, int VEC, bool kMeanLog>
 __global__ void __launch_bounds__(kThreads, kMinBlocks)
     partial_kernel(const T* __restrict__ z, int R, int64_t packs, int64_t ppf, int64_t q,
-                   int64_t rem, float fg_threshold, float inv_R, float* __restrict__ partial) {
+                   int64_t rem, float fg_threshold, float inv_R, float* __restrict__ partial,
+                   unsigned* __restrict__ counters, float* __restrict__ fg_out,
+                   float* __restrict__ unc_out, float* __restrict__ ent_out) {
   constexpr int kB = kBatch;
   __shared__ float shm[2 * kSums][kThreads / 32];
+  __shared__ int finishes[2];
   const int64_t b = blockIdx.x;
   const int64_t begin = range_begin(b, q, rem);
   const int64_t end = begin + q + (b < rem ? 1 : 0);
@@ -263,48 +306,52 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
     }
   }
   __syncthreads();
+  const bool has_second = end - 1 >= second_begin;
   if (threadIdx.x < 2 * kSums) {
     const int i = threadIdx.x;  // (slot, sum) = (i / kSums, i % kSums)
     float v = 0.0f;
 #pragma unroll
     for (int w = 0; w < kThreads / 32; ++w) v += shm[i][w];
-    const bool has_second = end - 1 >= second_begin;
     if (i < kSums) {
       partial[(b + f0) * kSums + i] = v;
     } else if (has_second) {
       partial[(b + f0 + 1) * kSums + (i - kSums)] = v;
     }
+    __threadfence();  // the partials reach L2 before this block is counted in
+  }
+  if (counters == nullptr) return;  // the same for the whole block
+  __syncthreads();
+  if (threadIdx.x < 2) {
+    const int s = threadIdx.x;  // frame f0 + s
+    int last = 0;
+    if (s == 0 || has_second) {
+      const int64_t f = f0 + s;
+      // Blocks touching frame f: each adds 1 to counters[f] exactly once.
+      const int64_t n = block_of((f + 1) * ppf - 1, q, rem) - block_of(f * ppf, q, rem) + 1;
+      const unsigned done = atomicAdd(counters + f, 1u) + 1u;
+      if (done == static_cast<unsigned>(n)) {
+        last = 1;
+        atomicExch(counters + f, 0u);  // every block of f counted: ready for the next launch
+        __threadfence();               // the other blocks' partials are read after the count
+      }
+    }
+    finishes[s] = last;
+  }
+  __syncthreads();
+  const int warp2 = threadIdx.x >> 5;
+  if (warp2 < 2 && finishes[warp2]) {
+    finish_frame(partial, f0 + warp2, ppf, q, rem, threadIdx.x & 31, fg_out, unc_out, ent_out);
   }
 }
 
-// One warp per frame: lane i adds the partials of blocks b_lo + i, b_lo + i + 32, ... in fp64,
-// then a xor tree across the lanes; lane 0's result is written. Fixed order, so deterministic.
+// The unfused finish (counters == nullptr): one warp per frame, finish_frame.
 __global__ void __launch_bounds__(kFinishThreads)
     finish_kernel(const float* __restrict__ partial, int64_t frames, int64_t ppf, int64_t q,
                   int64_t rem, float* __restrict__ fg, float* __restrict__ unc,
                   float* __restrict__ ent) {
   const int64_t f = (static_cast<int64_t>(blockIdx.x) * kFinishThreads + threadIdx.x) >> 5;
-  const int lane = threadIdx.x & 31;
   if (f >= frames) return;  // the whole warp: f is the same for its 32 lanes
-  const int64_t b_lo = block_of(f * ppf, q, rem);
-  const int64_t b_hi = block_of((f + 1) * ppf - 1, q, rem);
-  double s0 = 0.0, s1 = 0.0, s2 = 0.0;
-  for (int64_t b = b_lo + lane; b <= b_hi; b += 32) {
-    const float* p = partial + (b + f) * kSums;
-    s0 += p[0];
-    s1 += p[1];
-    s2 += p[2];
-  }
-  for (int o = 16; o > 0; o >>= 1) {
-    s0 += __shfl_xor_sync(0xffffffffu, s0, o);
-    s1 += __shfl_xor_sync(0xffffffffu, s1, o);
-    s2 += __shfl_xor_sync(0xffffffffu, s2, o);
-  }
-  if (lane == 0) {
-    fg[f] = static_cast<float>(s0);
-    unc[f] = static_cast<float>(s1);
-    ent[f] = static_cast<float>(s2);
-  }
+  finish_frame(partial, f, ppf, q, rem, threadIdx.x & 31, fg, unc, ent);
 }
 
 // kVec, or 1 (the scalar path) when a frame is not a whole number of packs or the logits are
@@ -323,17 +370,30 @@ struct Split {
   int64_t q = 0, rem = 0;
 };
 
+// SMs of the current device, queried once per device (a call costs host time on every op).
+int sm_count() {
+  constexpr int kMaxDevices = 64;
+  static std::atomic<int> cached[kMaxDevices];  // static storage: all 0 (not yet queried)
+  int dev = 0, sms = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) return 1;  // the launch then reports the error
+  const bool cacheable = dev >= 0 && dev < kMaxDevices;
+  if (cacheable) {
+    sms = cached[dev].load(std::memory_order_relaxed);
+    if (sms > 0) return sms;
+  }
+  if (cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess ||
+      sms < 1) {
+    return 1;
+  }
+  if (cacheable) cached[dev].store(sms, std::memory_order_relaxed);
+  return sms;
+}
+
 Split make_split(int64_t frames, int64_t HW, int vec) {
   Split s;
   s.ppf = HW / vec;
   s.packs = frames * s.ppf;
-  int dev = 0, sms = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess ||
-      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess ||
-      sms < 1) {
-    sms = 1;  // the launch then reports the device's error
-  }
-  const int64_t wave = static_cast<int64_t>(sms) * kMinBlocks;
+  const int64_t wave = static_cast<int64_t>(sm_count()) * kMinBlocks;
   // Whole waves, at least one block per frame (so a range spans at most two frames), at most
   // one block per pack (so no range is empty).
   int64_t blocks = (frames + wave - 1) / wave * wave;
@@ -347,27 +407,35 @@ int64_t workspace_floats(int64_t frames, const Split& s) {
   return (s.blocks + frames - 1) * kSums;  // slots b + f, b < S, f < frames
 }
 
+// What partial_kernel writes: partials, and with counters the finished sums.
+struct Outputs {
+  float* partial;
+  unsigned* counters;  // nullptr: finish_kernel finishes
+  float* fg;
+  float* unc;
+  float* ent;
+};
+
 template <typename T, int VEC>
 cudaError_t launch_typed(const void* logits, int R, const Split& s, float thr, float inv_R,
-                         bool mean_log, float* partial, cudaStream_t stream) {
+                         bool mean_log, const Outputs& o, cudaStream_t stream) {
   const T* z = static_cast<const T*>(logits);
   const unsigned grid = static_cast<unsigned>(s.blocks);
   if (mean_log) {
-    partial_kernel<T, VEC, true><<<grid, kThreads, 0, stream>>>(z, R, s.packs, s.ppf, s.q, s.rem,
-                                                                thr, inv_R, partial);
+    partial_kernel<T, VEC, true><<<grid, kThreads, 0, stream>>>(
+        z, R, s.packs, s.ppf, s.q, s.rem, thr, inv_R, o.partial, o.counters, o.fg, o.unc, o.ent);
   } else {
-    partial_kernel<T, VEC, false><<<grid, kThreads, 0, stream>>>(z, R, s.packs, s.ppf, s.q,
-                                                                 s.rem, thr, inv_R, partial);
+    partial_kernel<T, VEC, false><<<grid, kThreads, 0, stream>>>(
+        z, R, s.packs, s.ppf, s.q, s.rem, thr, inv_R, o.partial, o.counters, o.fg, o.unc, o.ent);
   }
   return cudaGetLastError();
 }
 
 template <typename T>
 cudaError_t launch_dtype(const void* logits, int vec, int R, const Split& s, float thr,
-                         float inv_R, bool mean_log, float* partial, cudaStream_t stream) {
-  if (vec == kVec)
-    return launch_typed<T, kVec>(logits, R, s, thr, inv_R, mean_log, partial, stream);
-  return launch_typed<T, 1>(logits, R, s, thr, inv_R, mean_log, partial, stream);
+                         float inv_R, bool mean_log, const Outputs& o, cudaStream_t stream) {
+  if (vec == kVec) return launch_typed<T, kVec>(logits, R, s, thr, inv_R, mean_log, o, stream);
+  return launch_typed<T, 1>(logits, R, s, thr, inv_R, mean_log, o, stream);
 }
 
 }  // namespace
@@ -382,7 +450,7 @@ cudaError_t launch_frame_uncertainty(const void* logits, LogitsDtype dtype, int6
                                      int64_t frames, int64_t HW, float fg_threshold,
                                      bool mean_log, float* fg_count, float* unc_sum,
                                      float* ent_sum, float* workspace, int64_t workspace_floats_,
-                                     cudaStream_t stream) {
+                                     unsigned* counters, cudaStream_t stream) {
   if (R < 1 || frames < 1 || HW < 1) return cudaErrorInvalidValue;
   if (R > INT_MAX) return cudaErrorInvalidConfiguration;
   const int vec = vec_width(dtype, HW, logits);
@@ -391,24 +459,23 @@ cudaError_t launch_frame_uncertainty(const void* logits, LogitsDtype dtype, int6
   if (workspace_floats(frames, s) > workspace_floats_) return cudaErrorInvalidValue;
   const float inv_R = 1.0f / static_cast<float>(R);
   const int r = static_cast<int>(R);
+  const Outputs o{workspace, counters, fg_count, unc_sum, ent_sum};
   cudaError_t err;
   switch (dtype) {
     case LogitsDtype::kFloat32:
-      err = launch_dtype<float>(logits, vec, r, s, fg_threshold, inv_R, mean_log, workspace,
-                                stream);
+      err = launch_dtype<float>(logits, vec, r, s, fg_threshold, inv_R, mean_log, o, stream);
       break;
     case LogitsDtype::kFloat16:
-      err = launch_dtype<__half>(logits, vec, r, s, fg_threshold, inv_R, mean_log, workspace,
-                                 stream);
+      err = launch_dtype<__half>(logits, vec, r, s, fg_threshold, inv_R, mean_log, o, stream);
       break;
     case LogitsDtype::kBFloat16:
-      err = launch_dtype<__nv_bfloat16>(logits, vec, r, s, fg_threshold, inv_R, mean_log,
-                                        workspace, stream);
+      err = launch_dtype<__nv_bfloat16>(logits, vec, r, s, fg_threshold, inv_R, mean_log, o,
+                                        stream);
       break;
     default:
       return cudaErrorInvalidValue;
   }
-  if (err != cudaSuccess) return err;
+  if (err != cudaSuccess || counters != nullptr) return err;  // fused: partial_kernel finished
   constexpr int64_t kFramesPerBlock = kFinishThreads / 32;
   const int64_t blocks = (frames + kFramesPerBlock - 1) / kFramesPerBlock;
   if (blocks > INT_MAX) return cudaErrorInvalidConfiguration;

@@ -19,14 +19,18 @@ int64_t frame_uncertainty_workspace_floats(int64_t frames, int64_t HW, LogitsDty
 // (r*frames + f)*HW + p), frames = N*T. Writes fg_count, unc_sum, ent_sum (frames floats each).
 // Every output element is written (no zero-fill needed). workspace: workspace_floats floats,
 // at least frame_uncertainty_workspace_floats(...) for the same arguments on the same (current)
-// device, no initialization needed. Requires R >= 1, frames >= 1, HW >= 1
+// device, no initialization needed. counters: nullptr (two launches: partial sums, then a
+// finishing kernel) or at least `frames` unsigned ints that are all 0 when the launch starts
+// (in stream order) and that it leaves all 0 again (one launch: the last block of each frame
+// finishes it). A counter buffer must not be used by two launches that may run at the same
+// time (e.g. on two streams); neither may a workspace. Requires R >= 1, frames >= 1, HW >= 1
 // (cudaErrorInvalidValue otherwise, or when the workspace is too small). Returns the first CUDA
 // error of the launches (cudaSuccess when none).
 cudaError_t launch_frame_uncertainty(const void* logits, LogitsDtype dtype, int64_t R,
                                      int64_t frames, int64_t HW, float fg_threshold,
                                      bool mean_log, float* fg_count, float* unc_sum,
                                      float* ent_sum, float* workspace, int64_t workspace_floats,
-                                     cudaStream_t stream);
+                                     unsigned* counters, cudaStream_t stream);
 
 }  // namespace scoring
 }  // namespace claus

@@ -73,16 +73,22 @@ struct FrameTable {
   int64_t t0;
 };
 
-// Frames covered by the block's packs: [t0, t1] of clip b's flattened plane.
+// Elements of a clip's plane that one block covers.
+__device__ __forceinline__ int64_t block_elems(int vec) {
+  return static_cast<int64_t>(kBlock) * kItems * vec;
+}
+
+// Frames covered by the block's packs: [t0, t1] of the clip's flattened plane.
 __device__ __forceinline__ void block_frames(int64_t T, int64_t hw, int vec, int64_t& t0,
                                              int64_t& t1) {
-  const int64_t first = static_cast<int64_t>(blockIdx.x) * kBlock * vec;
-  const int64_t last = first + static_cast<int64_t>(kBlock) * vec - 1;
+  const int64_t first = static_cast<int64_t>(blockIdx.x) * block_elems(vec);
+  const int64_t last = first + block_elems(vec) - 1;
   t0 = div_index(first, hw);
   const int64_t tl = div_index(last, hw);
   t1 = tl < T - 1 ? tl : T - 1;
 }
 
+// Fills the frame table; the caller synchronizes the block before reading it.
 template <typename acc_t>
 __device__ FrameTable<acc_t> load_frames(unsigned char* smem, int64_t max_span,
                                          const uint8_t* ann, int64_t T, int64_t hw, int vec,
@@ -96,43 +102,90 @@ __device__ FrameTable<acc_t> load_frames(unsigned char* smem, int64_t max_span,
     ft.w[i] = static_cast<acc_t>(temporal_weight(ann, T, ft.t0 + i, sigma, radius));
     ft.ann[i] = ann[ft.t0 + i] ? 1 : 0;
   }
-  __syncthreads();
   return ft;
 }
 
-// Labels of one pack at frame t and its consistency over the window (1 where t is annotated).
+// Consistency windows up to this half-width (the default is 2) load their labels as one batch
+// of independent loads; wider windows walk their frames one load at a time.
+constexpr int kMaxWin = 2;
+
+// One thread's pack: its frame, labels, and the sum over the consistency window of
+// |y[u] - y[t]| with the window's frame count. `issue` starts every load of the pack and
+// `finish` uses them, so a thread has all of its loads in flight at once and the block builds
+// its frame table meanwhile. (A first version consumed each label as it arrived: one L2 latency
+// per window frame, in sequence, which left the kernels at 12% of DRAM bandwidth.)
 template <typename label_t, typename acc_t, int VEC>
-__device__ __forceinline__ void labels_and_consistency(const label_t* __restrict__ yc,
-                                                       int64_t T, int64_t hw, int64_t t,
-                                                       int64_t p, int64_t window,
-                                                       bool annotated, acc_t (&yt)[VEC],
-                                                       acc_t (&c)[VEC]) {
-  const Pack<label_t, VEC> own = load_pack<label_t, VEC>(yc + t * hw + p);
+struct PackLabels {
+  int64_t t;
+  acc_t yt[VEC];
+  acc_t dev[VEC];
+  acc_t inv_count;  // 1 / frames in the window
+  Pack<label_t, VEC> raw[2 * kMaxWin + 1];  // frames t - kMaxWin .. t + kMaxWin (batched path)
+
+  __device__ __forceinline__ void issue(const label_t* __restrict__ yc, int64_t T, int64_t hw,
+                                        int64_t t_, int64_t p, int64_t window) {
+    t = t_;
+    int64_t lo, hi;
+    window_bounds(T, t, window, lo, hi);
+    inv_count = acc_t(1) / static_cast<acc_t>(hi - lo + 1);
+    if (window <= kMaxWin) {
 #pragma unroll
-  for (int j = 0; j < VEC; ++j) {
-    yt[j] = label_value<acc_t>(own.v[j]);
-    c[j] = acc_t(1);
-  }
-  if (annotated) return;
-  int64_t lo, hi;
-  window_bounds(T, t, window, lo, hi);
-  acc_t s[VEC];
-#pragma unroll
-  for (int j = 0; j < VEC; ++j) s[j] = acc_t(0);
-  // Frame t itself adds |y_t - y_t| = 0; it is skipped, its load is already done.
-#pragma unroll 4
-  for (int64_t u = lo; u <= hi; ++u) {
-    if (u == t) continue;
-    const Pack<label_t, VEC> nb = load_pack<label_t, VEC>(yc + u * hw + p);
+      for (int k = 0; k <= 2 * kMaxWin; ++k) {
+        const int64_t u = t - kMaxWin + k;
+        if (u >= lo && u <= hi) raw[k] = load_pack<label_t, VEC>(yc + u * hw + p);
+      }
+      return;
+    }
+    const Pack<label_t, VEC> own = load_pack<label_t, VEC>(yc + t * hw + p);
 #pragma unroll
     for (int j = 0; j < VEC; ++j) {
-      const acc_t d = label_value<acc_t>(nb.v[j]) - yt[j];
-      s[j] += d < acc_t(0) ? -d : d;
+      yt[j] = label_value<acc_t>(own.v[j]);
+      dev[j] = acc_t(0);
+    }
+    for (int64_t u = lo; u <= hi; ++u) {
+      if (u == t) continue;
+      const Pack<label_t, VEC> nb = load_pack<label_t, VEC>(yc + u * hw + p);
+#pragma unroll
+      for (int j = 0; j < VEC; ++j) {
+        const acc_t d = label_value<acc_t>(nb.v[j]) - yt[j];
+        dev[j] += d < acc_t(0) ? -d : d;
+      }
     }
   }
-  const acc_t n = static_cast<acc_t>(hi - lo + 1);
+
+  __device__ __forceinline__ void finish(int64_t T, int64_t window) {
+    if (window > kMaxWin) return;  // done in `issue`
+    int64_t lo, hi;
+    window_bounds(T, t, window, lo, hi);
 #pragma unroll
-  for (int j = 0; j < VEC; ++j) c[j] = acc_t(1) - s[j] / n;
+    for (int j = 0; j < VEC; ++j) {
+      yt[j] = label_value<acc_t>(raw[kMaxWin].v[j]);
+      dev[j] = acc_t(0);
+    }
+    // Frame t itself adds |y_t - y_t| = 0 and is skipped.
+#pragma unroll
+    for (int k = 0; k <= 2 * kMaxWin; ++k) {
+      const int64_t u = t - kMaxWin + k;
+      if (k == kMaxWin || u < lo || u > hi) continue;
+#pragma unroll
+      for (int j = 0; j < VEC; ++j) {
+        const acc_t d = label_value<acc_t>(raw[k].v[j]) - yt[j];
+        dev[j] += d < acc_t(0) ? -d : d;
+      }
+    }
+  }
+
+  // Consistency of element j: 1 on an annotated frame.
+  __device__ __forceinline__ acc_t consistency(int j, bool annotated) const {
+    return annotated ? acc_t(1) : acc_t(1) - dev[j] * inv_count;
+  }
+};
+
+// Flattened element index of item `it` of this thread, and its frame / pixel.
+template <int VEC>
+__device__ __forceinline__ int64_t item_elem(int it) {
+  return static_cast<int64_t>(blockIdx.x) * block_elems(VEC) +
+         (static_cast<int64_t>(it) * kBlock + threadIdx.x) * VEC;
 }
 
 template <typename scalar_t, typename label_t, int VEC>
@@ -147,28 +200,39 @@ __global__ void __launch_bounds__(kBlock)
   const int64_t tiles = gridDim.x;
   const int64_t plane = T * hw;
   for (int64_t b = blockIdx.y; b < B; b += gridDim.y) {
+    Pack<scalar_t, VEC> zp[kItems];
+    PackLabels<label_t, acc_t, VEC> lab[kItems];
+#pragma unroll
+    for (int it = 0; it < kItems; ++it) {
+      const int64_t e = item_elem<VEC>(it);
+      if (e < plane) {
+        const int64_t t = div_index(e, hw);
+        zp[it] = load_pack<scalar_t, VEC>(z + b * plane + e);
+        lab[it].issue(y + b * plane, T, hw, t, e - t * hw, window);
+      }
+    }
     const FrameTable<acc_t> ft =
         load_frames<acc_t>(smem_raw, max_span, ann + b * T, T, hw, VEC, sigma, radius);
-    const int64_t e = (static_cast<int64_t>(blockIdx.x) * kBlock + threadIdx.x) * VEC;
+    __syncthreads();
     acc_t s[kNumStats] = {0, 0, 0, 0, 0};
-    if (e < plane) {
-      const int64_t t = div_index(e, hw), p = e - t * hw;
-      const int64_t i = t - ft.t0;
-      const Pack<scalar_t, VEC> zp = load_pack<scalar_t, VEC>(z + b * plane + e);
-      acc_t yt[VEC], c[VEC];
-      labels_and_consistency<label_t, acc_t, VEC>(y + b * plane, T, hw, t, p, window,
-                                                  ft.ann[i] != 0, yt, c);
+#pragma unroll
+    for (int it = 0; it < kItems; ++it) {
+      if (item_elem<VEC>(it) >= plane) continue;
+      lab[it].finish(T, window);
+      const int64_t i = lab[it].t - ft.t0;
       const acc_t w = ft.w[i];
+      const bool annotated = ft.ann[i] != 0;
 #pragma unroll
       for (int j = 0; j < VEC; ++j) {
         acc_t loss, pr;
-        bce_sigmoid<acc_t>(to_acc(zp.v[j]), yt[j], loss, pr);
-        const acc_t om = w * c[j];
+        const acc_t yt = lab[it].yt[j];
+        bce_sigmoid<acc_t>(to_acc(zp[it].v[j]), yt, loss, pr);
+        const acc_t om = w * lab[it].consistency(j, annotated);
         s[0] += om * loss;
         s[1] += om;
-        s[2] += om * pr * yt[j];
+        s[2] += om * pr * yt;
         s[3] += om * pr;
-        s[4] += om * yt[j];
+        s[4] += om * yt;
       }
     }
     // Fixed-shape reduction: warp shuffles, then warp 0 over the warp sums.
@@ -230,24 +294,36 @@ __global__ void __launch_bounds__(kBlock)
   extern __shared__ __align__(16) unsigned char smem_raw[];
   const int64_t plane = T * hw;
   for (int64_t b = blockIdx.y; b < B; b += gridDim.y) {
+    Pack<scalar_t, VEC> zp[kItems];
+    PackLabels<label_t, acc_t, VEC> lab[kItems];
+#pragma unroll
+    for (int it = 0; it < kItems; ++it) {
+      const int64_t e = item_elem<VEC>(it);
+      if (e < plane) {
+        const int64_t t = div_index(e, hw);
+        zp[it] = load_pack<scalar_t, VEC>(z + b * plane + e);
+        lab[it].issue(y + b * plane, T, hw, t, e - t * hw, window);
+      }
+    }
+    const acc_t g0 = grad[b * kNumStats + 0], g2 = grad[b * kNumStats + 2],
+                g3 = grad[b * kNumStats + 3];
     const FrameTable<acc_t> ft =
         load_frames<acc_t>(smem_raw, max_span, ann + b * T, T, hw, VEC, sigma, radius);
-    const int64_t e = (static_cast<int64_t>(blockIdx.x) * kBlock + threadIdx.x) * VEC;
-    if (e < plane) {
-      const acc_t g0 = grad[b * kNumStats + 0], g2 = grad[b * kNumStats + 2],
-                  g3 = grad[b * kNumStats + 3];
-      const int64_t t = div_index(e, hw), p = e - t * hw;
-      const int64_t i = t - ft.t0;
-      const Pack<scalar_t, VEC> zp = load_pack<scalar_t, VEC>(z + b * plane + e);
-      acc_t yt[VEC], c[VEC];
-      labels_and_consistency<label_t, acc_t, VEC>(y + b * plane, T, hw, t, p, window,
-                                                  ft.ann[i] != 0, yt, c);
+    __syncthreads();
+#pragma unroll
+    for (int it = 0; it < kItems; ++it) {
+      const int64_t e = item_elem<VEC>(it);
+      if (e >= plane) continue;
+      lab[it].finish(T, window);
+      const int64_t i = lab[it].t - ft.t0;
       const acc_t w = ft.w[i];
+      const bool annotated = ft.ann[i] != 0;
       Pack<scalar_t, VEC> out;
 #pragma unroll
       for (int j = 0; j < VEC; ++j) {
-        const acc_t pr = sigmoid<acc_t>(to_acc(zp.v[j]));
-        out.v[j] = from_acc<scalar_t>(grad_z<acc_t>(w * c[j], pr, yt[j], g0, g2, g3));
+        const acc_t pr = sigmoid<acc_t>(to_acc(zp[it].v[j]));
+        out.v[j] = from_acc<scalar_t>(
+            grad_z<acc_t>(w * lab[it].consistency(j, annotated), pr, lab[it].yt[j], g0, g2, g3));
       }
       *reinterpret_cast<Pack<scalar_t, VEC>*>(gz + b * plane + e) = out;
     }
@@ -263,18 +339,27 @@ __global__ void __launch_bounds__(kBlock)
   extern __shared__ __align__(16) unsigned char smem_raw[];
   const int64_t plane = T * hw;
   for (int64_t b = blockIdx.y; b < B; b += gridDim.y) {
+    PackLabels<label_t, float, VEC> lab[kItems];
+#pragma unroll
+    for (int it = 0; it < kItems; ++it) {
+      const int64_t e = item_elem<VEC>(it);
+      if (e < plane) {
+        const int64_t t = div_index(e, hw);
+        lab[it].issue(y + b * plane, T, hw, t, e - t * hw, window);
+      }
+    }
     const FrameTable<float> ft =
         load_frames<float>(smem_raw, max_span, ann + b * T, T, hw, VEC, sigma, radius);
-    const int64_t e = (static_cast<int64_t>(blockIdx.x) * kBlock + threadIdx.x) * VEC;
-    if (e < plane) {
-      const int64_t t = div_index(e, hw), p = e - t * hw;
-      const int64_t i = t - ft.t0;
-      float yt[VEC], c[VEC];
-      labels_and_consistency<label_t, float, VEC>(y + b * plane, T, hw, t, p, window,
-                                                  ft.ann[i] != 0, yt, c);
+    __syncthreads();
+#pragma unroll
+    for (int it = 0; it < kItems; ++it) {
+      const int64_t e = item_elem<VEC>(it);
+      if (e >= plane) continue;
+      lab[it].finish(T, window);
+      const int64_t i = lab[it].t - ft.t0;
       Pack<float, VEC> o;
 #pragma unroll
-      for (int j = 0; j < VEC; ++j) o.v[j] = ft.w[i] * c[j];
+      for (int j = 0; j < VEC; ++j) o.v[j] = ft.w[i] * lab[it].consistency(j, ft.ann[i] != 0);
       *reinterpret_cast<Pack<float, VEC>*>(out + b * plane + e) = o;
     }
     __syncthreads();
@@ -286,9 +371,9 @@ bool aligned(const void* p, size_t bytes) {
   return reinterpret_cast<uintptr_t>(p) % bytes == 0;
 }
 
-// Frames one block can touch: its kBlock * vec elements start anywhere in a frame.
+// Frames one block can touch: its kBlock * kItems * vec elements start anywhere in a frame.
 int64_t max_span(int64_t T, int64_t hw, int vec) {
-  const int64_t span = (static_cast<int64_t>(kBlock) * vec - 1) / hw + 2;
+  const int64_t span = (static_cast<int64_t>(kBlock) * kItems * vec - 1) / hw + 2;
   return span < T ? span : T;
 }
 

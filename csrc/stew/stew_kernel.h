@@ -16,13 +16,15 @@ namespace cuda {
 
 enum class Scalar : int { Float32 = 0, Float64 = 1, Float16 = 2, BFloat16 = 3 };
 
-// Threads per block; a thread owns one pack of up to 4 consecutive pixels of one frame, so a
-// block covers at most kBlock * 4 elements of a clip's flattened (T, HW) plane.
+// Threads per block; a thread owns kItems packs of up to 4 consecutive pixels of one frame, so
+// a block covers at most kBlock * kItems * 4 elements of a clip's flattened (T, HW) plane.
 constexpr int kBlock = 256;
+constexpr int kItems = 2;
 
 // Blocks per clip for packs of `vec` elements (the scalar path, vec = 1, needs the most).
 inline int64_t num_tiles(int64_t T, int64_t hw, int64_t vec) {
-  return (T * hw / vec + kBlock - 1) / kBlock;
+  const int64_t per_block = static_cast<int64_t>(kBlock) * kItems;
+  return (T * hw / vec + per_block - 1) / per_block;
 }
 
 // Bytes of fp64 workspace that `stats_forward` needs: one partial per block and statistic,
