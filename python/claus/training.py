@@ -94,7 +94,7 @@ class TrainConfig:
 
     model: str = "tiny"
     weights: str | None = None
-    epochs: int = 20
+    epochs: int = 28
     batch_size: int = 16
     lr: float = 3e-3
     weight_decay: float = 1e-4
