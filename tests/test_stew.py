@@ -244,15 +244,10 @@ def test_build_info_is_consistent():
 
 # ---- CUDA (skipped without a GPU and a CUDA build) ----
 
-@requires_cuda
-@pytest.mark.parametrize("case", CASES, ids=str)
-@pytest.mark.parametrize("label_kind", ["bool", "soft"])
-def test_cuda_matches_cpu(case, label_kind):
-    z, y, a, sigma, radius, window = make_inputs(case, label_kind, torch.float32)
+def _cuda_matches_cpu(z, y, a, sigma, radius, window, up):
     cpu = claus_ext.stew_stats(z, y, a, sigma, radius, window)
     gpu = claus_ext.stew_stats(z.cuda(), y.cuda(), a.cuda(), sigma, radius, window)
     torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-5, atol=1e-5)
-    up = torch.randn(z.shape[0], 5)
     gc = torch.ops.claus.stew_stats_backward(up, z, y, a, sigma, radius, window)
     gg = torch.ops.claus.stew_stats_backward(up.cuda(), z.cuda(), y.cuda(), a.cuda(), sigma,
                                              radius, window)
@@ -260,6 +255,14 @@ def test_cuda_matches_cpu(case, label_kind):
     torch.testing.assert_close(claus_ext.stew_weights(y.cuda(), a.cuda(), sigma, radius,
                                                       window).cpu(),
                                claus_ext.stew_weights(y, a, sigma, radius, window))
+
+
+@requires_cuda
+@pytest.mark.parametrize("case", CASES, ids=str)
+@pytest.mark.parametrize("label_kind", ["bool", "soft"])
+def test_cuda_matches_cpu(case, label_kind):
+    z, y, a, sigma, radius, window = make_inputs(case, label_kind, torch.float32)
+    _cuda_matches_cpu(z, y, a, sigma, radius, window, torch.randn(z.shape[0], 5))
     z64, y64, a64, *_ = make_inputs(case, label_kind, torch.float64)
     torch.testing.assert_close(claus_ext.stew_stats(z64.cuda(), y64.cuda(), a64.cuda(), sigma,
                                                     radius, window).cpu(),
@@ -277,19 +280,6 @@ VECTOR_CASES = [
     (2, 6, 8, 8, 4 / 3, 4, 2, "none"),
     (2, 6, 8, 8, 4 / 3, 4, 2, "all"),
 ]
-
-
-def _cuda_matches_cpu(z, y, a, sigma, radius, window, up):
-    cpu = claus_ext.stew_stats(z, y, a, sigma, radius, window)
-    gpu = claus_ext.stew_stats(z.cuda(), y.cuda(), a.cuda(), sigma, radius, window)
-    torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-5, atol=1e-5)
-    gc = torch.ops.claus.stew_stats_backward(up, z, y, a, sigma, radius, window)
-    gg = torch.ops.claus.stew_stats_backward(up.cuda(), z.cuda(), y.cuda(), a.cuda(), sigma,
-                                             radius, window)
-    torch.testing.assert_close(gg.cpu(), gc, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(claus_ext.stew_weights(y.cuda(), a.cuda(), sigma, radius,
-                                                      window).cpu(),
-                               claus_ext.stew_weights(y, a, sigma, radius, window))
 
 
 @requires_cuda
