@@ -88,7 +88,7 @@ __device__ __forceinline__ void block_frames(int64_t T, int64_t hw, int vec, int
   t1 = tl < T - 1 ? tl : T - 1;
 }
 
-// Fills the frame table; the caller synchronizes the block before reading it.
+// Fills the frame table, ready to read: every thread of the block calls it (it synchronizes).
 template <typename acc_t>
 __device__ FrameTable<acc_t> load_frames(unsigned char* smem, int64_t max_span,
                                          const uint8_t* ann, int64_t T, int64_t hw, int vec,
@@ -102,6 +102,7 @@ __device__ FrameTable<acc_t> load_frames(unsigned char* smem, int64_t max_span,
     ft.w[i] = static_cast<acc_t>(temporal_weight(ann, T, ft.t0 + i, sigma, radius));
     ft.ann[i] = ann[ft.t0 + i] ? 1 : 0;
   }
+  __syncthreads();
   return ft;
 }
 
@@ -188,6 +189,46 @@ __device__ __forceinline__ int64_t item_elem(int it) {
          (static_cast<int64_t>(it) * kBlock + threadIdx.x) * VEC;
 }
 
+// Starts the loads of this thread's kItems packs of one clip (z, y point at the clip's start).
+template <typename scalar_t, typename label_t, typename acc_t, int VEC>
+__device__ __forceinline__ void issue_items(const scalar_t* __restrict__ z,
+                                            const label_t* __restrict__ y, int64_t T,
+                                            int64_t hw, int64_t window,
+                                            Pack<scalar_t, VEC> (&zp)[kItems],
+                                            PackLabels<label_t, acc_t, VEC> (&lab)[kItems]) {
+  const int64_t plane = T * hw;
+#pragma unroll
+  for (int it = 0; it < kItems; ++it) {
+    const int64_t e = item_elem<VEC>(it);
+    if (e < plane) {
+      const int64_t t = div_index(e, hw);
+      zp[it] = load_pack<scalar_t, VEC>(z + e);
+      lab[it].issue(y, T, hw, t, e - t * hw, window);
+    }
+  }
+}
+
+// The block's sums of the kNumStats statistics in a fixed shape (warp shuffles in fp64, then
+// the warp sums in order), so they are the same from run to run; valid in threads
+// 0..kNumStats-1. Every thread of the block calls it.
+template <typename sum_t>
+__device__ __forceinline__ double block_sum_stats(const sum_t (&s)[kNumStats],
+                                                  double (*warp_sums)[kNumStats]) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+#pragma unroll
+  for (int k = 0; k < kNumStats; ++k) {
+    double v = static_cast<double>(s[k]);
+    for (int off = 16; off > 0; off >>= 1) v += __shfl_down_sync(0xffffffffu, v, off);
+    if (lane == 0) warp_sums[warp][k] = v;
+  }
+  __syncthreads();
+  double v = 0.0;
+  if (threadIdx.x < kNumStats) {
+    for (int i = 0; i < kBlock / 32; ++i) v += warp_sums[i][threadIdx.x];
+  }
+  return v;
+}
+
 template <typename scalar_t, typename label_t, int VEC>
 __global__ void __launch_bounds__(kBlock)
     forward_kernel(const scalar_t* __restrict__ z, const label_t* __restrict__ y,
@@ -202,18 +243,10 @@ __global__ void __launch_bounds__(kBlock)
   for (int64_t b = blockIdx.y; b < B; b += gridDim.y) {
     Pack<scalar_t, VEC> zp[kItems];
     PackLabels<label_t, acc_t, VEC> lab[kItems];
-#pragma unroll
-    for (int it = 0; it < kItems; ++it) {
-      const int64_t e = item_elem<VEC>(it);
-      if (e < plane) {
-        const int64_t t = div_index(e, hw);
-        zp[it] = load_pack<scalar_t, VEC>(z + b * plane + e);
-        lab[it].issue(y + b * plane, T, hw, t, e - t * hw, window);
-      }
-    }
+    issue_items<scalar_t, label_t, acc_t, VEC>(z + b * plane, y + b * plane, T, hw, window, zp,
+                                               lab);
     const FrameTable<acc_t> ft =
         load_frames<acc_t>(smem_raw, max_span, ann + b * T, T, hw, VEC, sigma, radius);
-    __syncthreads();
     acc_t s[kNumStats] = {0, 0, 0, 0, 0};
 #pragma unroll
     for (int it = 0; it < kItems; ++it) {
@@ -235,20 +268,8 @@ __global__ void __launch_bounds__(kBlock)
         s[4] += om * yt;
       }
     }
-    // Fixed-shape reduction: warp shuffles, then warp 0 over the warp sums.
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-#pragma unroll
-    for (int k = 0; k < kNumStats; ++k) {
-      double v = static_cast<double>(s[k]);
-      for (int off = 16; off > 0; off >>= 1) v += __shfl_down_sync(0xffffffffu, v, off);
-      if (lane == 0) warp_sums[warp][k] = v;
-    }
-    __syncthreads();
-    if (threadIdx.x < kNumStats) {
-      double v = 0.0;
-      for (int i = 0; i < kBlock / 32; ++i) v += warp_sums[i][threadIdx.x];
-      partial[(b * tiles + blockIdx.x) * kNumStats + threadIdx.x] = v;
-    }
+    const double v = block_sum_stats<acc_t>(s, warp_sums);
+    if (threadIdx.x < kNumStats) partial[(b * tiles + blockIdx.x) * kNumStats + threadIdx.x] = v;
     __syncthreads();  // the frame table and warp sums are rewritten for the next clip
   }
 }
@@ -259,7 +280,6 @@ __global__ void __launch_bounds__(kBlock)
     reduce_partials_kernel(const double* __restrict__ partial, int64_t B, int64_t tiles,
                            acc_t* __restrict__ out) {
   __shared__ double warp_sums[kBlock / 32][kNumStats];
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   for (int64_t b = blockIdx.x; b < B; b += gridDim.x) {
     double s[kNumStats] = {0, 0, 0, 0, 0};
     for (int64_t j = threadIdx.x; j < tiles; j += kBlock) {
@@ -267,19 +287,9 @@ __global__ void __launch_bounds__(kBlock)
 #pragma unroll
       for (int k = 0; k < kNumStats; ++k) s[k] += pj[k];
     }
-#pragma unroll
-    for (int k = 0; k < kNumStats; ++k) {
-      double v = s[k];
-      for (int off = 16; off > 0; off >>= 1) v += __shfl_down_sync(0xffffffffu, v, off);
-      if (lane == 0) warp_sums[warp][k] = v;
-    }
-    __syncthreads();
-    if (threadIdx.x < kNumStats) {
-      double v = 0.0;
-      for (int i = 0; i < kBlock / 32; ++i) v += warp_sums[i][threadIdx.x];
-      out[b * kNumStats + threadIdx.x] = static_cast<acc_t>(v);
-    }
-    __syncthreads();
+    const double v = block_sum_stats<double>(s, warp_sums);
+    if (threadIdx.x < kNumStats) out[b * kNumStats + threadIdx.x] = static_cast<acc_t>(v);
+    __syncthreads();  // the warp sums are rewritten for the next clip
   }
 }
 
@@ -296,20 +306,12 @@ __global__ void __launch_bounds__(kBlock)
   for (int64_t b = blockIdx.y; b < B; b += gridDim.y) {
     Pack<scalar_t, VEC> zp[kItems];
     PackLabels<label_t, acc_t, VEC> lab[kItems];
-#pragma unroll
-    for (int it = 0; it < kItems; ++it) {
-      const int64_t e = item_elem<VEC>(it);
-      if (e < plane) {
-        const int64_t t = div_index(e, hw);
-        zp[it] = load_pack<scalar_t, VEC>(z + b * plane + e);
-        lab[it].issue(y + b * plane, T, hw, t, e - t * hw, window);
-      }
-    }
+    issue_items<scalar_t, label_t, acc_t, VEC>(z + b * plane, y + b * plane, T, hw, window, zp,
+                                               lab);
     const acc_t g0 = grad[b * kNumStats + 0], g2 = grad[b * kNumStats + 2],
                 g3 = grad[b * kNumStats + 3];
     const FrameTable<acc_t> ft =
         load_frames<acc_t>(smem_raw, max_span, ann + b * T, T, hw, VEC, sigma, radius);
-    __syncthreads();
 #pragma unroll
     for (int it = 0; it < kItems; ++it) {
       const int64_t e = item_elem<VEC>(it);
@@ -350,7 +352,6 @@ __global__ void __launch_bounds__(kBlock)
     }
     const FrameTable<float> ft =
         load_frames<float>(smem_raw, max_span, ann + b * T, T, hw, VEC, sigma, radius);
-    __syncthreads();
 #pragma unroll
     for (int it = 0; it < kItems; ++it) {
       const int64_t e = item_elem<VEC>(it);
