@@ -6,6 +6,8 @@
 #include <torch/extension.h>
 #include <torch/library.h>
 
+#include "common/cpu.h"
+
 TORCH_LIBRARY(claus, m) {
   // STeW statistics (csrc/stew): per clip S0..S4, see claus_ext/reference.py.
   m.def("stew_stats(Tensor z, Tensor y, Tensor annotated, float sigma, int radius, int window)"
@@ -58,6 +60,8 @@ pybind11::dict build_info() {
 #else
   d["compiler"] = std::string("unknown");
 #endif
+  // Which vector code the CPU kernels that have an AVX-512 path take on this machine.
+  d["cpu_avx512"] = claus::cpu_has_avx512();
   d["openmp"] =
 #ifdef _OPENMP
       true;

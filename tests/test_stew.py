@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -240,6 +244,40 @@ def test_build_info_is_consistent():
     info = claus_ext.build_info()
     assert info["cuda"] == claus_ext.has_cuda()
     assert info["torch_version"].split("+")[0] == torch.__version__.split("+")[0]
+    assert isinstance(info["cpu_avx512"], bool)
+
+
+_FALLBACK_SCRIPT = """
+import sys, torch, claus_ext
+from claus_ext import reference as ref
+sys.path.insert(0, sys.argv[1])
+from tests.test_stew import CASES, make_inputs
+assert not claus_ext.build_info()["cpu_avx512"], "CLAUS_CPU_NO_AVX512 was ignored"
+for case in CASES + [(3, 6, 37, 41, 4 / 3, 4, 2, "random")]:
+    for kind in ("uint8", "soft"):
+        z, y, a, sigma, radius, window = make_inputs(case, kind, torch.float32)
+        got = claus_ext.stew_stats(z, y, a, sigma, radius, window)
+        torch.testing.assert_close(got, ref.stew_stats(z, y, a, sigma, radius, window),
+                                   rtol=1e-5, atol=1e-5)
+        up = torch.randn(z.shape[0], 5)
+        zk, zr = z.clone().requires_grad_(), z.clone().requires_grad_()
+        (gk,) = torch.autograd.grad(claus_ext.stew_stats(zk, y, a, sigma, radius, window), zk, up)
+        (gr,) = torch.autograd.grad(ref.stew_stats(zr, y, a, sigma, radius, window), zr, up)
+        torch.testing.assert_close(gk, gr, rtol=1e-5, atol=1e-5)
+print("fallback ok")
+"""
+
+
+def test_cpu_avx2_path_matches_reference():
+    """The fp32 CPU kernels have an AVX-512 build and an AVX2/baseline one; the tests above run
+    whichever this CPU takes. Here the other one is forced (CLAUS_CPU_NO_AVX512=1 is read once
+    per process, hence the subprocess) and checked against the reference the same way."""
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "CLAUS_CPU_NO_AVX512": "1"}
+    proc = subprocess.run([sys.executable, "-c", _FALLBACK_SCRIPT, str(root)], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "fallback ok" in proc.stdout
 
 
 # ---- CUDA (skipped without a GPU and a CUDA build) ----

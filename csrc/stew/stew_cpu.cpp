@@ -132,10 +132,10 @@ CLAUS_ALWAYS_INLINE void backward_tile_impl(const scalar_t* z, const label_t* y,
   }
 }
 
-// ---- float32: explicit 8-lane vectors, accumulators in registers ----
+// ---- float32: explicit vectors (8 lanes for AVX2, 16 for AVX-512), accumulators in
+// registers ----
 
-using simd::f32x8;
-using simd::kLanes;
+using simd::kMaxLanes;
 
 // Per-frame constants of a clip: consistency window, its size, annotation, temporal weight.
 struct FrameInfo {
@@ -156,14 +156,14 @@ CLAUS_ALWAYS_INLINE void frame_info(const uint8_t* ann, const double* w, int64_t
   }
 }
 
-// Labels of a tile as 0/1 or soft floats, zero-padded to whole vectors. For 0/1 labels also
-// the running sums along t, prefix[t] = sum_{u<t} y[u], so that a window's disagreement is
-// O(1): sum_u |y_u - y_t| = ones if y_t = 0, else count - ones.
+// Labels of a tile as 0/1 or soft floats, zero-padded to whole vectors of the widest kind. For
+// 0/1 labels also the running sums along t, prefix[t] = sum_{u<t} y[u], so that a window's
+// disagreement is O(1): sum_u |y_u - y_t| = ones if y_t = 0, else count - ones.
 template <typename label_t>
 CLAUS_ALWAYS_INLINE void load_tile_labels(const label_t* y, int64_t T, int64_t HW, int64_t n,
                                           float* ybuf, float* prefix) {
   load_labels(y, T, HW, n, ybuf);
-  const int64_t padded = (n + kLanes - 1) / kLanes * kLanes;
+  const int64_t padded = (n + kMaxLanes - 1) / kMaxLanes * kMaxLanes;
   for (int64_t t = 0; t < T; ++t)
     for (int64_t i = n; i < padded; ++i) ybuf[t * kTile + i] = 0.0f;
   if (prefix == nullptr) return;
@@ -173,37 +173,52 @@ CLAUS_ALWAYS_INLINE void load_tile_labels(const label_t* y, int64_t T, int64_t H
       prefix[(t + 1) * kTile + i] = prefix[t * kTile + i] + ybuf[t * kTile + i];
 }
 
-// Consistency of frame t for lanes [i, i+8).
-template <bool kBinary>
-CLAUS_ALWAYS_INLINE f32x8 consistency_v(const float* ybuf, const float* prefix,
-                                        const FrameInfo& f, int64_t t, int64_t i, f32x8 yt) {
-  if (f.annotated) return simd::splat(1.0f);
+// Hints the next tile's logits and labels (the kTile pixels after this tile's, in every frame)
+// into the cache while this one computes: a tile reads 2T short rows, too many streams for the
+// hardware prefetchers to pick up before the tile is done.
+template <typename label_t>
+CLAUS_ALWAYS_INLINE void prefetch_next_tile(const float* z, const label_t* y, int64_t T,
+                                            int64_t HW, int64_t n) {
+  if (n < kTile) return;  // the clip's last tile
+  constexpr int64_t kLine = 64;
+  for (int64_t t = 0; t < T; ++t) {
+    const char* zn = reinterpret_cast<const char*>(z + t * HW + kTile);
+    for (int64_t o = 0; o < kTile * int64_t(sizeof(float)); o += kLine)
+      __builtin_prefetch(zn + o, 0, 3);
+    const char* yn = reinterpret_cast<const char*>(y + t * HW + kTile);
+    for (int64_t o = 0; o < kTile * int64_t(sizeof(label_t)); o += kLine)
+      __builtin_prefetch(yn + o, 0, 3);
+  }
+}
+
+// Consistency of frame t for lanes [i, i + lanes).
+template <typename V, bool kBinary>
+CLAUS_ALWAYS_INLINE V consistency_v(const float* ybuf, const float* prefix, const FrameInfo& f,
+                                    int64_t t, int64_t i, V yt) {
+  if (f.annotated) return simd::splat<V>(1.0f);
   if constexpr (kBinary) {
-    const f32x8 ones = simd::load(prefix + (f.hi + 1) * kTile + i) -
-                       simd::load(prefix + f.lo * kTile + i);
-    const f32x8 differ = ones + yt * (f.count - 2.0f * ones);
+    const V ones = simd::load<V>(prefix + (f.hi + 1) * kTile + i) -
+                   simd::load<V>(prefix + f.lo * kTile + i);
+    const V differ = ones + yt * (f.count - 2.0f * ones);
     return 1.0f - differ * f.inv_count;
   } else {
-    f32x8 s = simd::splat(0.0f);
+    V s = simd::splat<V>(0.0f);
     for (int64_t u = f.lo; u <= f.hi; ++u) {
       if (u == t) continue;
-      s += simd::abs(simd::load(ybuf + u * kTile + i) - yt);
+      s += simd::abs(simd::load<V>(ybuf + u * kTile + i) - yt);
     }
     return 1.0f - s * f.inv_count;
   }
 }
 
-// z[i .. i+8) of one frame; lanes past the tile's n pixels read as 0 (their weight is 0 too).
-CLAUS_ALWAYS_INLINE f32x8 load_z(const float* z, int64_t i, int64_t n) {
-  if (i + kLanes <= n) return simd::load(z + i);
-  float tmp[kLanes] = {0, 0, 0, 0, 0, 0, 0, 0};
+// z[i .. i + lanes) of one frame; lanes past the tile's n pixels read as 0 (their weight is 0
+// too).
+template <typename V>
+CLAUS_ALWAYS_INLINE V load_z(const float* z, int64_t i, int64_t n) {
+  if (i + simd::lanes<V>() <= n) return simd::load<V>(z + i);
+  float tmp[simd::lanes<V>()] = {};
   std::memcpy(tmp, z + i, static_cast<size_t>(n - i) * sizeof(float));
-  return simd::load(tmp);
-}
-
-CLAUS_ALWAYS_INLINE simd::i32x8 lanes_below(int64_t count) {
-  const simd::i32x8 iota = {0, 1, 2, 3, 4, 5, 6, 7};
-  return iota < static_cast<int32_t>(count);
+  return simd::load<V>(tmp);
 }
 
 // Scratch floats a float tile needs: labels, prefix sums and the frame table.
@@ -231,41 +246,44 @@ CLAUS_ALWAYS_INLINE F32Tile prepare_f32_tile(const label_t* y, const uint8_t* an
   return tile;
 }
 
-template <typename label_t>
+template <typename V, typename label_t>
 CLAUS_ALWAYS_INLINE void forward_tile_f32_impl(const float* z, const label_t* y,
                                                const uint8_t* ann, const double* w, int64_t T,
                                                int64_t HW, int64_t n, int64_t window,
                                                float* scratch, double* out) {
   constexpr bool kBinary = std::is_same<label_t, uint8_t>::value;
+  constexpr int kLanes = simd::lanes<V>();
   const F32Tile tile = prepare_f32_tile(y, ann, w, T, HW, n, window, scratch);
+  prefetch_next_tile(z, y, T, HW, n);
   const float* ybuf = tile.ybuf;
   const float* prefix = tile.prefix;
   const FrameInfo* info = tile.info;
-  f32x8 s0 = simd::splat(0.0f), s1 = s0, s2 = s0, s3 = s0, s4 = s0;
+  const V zero = simd::splat<V>(0.0f);
+  V s0 = zero, s1 = zero, s2 = zero, s3 = zero, s4 = zero;
   for (int64_t i = 0; i < n; i += kLanes) {
-    const simd::i32x8 valid = lanes_below(n - i);
+    const auto valid = simd::lanes_below<V>(n - i);
     for (int64_t t = 0; t < T; ++t) {
       const FrameInfo& f = info[t];
-      const f32x8 yt = simd::load(ybuf + t * kTile + i);
-      const f32x8 c = consistency_v<kBinary>(ybuf, prefix, f, t, i, yt);
-      const f32x8 zt = load_z(z + t * HW, i, n);
+      const V yt = simd::load<V>(ybuf + t * kTile + i);
+      const V c = consistency_v<V, kBinary>(ybuf, prefix, f, t, i, yt);
+      const V zt = load_z<V>(z + t * HW, i, n);
       // BCE with logits and sigmoid from one exp and one division (see stew_math.h).
-      const f32x8 e = simd::exp_nonpos(-simd::abs(zt));
-      f32x8 inv;
-      const f32x8 l1p = simd::log1p_recip(e, inv);
-      const f32x8 p = simd::select(zt >= 0.0f, inv, e * inv);
-      const f32x8 relu = simd::select(zt > 0.0f, zt, simd::splat(0.0f));
-      const f32x8 loss = relu - zt * yt + l1p;
-      const f32x8 om = simd::select(valid, f.weight * c, simd::splat(0.0f));
+      const V e = simd::exp_nonpos(-simd::abs(zt));
+      V inv;
+      const V l1p = simd::log1p_recip(e, inv);
+      const V p = simd::select(zt >= 0.0f, inv, e * inv);
+      const V relu = simd::select(zt > 0.0f, zt, zero);
+      const V loss = relu - zt * yt + l1p;
+      const V om = simd::select(valid, f.weight * c, zero);
       s0 += om * loss;
       s1 += om;
-      const f32x8 omp = om * p;
+      const V omp = om * p;
       s2 += omp * yt;
       s3 += omp;
       s4 += om * yt;
     }
   }
-  const f32x8 acc[kNumStats] = {s0, s1, s2, s3, s4};
+  const V acc[kNumStats] = {s0, s1, s2, s3, s4};
   for (int k = 0; k < kNumStats; ++k) {
     double sum = 0.0;
     for (int j = 0; j < kLanes; ++j) sum += static_cast<double>(acc[k][j]);
@@ -273,14 +291,16 @@ CLAUS_ALWAYS_INLINE void forward_tile_f32_impl(const float* z, const label_t* y,
   }
 }
 
-template <typename label_t>
+template <typename V, typename label_t>
 CLAUS_ALWAYS_INLINE void backward_tile_f32_impl(const float* z, const label_t* y,
                                                 const uint8_t* ann, const double* w,
                                                 const float* g, int64_t T, int64_t HW,
                                                 int64_t n, int64_t window, float* scratch,
                                                 float* gz) {
   constexpr bool kBinary = std::is_same<label_t, uint8_t>::value;
+  constexpr int kLanes = simd::lanes<V>();
   const F32Tile tile = prepare_f32_tile(y, ann, w, T, HW, n, window, scratch);
+  prefetch_next_tile(z, y, T, HW, n);
   const float* ybuf = tile.ybuf;
   const float* prefix = tile.prefix;
   const FrameInfo* info = tile.info;
@@ -288,14 +308,14 @@ CLAUS_ALWAYS_INLINE void backward_tile_f32_impl(const float* z, const label_t* y
   for (int64_t i = 0; i < n; i += kLanes) {
     for (int64_t t = 0; t < T; ++t) {
       const FrameInfo& f = info[t];
-      const f32x8 yt = simd::load(ybuf + t * kTile + i);
-      const f32x8 c = consistency_v<kBinary>(ybuf, prefix, f, t, i, yt);
-      const f32x8 zt = load_z(z + t * HW, i, n);
-      const f32x8 e = simd::exp_nonpos(-simd::abs(zt));
-      const f32x8 inv = 1.0f / (1.0f + e);
-      const f32x8 p = simd::select(zt >= 0.0f, inv, e * inv);
-      const f32x8 om = f.weight * c;
-      const f32x8 gv = om * (g0 * (p - yt) + (g2 * yt + g3) * p * (1.0f - p));
+      const V yt = simd::load<V>(ybuf + t * kTile + i);
+      const V c = consistency_v<V, kBinary>(ybuf, prefix, f, t, i, yt);
+      const V zt = load_z<V>(z + t * HW, i, n);
+      const V e = simd::exp_nonpos(-simd::abs(zt));
+      const V inv = 1.0f / (1.0f + e);
+      const V p = simd::select(zt >= 0.0f, inv, e * inv);
+      const V om = f.weight * c;
+      const V gv = om * (g0 * (p - yt) + (g2 * yt + g3) * p * (1.0f - p));
       float* dst = gz + t * HW + i;
       if (i + kLanes <= n) {
         simd::store(dst, gv);
@@ -323,17 +343,32 @@ CLAUS_ALWAYS_INLINE void backward_tile_f32_impl(const float* z, const label_t* y
     backward_tile_impl<scalar_t, label_t>(z, y, ann, w, g, T, HW, n, window, scratch, gz);     \
   }
 
-#define CLAUS_STEW_TILE_FNS_F32(label_t, suffix)                                               \
-  CLAUS_MULTIVERSION void forward_tile_##suffix(                                               \
-      const float* z, const label_t* y, const uint8_t* ann, const double* w, int64_t T,        \
-      int64_t HW, int64_t n, int64_t window, float* scratch, double* out) {                    \
-    forward_tile_f32_impl<label_t>(z, y, ann, w, T, HW, n, window, scratch, out);              \
-  }                                                                                            \
-  CLAUS_MULTIVERSION void backward_tile_##suffix(                                              \
-      const float* z, const label_t* y, const uint8_t* ann, const double* w, const float* g,   \
-      int64_t T, int64_t HW, int64_t n, int64_t window, float* scratch, float* gz) {           \
-    backward_tile_f32_impl<label_t>(z, y, ann, w, g, T, HW, n, window, scratch, gz);           \
+#define CLAUS_STEW_TILE_FNS_F32_AS(attr, V, label_t, suffix)                                   \
+  attr void forward_tile_##suffix(const float* z, const label_t* y, const uint8_t* ann,          \
+                                  const double* w, int64_t T, int64_t HW, int64_t n,             \
+                                  int64_t window, float* scratch, double* out) {                 \
+    forward_tile_f32_impl<V, label_t>(z, y, ann, w, T, HW, n, window, scratch, out);             \
+  }                                                                                              \
+  attr void backward_tile_##suffix(const float* z, const label_t* y, const uint8_t* ann,         \
+                                   const double* w, const float* g, int64_t T, int64_t HW,       \
+                                   int64_t n, int64_t window, float* scratch, float* gz) {       \
+    backward_tile_f32_impl<V, label_t>(z, y, ann, w, g, T, HW, n, window, scratch, gz);          \
   }
+
+// fp32 tiles: 8 lanes, multiversioned for AVX2 and baseline x86-64; and where the compiler can
+// target it, a 16-lane AVX-512 build (half the instructions per pixel, which is what bounds
+// these tiles: they are arithmetic-bound, not memory-bound), taken when the CPU has it.
+#if CLAUS_HAVE_AVX512_PATH
+#define CLAUS_STEW_TILE_FNS_F32(label_t, suffix)                                \
+  CLAUS_STEW_TILE_FNS_F32_AS(CLAUS_MULTIVERSION, simd::f32x8, label_t, suffix)  \
+  CLAUS_STEW_TILE_FNS_F32_AS(CLAUS_TARGET_AVX512, simd::f32x16, label_t, suffix##_avx512)
+#define CLAUS_STEW_F32_DISPATCH(fn, suffix, ...) \
+  (cpu_has_avx512() ? fn##_##suffix##_avx512(__VA_ARGS__) : fn##_##suffix(__VA_ARGS__))
+#else
+#define CLAUS_STEW_TILE_FNS_F32(label_t, suffix) \
+  CLAUS_STEW_TILE_FNS_F32_AS(CLAUS_MULTIVERSION, simd::f32x8, label_t, suffix)
+#define CLAUS_STEW_F32_DISPATCH(fn, suffix, ...) fn##_##suffix(__VA_ARGS__)
+#endif
 
 CLAUS_STEW_TILE_FNS_F32(uint8_t, f32_u8)
 CLAUS_STEW_TILE_FNS_F32(float, f32_f32)
@@ -342,11 +377,11 @@ CLAUS_STEW_TILE_FNS(double, double, f64_f64)
 
 void forward_tile(const float* z, const uint8_t* y, const uint8_t* a, const double* w, int64_t T,
                   int64_t HW, int64_t n, int64_t win, float* s, double* o) {
-  forward_tile_f32_u8(z, y, a, w, T, HW, n, win, s, o);
+  CLAUS_STEW_F32_DISPATCH(forward_tile, f32_u8, z, y, a, w, T, HW, n, win, s, o);
 }
 void forward_tile(const float* z, const float* y, const uint8_t* a, const double* w, int64_t T,
                   int64_t HW, int64_t n, int64_t win, float* s, double* o) {
-  forward_tile_f32_f32(z, y, a, w, T, HW, n, win, s, o);
+  CLAUS_STEW_F32_DISPATCH(forward_tile, f32_f32, z, y, a, w, T, HW, n, win, s, o);
 }
 void forward_tile(const double* z, const uint8_t* y, const uint8_t* a, const double* w,
                   int64_t T, int64_t HW, int64_t n, int64_t win, double* s, double* o) {
@@ -359,12 +394,12 @@ void forward_tile(const double* z, const double* y, const uint8_t* a, const doub
 void backward_tile(const float* z, const uint8_t* y, const uint8_t* a, const double* w,
                    const float* g, int64_t T, int64_t HW, int64_t n, int64_t win, float* s,
                    float* gz) {
-  backward_tile_f32_u8(z, y, a, w, g, T, HW, n, win, s, gz);
+  CLAUS_STEW_F32_DISPATCH(backward_tile, f32_u8, z, y, a, w, g, T, HW, n, win, s, gz);
 }
 void backward_tile(const float* z, const float* y, const uint8_t* a, const double* w,
                    const float* g, int64_t T, int64_t HW, int64_t n, int64_t win, float* s,
                    float* gz) {
-  backward_tile_f32_f32(z, y, a, w, g, T, HW, n, win, s, gz);
+  CLAUS_STEW_F32_DISPATCH(backward_tile, f32_f32, z, y, a, w, g, T, HW, n, win, s, gz);
 }
 void backward_tile(const double* z, const uint8_t* y, const uint8_t* a, const double* w,
                    const double* g, int64_t T, int64_t HW, int64_t n, int64_t win, double* s,
