@@ -56,6 +56,38 @@ def test_assign_guards_cancellation(gen):
     assert (approx != ref.cluster_assign(x, c)[0]).any()
 
 
+def check_extreme_scales(device: str, dim: int) -> None:
+    """Rows scaled by 1e-21 (fp32 products underflow to subnormals, whose rounding error is
+    absolute, so the scores' relative error bound no longer holds), 3e18 (partial sums
+    overflow) and 1, mixed, against centres of each scale placed near rows of that scale (close
+    calls): such rows must take the exact scan. The checks are relative only (assert_assign_ok's
+    absolute tolerances would pass anything at 1e-21)."""
+    g = torch.Generator().manual_seed(7)
+    n, k = 6000, 40
+    scales = torch.tensor([1e-21, 3e18, 1.0])
+    x = torch.randn(n, dim, generator=g) * scales[torch.arange(n) % 3, None]
+    for which in ([0], [1], [2, 0]):
+        # Centre j: a row of scale which[j % len(which)] plus 5% noise of that scale.
+        s = torch.tensor(which)[torch.arange(k) % len(which)]
+        rows = torch.randint(0, n // 3, (k,), generator=g) * 3 + s
+        c = x[rows] + 0.05 * scales[s, None] * torch.randn(k, dim, generator=g)
+        a, d2 = claus_ext.cluster_assign(x.to(device), c.to(device))
+        a, d2 = a.cpu(), d2.cpu()
+        assert_assign_ok(x, c, a, d2)
+        ra, rd = ref.cluster_assign(x, c)
+        # atol: a few fp32 subnormal steps (2^-149 each), the precision float32 output has at
+        # 1e-21 scale, where the distances are ~1e-41.
+        torch.testing.assert_close(d2, rd, rtol=1e-4, atol=1e-44)
+        d = ref.cluster_dist2(x, c)
+        i = torch.arange(n)
+        assert bool((d[i, a] <= d[i, ra] * (1 + 1e-5)).all())
+
+
+@pytest.mark.parametrize("dim", [17, 128])
+def test_assign_extreme_scales(dim):
+    check_extreme_scales("cpu", dim)
+
+
 def test_assign_ties_go_to_lowest_index():
     x = torch.zeros(10, 3)
     c = torch.tensor([[1.0, 0, 0], [-1.0, 0, 0], [0, 1.0, 0], [0, 0, -1.0]])
@@ -347,6 +379,12 @@ def test_cuda_assign_mixed_exact_rows(shape, dtype):
     a, d2 = claus_ext.cluster_assign(x.cuda(), c.cuda())
     assert_assign_ok(x, c, a.cpu(), d2.cpu())
     assert (a != k - 1).all()
+
+
+@requires_cuda
+@pytest.mark.parametrize("dim", [17, 128])
+def test_cuda_assign_extreme_scales(dim):
+    check_extreme_scales("cuda", dim)
 
 
 @requires_cuda

@@ -172,20 +172,25 @@ CLAUS_ALWAYS_INLINE void exact_scan(const T* x, const T* c, int64_t K, int64_t D
 // candidates the exact distances decide, ties to the lowest index (`better`).
 template <typename T>
 CLAUS_ALWAYS_INLINE void select_row(const T* x, const T* c, const T* S, const T* alpha,
-                                    double coeff, bool fast, int64_t K, int64_t D, int64_t* assign,
-                                    T* dist2) {
+                                    double coeff, double cmax2, bool fast, int64_t K,
+                                    int64_t D, int64_t* assign, T* dist2) {
   int64_t best_k = -1;
   double best_d = 0.0;
   bool done = false;
   if (fast) {
-    const T beta = static_cast<T>(coeff) * sq_norm_lanes(x, D);
-    // Finite x and finite centres give NaN-free scores; +-inf (overflow) takes the exact scan.
+    const T x2 = sq_norm_lanes(x, D);
+    const T beta = static_cast<T>(coeff) * x2;
+    // Finite x and finite centres give NaN-free scores; +-inf (overflow) and scales where the
+    // bound does not hold take the exact scan.
     const T m = min_lanes(S, K);
-    if (std::isfinite(beta) && std::isfinite(m)) {
+    if (std::isfinite(beta) && std::isfinite(m) &&
+        scores_in_range<T>(static_cast<double>(x2) + 2.0 * cmax2)) {
       int64_t b = 0;
       while (S[b] != m) ++b;
-      // Candidates: scores whose lower bound S_k - E_k reaches the best's upper bound S_b + E_b.
-      const T thr = m + alpha[b] + T(2) * beta;
+      // Candidates: scores whose lower bound S_k - E_k reaches the best's upper bound S_b + E_b,
+      // E_k = alpha_k + beta + eta (eta: subnormal intermediates, see subnormal_error).
+      const T eta = static_cast<T>(subnormal_error<T>(D));
+      const T thr = m + alpha[b] + T(2) * beta + T(2) * eta;
       int64_t n = 0;
       for (int64_t k = 0; k < K; ++k) n += (S[k] - alpha[k] <= thr) ? 1 : 0;
       if (n == 1) {  // the usual case: only the best itself
@@ -213,7 +218,8 @@ CLAUS_ALWAYS_INLINE void select_row(const T* x, const T* c, const T* S, const T*
 // Rows [i0, i1) of x (contiguous (N,D)), micro-tiles of R rows x (NV * kLanes) centres.
 template <typename T, int R, int NV>
 CLAUS_ALWAYS_INLINE void assign_rows_impl(const T* x, const T* c, const T* cpack, const T* cn,
-                                          const T* alpha, bool fast, int64_t i0, int64_t i1,
+                                          const T* alpha, double cmax2, bool fast, int64_t i0,
+                                          int64_t i1,
                                           int64_t K, int64_t D, int64_t npanels, T* S,
                                           int64_t* assign, T* dist2) {
   const int64_t Kpad = npanels * NV * kLanes<T>;
@@ -227,8 +233,8 @@ CLAUS_ALWAYS_INLINE void assign_rows_impl(const T* x, const T* c, const T* cpack
       tile_scores<T, R, NV>(xr, cpack, cn, D, npanels, Kpad, S);
     }
     for (int64_t r = 0; r < rows; ++r) {
-      select_row(x + (t + r) * D, c, S + r * Kpad, alpha, coeff, fast, K, D, assign + t + r,
-                 dist2 + t + r);
+      select_row(x + (t + r) * D, c, S + r * Kpad, alpha, coeff, cmax2, fast, K, D,
+                 assign + t + r, dist2 + t + r);
     }
   }
 }
@@ -240,20 +246,21 @@ constexpr int kWideRows = 6;
 constexpr int kNarrowRows = 12;
 static_assert(kChunk % kWideRows == 0 && kChunk % kNarrowRows == 0, "chunks hold whole tiles");
 
-#define CLAUS_CLUSTER_ROWS_FNS(T)                                                              \
-  CLAUS_MULTIVERSION void assign_rows_wide(const T* x, const T* c, const T* cpack, const T* cn, \
-                                           const T* alpha, bool fast, int64_t i0, int64_t i1,   \
-                                           int64_t K, int64_t D, int64_t npanels, T* S,         \
-                                           int64_t* assign, T* dist2) {                         \
-    assign_rows_impl<T, kWideRows, 2>(x, c, cpack, cn, alpha, fast, i0, i1, K, D, npanels, S,   \
-                                      assign, dist2);                                           \
-  }                                                                                             \
-  CLAUS_MULTIVERSION void assign_rows_narrow(const T* x, const T* c, const T* cpack,            \
-                                             const T* cn, const T* alpha, bool fast, int64_t i0, \
-                                             int64_t i1, int64_t K, int64_t D, int64_t npanels,  \
-                                             T* S, int64_t* assign, T* dist2) {                  \
-    assign_rows_impl<T, kNarrowRows, 1>(x, c, cpack, cn, alpha, fast, i0, i1, K, D, npanels, S, \
-                                        assign, dist2);                                         \
+#define CLAUS_CLUSTER_ROWS_FNS(T)                                                               \
+  CLAUS_MULTIVERSION void assign_rows_wide(const T* x, const T* c, const T* cpack, const T* cn,  \
+                                           const T* alpha, double cmax2, bool fast, int64_t i0,  \
+                                           int64_t i1, int64_t K, int64_t D, int64_t npanels,    \
+                                           T* S, int64_t* assign, T* dist2) {                    \
+    assign_rows_impl<T, kWideRows, 2>(x, c, cpack, cn, alpha, cmax2, fast, i0, i1, K, D,         \
+                                      npanels, S, assign, dist2);                                \
+  }                                                                                              \
+  CLAUS_MULTIVERSION void assign_rows_narrow(const T* x, const T* c, const T* cpack,             \
+                                             const T* cn, const T* alpha, double cmax2,          \
+                                             bool fast, int64_t i0, int64_t i1, int64_t K,       \
+                                             int64_t D, int64_t npanels, T* S, int64_t* assign,  \
+                                             T* dist2) {                                         \
+    assign_rows_impl<T, kNarrowRows, 1>(x, c, cpack, cn, alpha, cmax2, fast, i0, i1, K, D,       \
+                                        npanels, S, assign, dist2);                              \
   }
 
 CLAUS_CLUSTER_ROWS_FNS(float)
@@ -278,6 +285,7 @@ void assign_cpu(const at::Tensor& x, const at::Tensor& centers, int64_t* assign,
   std::vector<T> alpha(static_cast<size_t>(Kpad), T(0));
   const double coeff = score_bound_coeff(unit_roundoff<T>(), D);
   bool finite = true;
+  double cmax2 = 0.0;  // max_k ||c_k||^2, for scores_in_range
   for (int64_t k = 0; k < K; ++k) {
     const T* ck = cp + k * D;
     T* dst = cpack.data() + (k / P) * D * P + (k % P);
@@ -286,6 +294,7 @@ void assign_cpu(const at::Tensor& x, const at::Tensor& centers, int64_t* assign,
       finite = finite && std::isfinite(static_cast<double>(ck[d]));
     }
     const double n2 = sq_norm(ck, D);
+    cmax2 = std::max(cmax2, n2);
     cn[k] = static_cast<T>(n2);
     alpha[k] = static_cast<T>(2.0 * coeff * n2);
   }
@@ -301,11 +310,11 @@ void assign_cpu(const at::Tensor& x, const at::Tensor& centers, int64_t* assign,
     for (int64_t item = begin; item < end; ++item) {
       const int64_t i0 = item * kChunk, i1 = std::min(N, i0 + kChunk);
       if (narrow) {
-        assign_rows_narrow(xp, cp, cpack.data(), cn.data(), alpha.data(), fast, i0, i1, K, D,
-                           npanels, S.data(), assign, dist2);
+        assign_rows_narrow(xp, cp, cpack.data(), cn.data(), alpha.data(), cmax2, fast, i0, i1,
+                           K, D, npanels, S.data(), assign, dist2);
       } else {
-        assign_rows_wide(xp, cp, cpack.data(), cn.data(), alpha.data(), fast, i0, i1, K, D,
-                         npanels, S.data(), assign, dist2);
+        assign_rows_wide(xp, cp, cpack.data(), cn.data(), alpha.data(), cmax2, fast, i0, i1, K,
+                         D, npanels, S.data(), assign, dist2);
       }
     }
   });

@@ -470,7 +470,8 @@ __global__ void __launch_bounds__(kWarps * 32)
     double xn, db;
     group_norm_dist2<T, kVec>(xr, c + (kb < 0 ? 0 : kb) * D, D, g, xn, db);
     const double bound = score_error_bound(unit_roundoff<float>(), D, xn, *cmax);
-    full = kb < 0 || needs_full_check(a1, a2, bound);
+    full = kb < 0 || needs_full_check(a1, a2, bound) ||
+           !scores_in_range<float>(xn + 2.0 * *cmax);
     if (!full) {
       best_k = kb;
       best_d = db;

@@ -43,6 +43,39 @@ CLAUS_HD double score_error_bound(double u, int64_t D, double xnorm2, double cno
   return score_bound_coeff(u, D) * (xnorm2 + 2.0 * cnorm2);
 }
 
+// Absolute error that subnormal intermediates can add to a D-term score on top of the relative
+// bound above: half a subnormal step (2^-150 in fp32, 2^-1075 in fp64) per product and per
+// addition of the dot product, the norm and the final subtraction, doubled for margin. It
+// matters only for bounds built from small norms (the CPU's per-centre bounds), where the
+// relative part can fall below it.
+template <typename acc_t>
+CLAUS_HD double subnormal_error(int64_t D);
+template <>
+CLAUS_HD double subnormal_error<float>(int64_t D) {
+  return (2.0 * static_cast<double>(D) + 4.0) * 0x1p-149;
+}
+template <>
+CLAUS_HD double subnormal_error<double>(int64_t D) {
+  return (2.0 * static_cast<double>(D) + 4.0) * 0x1p-1074;
+}
+
+// Whether the scores of a row obey score_error_bound: `scale` = ||x||^2 + 2 max_k ||c_k||^2 (in
+// fp64) lies where no product or partial sum of the score computation in acc_t can overflow
+// (every one is below scale) and where the absolute rounding error of subnormal intermediates
+// (subnormal_error) is negligible against a bound built from max_k ||c_k||^2 (the CUDA
+// kernel's; at least 2^-100 * 4 (D+2) u in fp32). Outside, the scores can pick a wrong centre
+// (measured: inputs scaled by 1e-21 or 3e18), so such rows take the exact path.
+template <typename acc_t>
+CLAUS_HD bool scores_in_range(double scale);
+template <>
+CLAUS_HD bool scores_in_range<float>(double scale) {
+  return scale >= 0x1p-100 && scale < 0x1p125;
+}
+template <>
+CLAUS_HD bool scores_in_range<double>(double scale) {
+  return scale >= 0x1p-900 && scale < 0x1p1000;
+}
+
 // Whether (d, k) beats the current best (best_d, best_k): smaller distance, ties to the lower
 // index. Written so that a NaN distance never wins (every comparison with NaN is false), and an
 // empty best (best_k < 0) is beaten by any non-NaN distance.
