@@ -53,6 +53,23 @@ def test_scores_embeddings_and_determinism(ds):
     assert e.videos == a.videos and torch.equal(e.embeddings, a.embeddings)
 
 
+def test_mass_frame_score(ds):
+    # Foreground bias pushed so that part of each frame is foreground (p around 0.4).
+    m = _model(ds)
+    with torch.no_grad():
+        m.heads.loc_out.bias.fill_(-0.4)
+    vids = ds.split_indices("train")[:3]
+    mean = score_pool(m, ds, vids, passes=3, batch_size=4, seed=5)
+    mass = score_pool(m, ds, vids, passes=3, batch_size=4, seed=5, frame_score="mass")
+    inf = mean.scores.informative
+    assert inf.any() and torch.equal(inf, mass.scores.informative)
+    # mass = mean · fg_count / (H·W): smaller wherever part of the frame is background.
+    assert bool((mass.scores.uncertainty[inf] < mean.scores.uncertainty[inf]).all())
+    torch.testing.assert_close(mass.scores.entropy, mean.scores.entropy, equal_nan=True)
+    with pytest.raises(ValueError, match="frame_score"):
+        score_pool(m, ds, vids, frame_score="sum")
+
+
 def test_bad_input(ds):
     m = _model(ds)
     with pytest.raises(ValueError, match="mode"):

@@ -8,13 +8,21 @@ in test_annotation.py.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 import torch
 from claus.data import LabelState, load_dataset
 from claus.models import build_model
-from claus.rounds import AwaitingLabels, RunConfig, Trainer, run_rounds, simulated_oracle
+from claus.rounds import (
+    AwaitingLabels,
+    RunConfig,
+    RunMismatchError,
+    Trainer,
+    run_rounds,
+    simulated_oracle,
+)
 from claus.selection.strategies import Selection
 
 
@@ -90,5 +98,17 @@ def test_config_without_oracle_resumes_and_bad_oracle(tmp_path, ds):
     del conf["oracle"]  # written before the field existed
     (run / "config.json").write_text(json.dumps(conf))
     assert run_rounds(run, c, trainer=CountingTrainer().trainer(), dataset=ds, progress=False)
+    # A run written before frame_score existed scored frames by the mean: it resumes as such,
+    # whatever the current default, and refuses another frame score.
+    del conf["frame_score"]
+    (run / "config.json").write_text(json.dumps(conf))
+    assert run_rounds(run, dataclasses.replace(c, frame_score="mean"),
+                      trainer=CountingTrainer().trainer(), dataset=ds, progress=False)
+    with pytest.raises(RunMismatchError, match="frame_score: 'mean' → 'mass'"):
+        run_rounds(run, dataclasses.replace(c, frame_score="mass"),
+                   trainer=CountingTrainer().trainer(), dataset=ds, progress=False)
+    assert RunConfig.from_json(conf).frame_score == "mean"
+    with pytest.raises(ValueError, match="unknown frame_score 'sum'"):
+        cfg(frame_score="sum")
     with pytest.raises(ValueError, match="unknown oracle 'crowd'; choices: simulated"):
         cfg(oracle="crowd")

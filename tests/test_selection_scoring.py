@@ -59,6 +59,25 @@ def test_frame_scores_uncertainty_entropy_and_informative():
     assert frame_scores(st, min_fg=0.5).informative[0, 1]
 
 
+def test_frame_scores_mass_weighs_doubt_by_its_area():
+    # Frame 0: a speck of 1 doubtful pixel (u = 2); frame 1: a whole actor of 6 pixels with
+    # u = 0.5 each. "mean" prefers the speck (2 > 0.5), "mass" the actor (3/10 > 2/10).
+    fg = torch.tensor([[1.0, 6.0, 0.0]])
+    unc = torch.tensor([[2.0, 3.0, 0.0]])
+    st = stitch_clip_stats(fg, unc, torch.zeros_like(fg), [0], [0], [3], pixels=10)
+    mean, mass = frame_scores(st), frame_scores(st, score="mass")
+    assert mean.uncertainty[0, :2].tolist() == [2.0, 0.5]
+    assert mass.uncertainty[0, :2].tolist() == pytest.approx([0.2, 0.3])
+    # Same informative frames, same entropy; only the uncertainty differs.
+    assert mass.informative.tolist() == mean.informative.tolist() == [[True, True, False]]
+    assert math.isnan(mass.uncertainty[0, 2])
+    torch.testing.assert_close(mass.entropy, mean.entropy, equal_nan=True)
+    assert select_frames(mean, torch.zeros(1, 3, dtype=torch.bool), 1).frames.tolist() == [[0]]
+    assert select_frames(mass, torch.zeros(1, 3, dtype=torch.bool), 1).frames.tolist() == [[1]]
+    with pytest.raises(ValueError, match="unknown frame score 'sum'; choices: mean"):
+        frame_scores(st, score="sum")
+
+
 def test_select_skips_labelled_noninformative_and_padding():
     # Two videos: video 0 has 6 frames, video 1 has 4 (padded); one 6-frame clip each.
     fgs = torch.tensor([[5.0, 5, 0, 5, 5, 5], [5.0, 5, 5, 5, 5, 5]])

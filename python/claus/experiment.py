@@ -17,7 +17,8 @@ import argparse
 import logging
 import sys
 
-from .rounds import ORACLES, AwaitingLabels, RunConfig, run_experiment
+from .rounds import DEFAULT_FRAME_SCORE, ORACLES, AwaitingLabels, RunConfig, run_experiment
+from .selection.scoring import FRAME_SCORES
 from .selection.strategies import STRATEGIES
 
 # Training options passed through to claus.training.TrainConfig when given.
@@ -38,6 +39,10 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--videos-per-round", type=int, default=None,
                    help="V (default: each chosen video gets ~5%% of its frames)")
     p.add_argument("--passes", type=int, default=10, help="MC-dropout passes R (default 10)")
+    p.add_argument("--frame-score", choices=list(FRAME_SCORES), default=DEFAULT_FRAME_SCORE,
+                   help="frame score of uncertainty and claus: " + "; ".join(
+                       f"{k}: {v}" for k, v in FRAME_SCORES.items())
+                   + f" (default {DEFAULT_FRAME_SCORE})")
     p.add_argument("--clusters", type=int, default=5, help="K for claus (default 5)")
     p.add_argument("--cluster-cap", type=float, default=None,
                    help="largest share of labelled videos in one cluster (paper: 0.54)")
@@ -56,7 +61,8 @@ def run_config(a: argparse.Namespace, strategy: str, seed: int) -> RunConfig:
     train = {k: getattr(a, k) for k in TRAIN_FLAGS if getattr(a, k) is not None}
     return RunConfig(dataset=a.dataset, preset=a.preset, strategy=strategy, seed=seed,
                      init_percent=a.init, step_percent=a.step, target_percent=a.target,
-                     videos_per_round=a.videos_per_round, passes=a.passes, clusters=a.clusters,
+                     videos_per_round=a.videos_per_round, passes=a.passes,
+                     frame_score=a.frame_score, clusters=a.clusters,
                      cluster_cap=a.cluster_cap, warm_start=a.warm_start, train=train,
                      oracle=a.oracle)
 

@@ -54,6 +54,7 @@ import torch
 from .data import LabelState, VideoDataset, budget_boxes, load_dataset, total_boxes
 from .io import atomic_torch_save, atomic_write_json, atomic_write_text
 from .selection.pool import PoolScores, score_pool
+from .selection.scoring import FRAME_SCORES
 from .selection.strategies import SCORED, Selection, check_strategy, select_round
 
 __all__ = [
@@ -72,6 +73,12 @@ __all__ = [
 log = logging.getLogger(__name__)
 FORMAT = "claus.run"
 VERSION = 1
+
+#: Frame score of `uncertainty` and `claus` runs (`claus.selection.FRAME_SCORES`).
+DEFAULT_FRAME_SCORE = "mean"
+#: Values of fields added to RunConfig after runs were written without them: what those runs
+#: did, so that resuming one continues it unchanged whatever the current defaults are.
+LEGACY_FIELDS = {"frame_score": "mean"}
 
 
 ORACLES = {
@@ -113,6 +120,7 @@ class RunConfig:
     init_frames_per_video: frames per video of the initial random set.
     videos_per_round: V (None: each chosen video gets ~5% of its frames).
     passes: R, MC-dropout passes of pool scoring. score_batch: windows per scoring forward.
+    frame_score: how uncertainty and claus score a frame (`claus.selection.FRAME_SCORES`).
     clusters: K for `claus`; cluster_cap: largest share of labelled videos in one cluster.
     warm_start: start each round from the previous round's weights (default: same init).
     train: `claus.training.TrainConfig` fields (model, epochs, lr, T, stride, beta, ...).
@@ -131,6 +139,7 @@ class RunConfig:
     videos_per_round: int | None = None
     passes: int = 10
     score_batch: int = 16
+    frame_score: str = DEFAULT_FRAME_SCORE
     clusters: int = 5
     cluster_cap: float | None = None
     warm_start: bool = False
@@ -153,6 +162,9 @@ class RunConfig:
             raise ValueError(f"step_percent must be > 0, got {self.step_percent}")
         if self.passes < 1:
             raise ValueError(f"passes must be >= 1, got {self.passes}")
+        if self.frame_score not in FRAME_SCORES:
+            raise ValueError(f"unknown frame_score {self.frame_score!r}; choices: "
+                             + "; ".join(f"{k}: {v}" for k, v in FRAME_SCORES.items()))
         if self.clusters < 1:
             raise ValueError(f"clusters must be >= 1, got {self.clusters}")
         if self.cluster_cap is not None and not 0 < self.cluster_cap <= 1:
@@ -179,7 +191,7 @@ class RunConfig:
         if d.get("format") != FORMAT:
             raise ValueError(f"not a claus run config (format {d.get('format')!r})")
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        return cls(**{**LEGACY_FIELDS, **{k: v for k, v in d.items() if k in names}})
 
 
 def config_diff(old: dict, new: dict) -> list[str]:
@@ -280,8 +292,9 @@ def _committed(run: Path) -> list[int]:
 def _open_run(run: Path, cfg: RunConfig, resume: bool) -> None:
     conf = run / "config.json"
     if conf.exists():
-        # Fields added to RunConfig since the run was written take their defaults.
-        old = {**RunConfig().to_json(), **json.loads(conf.read_text())}
+        # Fields added to RunConfig since the run was written take their defaults, or the value
+        # that reproduces what the run did then (LEGACY_FIELDS).
+        old = {**RunConfig().to_json(), **LEGACY_FIELDS, **json.loads(conf.read_text())}
         diff = config_diff(old, cfg.to_json())
         if diff:
             raise RunMismatchError(f"run folder {run} holds a run with another configuration; "
@@ -470,6 +483,7 @@ def run_rounds(
                 if not sp.exists():
                     ps = score_pool(model, ds, train_idx, T=geo["T"], stride=geo["stride"],
                                     size=geo["size"], device=geo["device"],
+                                    frame_score=cfg.frame_score,
                                     mode="deterministic" if cfg.strategy == "entropy" else "mc",
                                     passes=cfg.passes, batch_size=cfg.score_batch,
                                     seed=int(np.random.SeedSequence([cfg.seed, r, 2])

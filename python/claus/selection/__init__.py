@@ -7,6 +7,7 @@ videos and frames (random, equidistant, entropy, uncertainty, claus).
 """
 
 from .scoring import (
+    FRAME_SCORES,
     FrameScores,
     FrameSelection,
     FrameStats,
@@ -26,6 +27,7 @@ from .strategies import (
 )
 
 __all__ = [
+    "FRAME_SCORES",
     "STRATEGIES",
     "Selection",
     "allocate_clusters",

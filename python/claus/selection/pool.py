@@ -29,7 +29,7 @@ import torch.distributed as dist
 import claus_ext
 
 from ..data import InferenceClips, VideoDataset
-from .scoring import FrameScores, frame_scores, stitch_clip_stats
+from .scoring import FRAME_SCORES, FrameScores, frame_scores, stitch_clip_stats
 
 __all__ = ["PoolScores", "score_pool", "MODES"]
 
@@ -86,6 +86,7 @@ def score_pool(
     batch_size: int = 16,
     fg_threshold: float = 0.4,
     min_fg: float = 1.0,
+    frame_score: str = "mean",
     seed: int = 0,
     device: str | torch.device = "cpu",
     progress: bool = False,
@@ -99,7 +100,8 @@ def score_pool(
         mode: "mc" (MC dropout, R = passes) or "deterministic" (one pass, no dropout).
         passes: R >= 1 for mode "mc".
         batch_size: windows per forward.
-        fg_threshold: foreground threshold of `frame_uncertainty`; min_fg: of `frame_scores`.
+        fg_threshold: foreground threshold of `frame_uncertainty`; min_fg and frame_score: the
+            `min_fg` and `score` of `frame_scores`.
         seed: dropout masks of batch b come from a generator seeded with (seed, b).
         device: where the model runs.
         progress: show a progress bar (rank 0).
@@ -112,6 +114,8 @@ def score_pool(
         raise ValueError(f"passes must be >= 1, got {passes}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if frame_score not in FRAME_SCORES:
+        raise ValueError(f"unknown frame_score {frame_score!r}; choices: {sorted(FRAME_SCORES)}")
     videos = [int(v) for v in videos]
     if not videos:
         raise ValueError("score_pool: the pool is empty")
@@ -160,5 +164,5 @@ def score_pool(
     emb.index_add_(0, clip_video, cat["emb"].double())
     counts = torch.bincount(clip_video, minlength=len(videos)).clamp_min(1)
     embeddings = (emb / counts[:, None]).float()
-    return PoolScores(videos=videos, scores=frame_scores(stats, min_fg), embeddings=embeddings,
-                      mode=mode, passes=passes if mode == "mc" else 1)
+    return PoolScores(videos=videos, scores=frame_scores(stats, min_fg, frame_score),
+                      embeddings=embeddings, mode=mode, passes=passes if mode == "mc" else 1)

@@ -7,9 +7,10 @@ N clips of T frames to per-clip-frame sums (fg_count, unc_sum, ent_sum, each (N,
    frame t of a clip that starts at frame s with stride m samples original frame s + t·m;
    a frame sampled by several clips (sliding windows overlap) gets the mean of their statistics;
    a frame no clip sampled has no statistics;
-2. turns them into frame scores (`frame_scores`): the uncertainty U = unc_sum / fg_count where
-   fg_count >= min_fg (frames below are non-informative: too little foreground to judge), and
-   an entropy score ent_sum / (H·W) for the entropy baseline;
+2. turns them into frame scores (`frame_scores`): the uncertainty U = unc_sum / fg_count (the
+   paper's mean over the predicted foreground) or unc_sum / (H·W) (its mass, `score="mass"`)
+   where fg_count >= min_fg (frames below are non-informative: too little foreground to
+   judge), and an entropy score ent_sum / (H·W) for the entropy baseline;
 3. picks frames per video with the redundancy-aware greedy `claus_ext.select_frames`
    (`select_frames`), never a labelled or non-informative frame.
 
@@ -153,23 +154,41 @@ def stitch_clip_stats(
                       pixels=int(pixels))
 
 
-def frame_scores(stats: FrameStats, min_fg: float = 1.0) -> FrameScores:
+#: How a frame's MC-dropout uncertainty becomes its score (`frame_scores(score=...)`).
+FRAME_SCORES = {
+    "mean": "mean pixel uncertainty over the predicted foreground, unc_sum / fg_count (the "
+            "paper's)",
+    "mass": "foreground uncertainty mass per frame pixel, unc_sum / (H·W): large uncertain "
+            "foreground outranks a few doubtful pixels",
+}
+
+
+def frame_scores(stats: FrameStats, min_fg: float = 1.0, score: str = "mean") -> FrameScores:
     """Frame uncertainty and entropy scores from stitched statistics.
 
     Args:
         stats: `FrameStats` of V videos padded to L frames.
         min_fg: > 0, least mean foreground pixel count of an informative frame.
+        score: one of `FRAME_SCORES`. "mean" (the paper's) scores a frame whose model sees a few
+            doubtful foreground pixels (a half-detected idle figure, a speck on the background)
+            as high as one with a whole doubtful actor; "mass" weighs the doubt by the area it
+            covers.
 
     Returns:
-        `FrameScores`: U = unc_sum / fg_count where covered and fg_count >= min_fg (NaN
-        elsewhere); entropy = ent_sum / pixels where covered (NaN elsewhere).
+        `FrameScores`: U = unc_sum / fg_count ("mean") or unc_sum / pixels ("mass") where
+        covered and fg_count >= min_fg (NaN elsewhere); entropy = ent_sum / pixels where covered
+        (NaN elsewhere).
     """
     if not (min_fg > 0 and math.isfinite(min_fg)):
         raise ValueError(f"min_fg must be a finite number > 0, got {min_fg}")
+    if score not in FRAME_SCORES:
+        raise ValueError(f"unknown frame score {score!r}; choices: "
+                         + "; ".join(f"{k}: {v}" for k, v in FRAME_SCORES.items()))
     covered = stats.coverage > 0
     informative = covered & (stats.fg_count >= min_fg)
     nan = torch.full_like(stats.fg_count, float("nan"))
-    unc = torch.where(informative, stats.unc_sum / stats.fg_count.clamp_min(min_fg), nan)
+    denom = stats.fg_count.clamp_min(min_fg) if score == "mean" else float(stats.pixels)
+    unc = torch.where(informative, stats.unc_sum / denom, nan)
     ent = torch.where(covered, stats.ent_sum / stats.pixels, nan)
     return FrameScores(uncertainty=unc, entropy=ent, informative=informative, covered=covered,
                        lengths=stats.lengths)
