@@ -167,8 +167,9 @@ CLAUS_ALWAYS_INLINE void exact_scan(const T* x, const T* c, int64_t K, int64_t D
 }
 
 // Picks row x's centre from its scores S (fast path) or by the exact formula over every centre.
-// `alpha` holds 2 * coeff * ||c_k||^2 per centre, so a score's error bound is
-// beta + alpha[k] with beta = coeff * ||x||^2 (score_error_bound in cluster_math.h). Among the
+// `alpha` holds 2 * coeff * ||c_k||^2 + eta per centre, so a score's error bound is
+// beta + alpha[k] with beta = coeff * ||x||^2 (score_error_bound in cluster_math.h) and eta the
+// absolute error of subnormal intermediates (subnormal_error). Among the
 // candidates the exact distances decide, ties to the lowest index (`better`).
 template <typename T>
 CLAUS_ALWAYS_INLINE void select_row(const T* x, const T* c, const T* S, const T* alpha,
@@ -187,10 +188,8 @@ CLAUS_ALWAYS_INLINE void select_row(const T* x, const T* c, const T* S, const T*
         scores_in_range<T>(static_cast<double>(x2) + 2.0 * cmax2)) {
       int64_t b = 0;
       while (S[b] != m) ++b;
-      // Candidates: scores whose lower bound S_k - E_k reaches the best's upper bound S_b + E_b,
-      // E_k = alpha_k + beta + eta (eta: subnormal intermediates, see subnormal_error).
-      const T eta = static_cast<T>(subnormal_error<T>(D));
-      const T thr = m + alpha[b] + T(2) * beta + T(2) * eta;
+      // Candidates: scores whose lower bound S_k - E_k reaches the best's upper bound S_b + E_b.
+      const T thr = m + alpha[b] + T(2) * beta;
       int64_t n = 0;
       for (int64_t k = 0; k < K; ++k) n += (S[k] - alpha[k] <= thr) ? 1 : 0;
       if (n == 1) {  // the usual case: only the best itself
@@ -296,7 +295,7 @@ void assign_cpu(const at::Tensor& x, const at::Tensor& centers, int64_t* assign,
     const double n2 = sq_norm(ck, D);
     cmax2 = std::max(cmax2, n2);
     cn[k] = static_cast<T>(n2);
-    alpha[k] = static_cast<T>(2.0 * coeff * n2);
+    alpha[k] = static_cast<T>(2.0 * coeff * n2 + subnormal_error<T>(D));
   }
   // Non-finite centres break the error bounds (inf - inf); every row then takes the exact path.
   const bool fast = finite;

@@ -46,8 +46,8 @@ CLAUS_HD double score_error_bound(double u, int64_t D, double xnorm2, double cno
 // Absolute error that subnormal intermediates can add to a D-term score on top of the relative
 // bound above: half a subnormal step (2^-150 in fp32, 2^-1075 in fp64) per product and per
 // addition of the dot product, the norm and the final subtraction, doubled for margin. It
-// matters only for bounds built from small norms (the CPU's per-centre bounds), where the
-// relative part can fall below it.
+// matters only for bounds built from small norms (the CPU's per-centre bounds, which add it to
+// their centre part), where the relative part can fall below it.
 template <typename acc_t>
 CLAUS_HD double subnormal_error(int64_t D);
 template <>

@@ -12,7 +12,7 @@
 #include <cstdint>
 #include <cstring>
 
-#define CLAUS_SIMD_INLINE inline __attribute__((always_inline))
+#include "cpu.h"
 
 namespace claus {
 namespace simd {
@@ -20,15 +20,11 @@ namespace simd {
 template <int N>
 struct VecTypes {
   typedef float f32 __attribute__((vector_size(4 * N)));
-  typedef int32_t i32 __attribute__((vector_size(4 * N)));
 };
 
-// f32v<N>: N floats; i32v<N>: N int32 (lane masks are all-ones or zero, as produced by vector
-// comparisons).
+// f32v<N>: N floats. Their lane masks (mask_of below) are int32 vectors of all-ones or zero.
 template <int N>
 using f32v = typename VecTypes<N>::f32;
-template <int N>
-using i32v = typename VecTypes<N>::i32;
 using f32x8 = f32v<8>;
 using f32x16 = f32v<16>;
 
@@ -45,42 +41,42 @@ using mask_of = decltype(V{} < V{});
 
 // Broadcast (vector + scalar), which compilers emit as one broadcast.
 template <typename V>
-CLAUS_SIMD_INLINE V splat(float v) {
+CLAUS_ALWAYS_INLINE V splat(float v) {
   return V{} + v;
 }
 template <typename V>
-CLAUS_SIMD_INLINE V load(const float* p) {
+CLAUS_ALWAYS_INLINE V load(const float* p) {
   V v;
   std::memcpy(&v, p, sizeof v);
   return v;
 }
 template <typename V>
-CLAUS_SIMD_INLINE void store(float* p, V v) {
+CLAUS_ALWAYS_INLINE void store(float* p, V v) {
   std::memcpy(p, &v, sizeof v);
 }
 template <typename V>
-CLAUS_SIMD_INLINE mask_of<V> bits(V v) {
+CLAUS_ALWAYS_INLINE mask_of<V> bits(V v) {
   mask_of<V> i;
   std::memcpy(&i, &v, sizeof i);
   return i;
 }
 template <typename V>
-CLAUS_SIMD_INLINE V from_bits(mask_of<V> i) {
+CLAUS_ALWAYS_INLINE V from_bits(mask_of<V> i) {
   V v;
   std::memcpy(&v, &i, sizeof v);
   return v;
 }
 template <typename V>
-CLAUS_SIMD_INLINE V select(mask_of<V> mask, V a, V b) {
+CLAUS_ALWAYS_INLINE V select(mask_of<V> mask, V a, V b) {
   return from_bits<V>((mask & bits(a)) | (~mask & bits(b)));
 }
 template <typename V>
-CLAUS_SIMD_INLINE V abs(V v) {
+CLAUS_ALWAYS_INLINE V abs(V v) {
   return from_bits<V>(bits(v) & 0x7fffffff);
 }
 // Lanes [0, count) true, the rest false.
 template <typename V>
-CLAUS_SIMD_INLINE mask_of<V> lanes_below(int64_t count) {
+CLAUS_ALWAYS_INLINE mask_of<V> lanes_below(int64_t count) {
   mask_of<V> iota;
   for (int j = 0; j < lanes<V>(); ++j) iota[j] = j;
   return iota < static_cast<int32_t>(count);
@@ -88,7 +84,7 @@ CLAUS_SIMD_INLINE mask_of<V> lanes_below(int64_t count) {
 
 // exp(x) for x <= 0; 0 below -87.3, NaN for NaN (see fastmath::exp_nonpos).
 template <typename V>
-CLAUS_SIMD_INLINE V exp_nonpos(V x) {
+CLAUS_ALWAYS_INLINE V exp_nonpos(V x) {
   const V lo = splat<V>(-87.3f);
   const mask_of<V> under = x < lo;
   const V xc = select(under, lo, x);
@@ -112,7 +108,7 @@ CLAUS_SIMD_INLINE V exp_nonpos(V x) {
 // log1p(e) = 2 atanh(s), s = e/(2+e) in [0, 1/3]; the series to s^13 is below 2^-24 relative
 // for every e in range, tiny e included (s ~ e/2), unlike log(1+e) after rounding 1+e.
 template <typename V>
-CLAUS_SIMD_INLINE V log1p_recip(V e, V& recip) {
+CLAUS_ALWAYS_INLINE V log1p_recip(V e, V& recip) {
   const V u = 1.0f + e;
   const V v = 2.0f + e;
   const V d = 1.0f / (u * v);

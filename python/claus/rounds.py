@@ -54,7 +54,7 @@ import torch
 from .data import LabelState, VideoDataset, budget_boxes, load_dataset, total_boxes
 from .io import atomic_torch_save, atomic_write_json, atomic_write_text
 from .selection.pool import PoolScores, score_pool
-from .selection.scoring import FRAME_SCORES
+from .selection.scoring import check_frame_score
 from .selection.strategies import SCORED, Selection, check_strategy, select_round
 
 __all__ = [
@@ -164,9 +164,7 @@ class RunConfig:
             raise ValueError(f"step_percent must be > 0, got {self.step_percent}")
         if self.passes < 1:
             raise ValueError(f"passes must be >= 1, got {self.passes}")
-        if self.frame_score not in FRAME_SCORES:
-            raise ValueError(f"unknown frame_score {self.frame_score!r}; choices: "
-                             + "; ".join(f"{k}: {v}" for k, v in FRAME_SCORES.items()))
+        check_frame_score(self.frame_score, "frame_score")
         if self.clusters < 1:
             raise ValueError(f"clusters must be >= 1, got {self.clusters}")
         if self.cluster_cap is not None and not 0 < self.cluster_cap <= 1:

@@ -29,7 +29,7 @@ import torch.distributed as dist
 import claus_ext
 
 from ..data import InferenceClips, VideoDataset
-from .scoring import FRAME_SCORES, FrameScores, frame_scores, stitch_clip_stats
+from .scoring import FrameScores, check_frame_score, frame_scores, stitch_clip_stats
 
 __all__ = ["PoolScores", "score_pool", "MODES"]
 
@@ -114,8 +114,7 @@ def score_pool(
         raise ValueError(f"passes must be >= 1, got {passes}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if frame_score not in FRAME_SCORES:
-        raise ValueError(f"unknown frame_score {frame_score!r}; choices: {sorted(FRAME_SCORES)}")
+    check_frame_score(frame_score, "frame_score")  # before the costly passes
     videos = [int(v) for v in videos]
     if not videos:
         raise ValueError("score_pool: the pool is empty")

@@ -163,6 +163,14 @@ FRAME_SCORES = {
 }
 
 
+def check_frame_score(score: str, what: str = "frame score") -> str:
+    """`score` if it is one of `FRAME_SCORES`, else a ValueError naming `what` and the choices."""
+    if score not in FRAME_SCORES:
+        raise ValueError(f"unknown {what} {score!r}; choices: "
+                         + "; ".join(f"{k}: {v}" for k, v in FRAME_SCORES.items()))
+    return score
+
+
 def frame_scores(stats: FrameStats, min_fg: float = 1.0, score: str = "mean") -> FrameScores:
     """Frame uncertainty and entropy scores from stitched statistics.
 
@@ -181,9 +189,7 @@ def frame_scores(stats: FrameStats, min_fg: float = 1.0, score: str = "mean") ->
     """
     if not (min_fg > 0 and math.isfinite(min_fg)):
         raise ValueError(f"min_fg must be a finite number > 0, got {min_fg}")
-    if score not in FRAME_SCORES:
-        raise ValueError(f"unknown frame score {score!r}; choices: "
-                         + "; ".join(f"{k}: {v}" for k, v in FRAME_SCORES.items()))
+    check_frame_score(score)
     covered = stats.coverage > 0
     informative = covered & (stats.fg_count >= min_fg)
     nan = torch.full_like(stats.fg_count, float("nan"))
