@@ -107,11 +107,12 @@ def test_ucf24_fixture_conversion_and_frames(tmp_path):
     assert "clipped" in msgs  # 250 + 100 > 320
     jump = ds.video("Jump/v_Jump_g01_c01")
     assert jump.split == "train" and jump.num_frames == 6
-    np.testing.assert_array_equal(jump.tubes[0].boxes[0], [1, 2, 4, 6])
+    # pyannot x, y are 1-based: (1, 2, 3, 4) covers 0-based columns 0..2, rows 1..4.
+    np.testing.assert_array_equal(jump.tubes[0].boxes[0], [0, 1, 3, 5])
     assert (jump.tubes[0].start, jump.tubes[0].end) == (1, 4)
     run = ds.video("Run/v_Run_g02_c01")
     assert run.split == "test" and len(run.tubes) == 2
-    np.testing.assert_array_equal(run.tubes[0].boxes[0], [250, 100, 320, 150])  # clipped, no wrap
+    np.testing.assert_array_equal(run.tubes[0].boxes[0], [249, 99, 320, 149])  # clipped, no wrap
     np.testing.assert_array_equal(run.boxes_per_frame(), [1, 1, 2, 2, 1])
     # Frame f is image f + 1; decoded frames come back in the order asked.
     got = ds.read_frames(ds.index(jump.name), [5, 0, 2])

@@ -19,7 +19,14 @@ from .frames import ArrayFrames, FrameReadError, FrameSource
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Tube", "Video", "VideoDataset", "clip_boxes"]
+__all__ = [
+    "Tube",
+    "Video",
+    "VideoDataset",
+    "clip_boxes",
+    "edges_to_inclusive",
+    "inclusive_to_edges",
+]
 
 
 def clip_boxes(boxes: np.ndarray, width: int, height: int) -> tuple[np.ndarray, int]:
@@ -30,6 +37,43 @@ def clip_boxes(boxes: np.ndarray, width: int, height: int) -> tuple[np.ndarray, 
     c[:, 1::2] = np.clip(c[:, 1::2], 0, height)
     changed = int(np.any(c != b, axis=1).sum()) if len(b) else 0
     return c, changed
+
+
+# The two box conventions that meet at the ACT/MOC boundary, and the only place claus converts
+# between them. ACT/MOC boxes are 0-based *inclusive* pixel indices: x2 is the last covered
+# column, so a box covers x2 - x1 + 1 columns (MCG-NJU/MOC-Detector src/ACT_utils/ACT_utils.py:
+# "coordinates are 0-indexed", area2d/overlap2d/iou2d add 1; src/detector/normal_moc_det.py
+# clips detections to [0, width - 1]). claus boxes are edges (x2 = x1 + width). The readers and
+# `VideoDataset.act_gt` go through these two functions; see `claus.data.readers` for the sources.
+
+
+def inclusive_to_edges(boxes: np.ndarray) -> np.ndarray:
+    """ACT/MOC inclusive pixel boxes → claus edge boxes.
+
+    Args:
+        boxes: (..., 4) [x1, y1, x2, y2], any real dtype; x2/y2 are the last covered column/row.
+
+    Returns:
+        (..., 4) float32 [x1, y1, x2 + 1, y2 + 1] (the sum taken in float64, rounded once).
+    """
+    b = np.array(boxes, dtype=np.float64)
+    b[..., 2:4] += 1.0
+    return b.astype(np.float32)
+
+
+def edges_to_inclusive(boxes: np.ndarray) -> np.ndarray:
+    """claus edge boxes → ACT/MOC inclusive pixel boxes (the inverse of `inclusive_to_edges`).
+
+    Args:
+        boxes: (..., 4) [x1, y1, x2, y2], any real dtype; x2/y2 are the right/bottom edges.
+
+    Returns:
+        (..., 4) float64 [x1, y1, x2 - 1, y2 - 1], the boxes `claus.eval` measures (+1 areas);
+        float64 so that float32 edges convert exactly.
+    """
+    b = np.array(boxes, dtype=np.float64)
+    b[..., 2:4] -= 1.0
+    return b
 
 
 @dataclass
@@ -262,17 +306,30 @@ class VideoDataset:
         return VideoDataset(self.name, self.classes, videos, strict=False)
 
     # ------------------------------------------------------------------ exports
-    def act_gt(self, split: str | None = "test") -> dict[str, dict[int, list[np.ndarray]]]:
-        """Ground truth in the ACT/MOC `gttubes` layout the evaluation takes.
+    def act_gt(
+        self, split: str | None = "test", *, indices: Iterable[int | str] | None = None
+    ) -> dict[str, dict[int, list[np.ndarray]]]:
+        """Ground truth in the ACT/MOC `gttubes` layout, the form `claus.eval` takes.
 
-        Returns {video: {label: [array (n, 5) float32: frame (1-based), x1, y1, x2, y2]}}.
+        Frames become 1-based and boxes inclusive pixel indices (`edges_to_inclusive`): the
+        convention of the `UCF101v2-GT.pkl` / `JHMDB-GT.pkl` files and of the ACT/MOC metrics,
+        so `load_act_gt` followed by `act_gt` gives back the file's numbers.
+
+        Args:
+            split: the videos of this split (None: all); ignored when `indices` is given.
+            indices: explicit videos (indices or names) instead of a split.
+
+        Returns:
+            {video: {label: [array (n, 5) float64: frame (1-based), x1, y1, x2, y2 inclusive]}},
+            one entry per video (an empty dict for a video without tubes).
         """
         out: dict[str, dict[int, list[np.ndarray]]] = {}
-        for i in self.split_indices(split):
-            v = self.videos[i]
+        for i in self.split_indices(split) if indices is None else indices:
+            v = self[i]
             d: dict[int, list[np.ndarray]] = {}
             for t in v.tubes:
-                fr = np.arange(t.start, t.end, dtype=np.float32)[:, None] + 1
-                d.setdefault(t.label, []).append(np.concatenate([fr, t.boxes], axis=1))
+                fr = np.arange(t.start, t.end, dtype=np.float64)[:, None] + 1
+                rows = np.concatenate([fr, edges_to_inclusive(t.boxes)], axis=1)
+                d.setdefault(t.label, []).append(rows)
             out[v.name] = d
         return out

@@ -1,8 +1,8 @@
 """Readers for the public benchmarks: UCF-101-24 and J-HMDB-21 as commonly released.
 
 All annotation pickles go through the restricted unpickler (`safe_pickle`). Readers convert to
-claus conventions at the boundary: 0-based frames, [x1, y1, x2, y2] float32 boxes; boxes
-outside the frame are clipped and counted (one warning per file).
+claus conventions at the boundary: 0-based frames, [x1, y1, x2, y2] float32 boxes with x2/y2
+the right/bottom edges; boxes outside the frame are clipped and counted (one warning per file).
 
 Layouts understood:
 
@@ -13,6 +13,33 @@ Layouts understood:
   Also the ACT/MOC `UCF101v2-GT.pkl` (see `load_act_gt`).
 * J-HMDB-21 (`load_jhmdb`): ACT/MOC `JHMDB-GT.pkl`, `Frames/<class>/<video>/{f+1:05d}.png`,
   optional `puppet_mask/<class>/<video>/puppet_mask.mat` (key `part_mask`, H×W×T).
+
+Box conventions of the two formats (what the code that wrote and scores them does):
+
+* ACT/MOC ground-truth pickles: x1, y1, x2, y2 are 0-based *inclusive* pixel indices, x2 the
+  last covered column. The ACT tube docstring says "frame number are 1-indexed, coordinates
+  are 0-indexed", and every area there adds one: area2d = (x2 - x1 + 1)(y2 - y1 + 1),
+  overlap2d = min(x2) + 1 - max(x1), iou2d, iou3d and nms2d likewise (MCG-NJU/MOC-Detector
+  src/ACT_utils/ACT_utils.py, MOC's copy of the ACT-detector utilities; frameAP/videoAP in
+  src/ACT.py score the pickle's boxes with them unchanged). Detections are clipped to
+  [0, width - 1] x [0, height - 1] before scoring (src/detector/normal_moc_det.py
+  post_process) and the training crop keeps pixels x1..x2, y1..y2 (src/ACT_utils/ACT_aug.py
+  crop_image). The script that wrote the pickles is not public; claus takes the format as the
+  code that scores it reads it. `inclusive_to_edges` converts on reading, `VideoDataset.act_gt`
+  converts back.
+* UCF-101-24 pyannot pickles (gurkirt/corrected-UCF101-Annots, a Python export of the MATLAB
+  `finalAnnots.mat`, cf. its convertMatToPy.py; the export made frames 0-based, `ef`
+  exclusive, but left the boxes as they were): x, y are the 1-based top-left pixel and w, h
+  the size in pixels. The author's evaluation builds detection boxes 1-based (+1, clipped to
+  [1, 320] x [1, 240]) and compares them with the ground truth as [x1, y1, x2 - x1 + 1,
+  y2 - y1 + 1] (gurkirt/realtime-action-detection online-tubes/frameAp.m compute_spatial_iou;
+  also evaluation/compute_spatio_temporal_iou.m adds 1 to detections), and the author's later
+  loader subtracts 1 from all four numbers, then adds w, h: [x - 1, y - 1, x + w - 2,
+  y + h - 2] (gurkirt/3D-RetinaNet data/datasets.py get_box). The annotations agree: over
+  all 573,862 boxes of pyannot_with_class_names.pkl x, y >= 1 (never 0; 6,557 boxes sit at
+  x = 1 and 22,708 at y = 1, the frame's left/top border) and x + w <= 320, y + h <= 240. So
+  a box covers 0-based columns x - 1 .. x + w - 2: ACT-inclusive [x - 1, y - 1, x + w - 2,
+  y + h - 2], claus edges [x - 1, y - 1, x - 1 + w, y - 1 + h] (`ucf24_xywh_to_edges`).
 """
 
 from __future__ import annotations
@@ -25,13 +52,19 @@ from pathlib import Path
 
 import numpy as np
 
-from .dataset import Tube, Video, VideoDataset, clip_boxes
+from .dataset import Tube, Video, VideoDataset, clip_boxes, inclusive_to_edges
 from .frames import FrameSource, ImageFolderFrames, VideoFileFrames
 from .safe_pickle import safe_load
 
 log = logging.getLogger(__name__)
 
-__all__ = ["load_ucf24", "load_act_gt", "load_jhmdb", "UCF24_FRAME_SIZE"]
+__all__ = [
+    "load_ucf24",
+    "load_act_gt",
+    "load_jhmdb",
+    "ucf24_xywh_to_edges",
+    "UCF24_FRAME_SIZE",
+]
 
 # Every UCF-101 video is 320×240; the pyannot pickles do not record it.
 UCF24_FRAME_SIZE = (240, 320)
@@ -39,6 +72,22 @@ UCF24_FRAME_SIZE = (240, 320)
 
 class AnnotationError(ValueError):
     """An annotation file is empty, of the wrong format, or inconsistent (names file and field)."""
+
+
+def ucf24_xywh_to_edges(boxes: np.ndarray) -> np.ndarray:
+    """UCF-101-24 pyannot boxes → claus edge boxes (see the module docstring for the evidence).
+
+    Args:
+        boxes: (n, 4) x, y (1-based top-left pixel), w, h (pixels), any integer or real dtype
+            (the pickles hold uint8/uint16, so this casts before adding).
+
+    Returns:
+        (n, 4) float32 [x - 1, y - 1, x - 1 + w, y - 1 + h].
+    """
+    b = np.array(boxes, dtype=np.float32).reshape(-1, 4)
+    b[:, :2] -= 1.0
+    b[:, 2:] += b[:, :2]
+    return b
 
 
 def _frame_source(
@@ -95,8 +144,9 @@ def load_ucf24(
         frame_size: (height, width) of the original frames.
 
     Returns:
-        A `VideoDataset` with splits "train" and "test"; boxes converted from x, y, w, h to
-        x1, y1, x2 = x + w, y2 = y + h.
+        A `VideoDataset` with splits "train" and "test"; boxes converted from 1-based x, y and
+        sizes w, h to edges x1 = x - 1, y1 = y - 1, x2 = x1 + w, y2 = y1 + h
+        (`ucf24_xywh_to_edges`).
     """
     root = Path(root) if root is not None else None
     if annotations is None:
@@ -192,9 +242,7 @@ def load_ucf24(
                     f"{where}: video {name!r} tube {k}: {len(b)} boxes but "
                     f"ef - sf = {ef} - {sf} = {ef - sf}"
                 )
-            b = b.astype(np.float32)  # boxes are uint8/uint16: cast before adding
-            b[:, 2:] += b[:, :2]
-            b, c = clip_boxes(b, W, H)
+            b, c = clip_boxes(ucf24_xywh_to_edges(b), W, H)
             clipped += c
             tubes.append(Tube(int(a["label"]), sf, b))
         split = "train" if name in train_set else ("test" if test is None or name in test else None)
@@ -249,7 +297,7 @@ def _act_tubes(
                     raise AnnotationError(
                         f"{where}: video {name!r} label {label} tube {k}: repeated frames"
                     )
-                b, c = clip_boxes(seg_a[:, 1:5], W, H)
+                b, c = clip_boxes(inclusive_to_edges(seg_a[:, 1:5]), W, H)
                 clipped += c
                 tubes.append(Tube(int(label), int(seg_f[0]), b))
             if len(cuts):
@@ -278,6 +326,8 @@ def load_act_gt(
 
     The file holds labels, gttubes {video: {label: [array (n, 5): frame (1-based), x1, y1, x2,
     y2]}}, nframes, train_videos / test_videos (one list per split), resolution {video: (h, w)}.
+    Boxes are 0-based inclusive pixel indices (module docstring) and become claus edges
+    [x1, y1, x2 + 1, y2 + 1] (`inclusive_to_edges`); `VideoDataset.act_gt` writes them back.
 
     Args:
         annotations: the pickle.

@@ -9,7 +9,9 @@
 - mAP = mean over the classes that have ground truth; the others are NaN and left out.
 
 Ground truth uses the ACT `gttubes` layout: {video: {label: [array (n,5): frame (1-based),
-x1, y1, x2, y2]}}; only videos listed in `videos` count.
+x1, y1, x2, y2]}} with inclusive pixel boxes, as in `UCF101v2-GT.pkl` / `JHMDB-GT.pkl` and as
+`VideoDataset.act_gt` writes them; only videos listed in `videos` count. Detections are
+inclusive too (`claus.eval.detect.components`).
 """
 
 from __future__ import annotations

@@ -2,7 +2,10 @@
 
 Boxes are [x1, y1, x2, y2] with inclusive pixel coordinates: a box covers x2 - x1 + 1 columns.
 That is how the ACT/MOC evaluation code (and the UCF-101-24 / J-HMDB ground truth it reads)
-measures them, so reported numbers are comparable with the literature.
+measures them (MCG-NJU/MOC-Detector src/ACT_utils/ACT_utils.py area2d / overlap2d / iou2d /
+iou3dt), so reported numbers are comparable with the literature. claus's own boxes are edges;
+ground truth reaches these functions through `VideoDataset.act_gt` (`edges_to_inclusive` in
+`claus.data.dataset`), never through an ad-hoc -1.
 """
 
 from __future__ import annotations

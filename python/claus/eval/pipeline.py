@@ -8,9 +8,10 @@
     optional: predicted masks vs ground-truth boxes (the `localization` protocol)
 
 Coordinates: the dataset's boxes are edge coordinates ([x1, x2) covers columns x1..x2-1);
-the metrics use inclusive pixel indices (+1 convention), so ground truth enters them as
-[x1, y1, x2 - 1, y2 - 1]. Predicted boxes come out of `components` inclusive already, scaled
-from prediction pixels to original-frame pixels.
+the metrics use inclusive pixel indices (+1 convention, as ACT/MOC), so ground truth enters
+them through `VideoDataset.act_gt` / `claus.data.dataset.edges_to_inclusive`, the one place
+that converts. Predicted boxes come out of `components` inclusive already, scaled from
+prediction pixels to original-frame pixels.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from claus.data import InferenceClips, VideoDataset
+from claus.data.dataset import edges_to_inclusive
 
 from .ap import frame_ap, video_ap, video_map_summary
 from .detect import components, frame_detections, nms_all, video_tubes
@@ -95,19 +97,10 @@ def gt_tubes(ds: VideoDataset, indices: Sequence[int]) -> dict:
     """Ground truth of the given videos in the ACT `gttubes` layout, inclusive pixels.
 
     Returns:
-        {video name: {label: [array (n,5) float64: frame (1-based), x1, y1, x2, y2]}}.
+        {video name: {label: [array (n,5) float64: frame (1-based), x1, y1, x2, y2]}}
+        (`VideoDataset.act_gt` of these videos).
     """
-    gt: dict = {}
-    for vi in indices:
-        v = ds[vi]
-        per: dict = gt.setdefault(v.name, {})
-        for t in v.tubes:
-            rows = np.empty((len(t), 5), dtype=np.float64)
-            rows[:, 0] = np.arange(t.start, t.end) + 1
-            rows[:, 1:] = t.boxes
-            rows[:, 3:5] -= 1.0  # edge → inclusive pixel index
-            per.setdefault(t.label, []).append(rows)
-    return gt
+    return ds.act_gt(indices=indices)
 
 
 def _autocast(device: torch.device, amp: bool):
@@ -268,8 +261,7 @@ def _gt_masks(ds: VideoDataset, vi: int) -> np.ndarray:
     for t in v.tubes:
         boxes = np.zeros((v.num_frames, 4))
         valid = np.zeros(v.num_frames, dtype=bool)
-        boxes[t.start:t.end] = t.boxes
-        boxes[t.start:t.end, 2:] -= 1.0  # edge → inclusive
+        boxes[t.start:t.end] = edges_to_inclusive(t.boxes)
         valid[t.start:t.end] = True
         masks |= boxes_to_masks(boxes, valid, v.height, v.width)
     return masks
