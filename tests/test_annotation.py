@@ -54,7 +54,7 @@ class FakeTrainer:
 
 
 def cfg(**kw) -> RunConfig:
-    base = dict(dataset="synthetic", preset="tiny", strategy="random", seed=3, init_percent=5,
+    base = dict(data="synthetic:tiny", strategy="random", seed=3, init_percent=5,
                 step_percent=5, target_percent=15, passes=2, score_batch=32,
                 videos_per_round=3, oracle="human")
     base.update(kw)

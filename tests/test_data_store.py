@@ -93,8 +93,7 @@ def test_prepare_cli(tmp_path, monkeypatch, capsys):
     assert "24 videos written" in capsys.readouterr().out
     ds = load_dataset("synthetic:tiny", store=out)
     assert ds.read_frames(0, [0]).shape == (1, 8, 8, 3)
-    with pytest.raises(SystemExit):
-        prepare_main(["--dataset", "bogus", "--out", str(out)])
+    assert prepare_main(["--dataset", "bogus", "--out", str(out)]) == 2
     assert "unknown dataset 'bogus'" in capsys.readouterr().err
 
 

@@ -52,7 +52,7 @@ class FakeTrainer:
 
 
 def cfg(strategy="uncertainty", **kw):
-    base = dict(dataset="synthetic", preset="tiny", strategy=strategy, seed=3, init_percent=5,
+    base = dict(data="synthetic:tiny", strategy=strategy, seed=3, init_percent=5,
                 step_percent=5, target_percent=15, passes=2, score_batch=32,
                 videos_per_round=3)
     base.update(kw)
@@ -72,7 +72,8 @@ def test_rounds_budgets_and_folder(tmp_path, ds):
         assert x["labelled_boxes"] == budget_boxes(ds, x["percent"])
     run = tmp_path / "run"
     assert sorted(p.name for p in run.iterdir()) == [
-        "config.json", "metrics.jsonl", "round_000", "round_001", "round_002"]
+        "config.json", "dataset.json", "metrics.jsonl", "round_000", "round_001",
+        "round_002"]
     assert (run / "round_001" / "scores.pt").exists()
     assert not (run / "round_002" / "selection.json").exists()  # the last round only evaluates
     assert fake.fits == 3
@@ -120,7 +121,7 @@ def test_refuses_other_config(tmp_path, ds):
     with pytest.raises(RunMismatchError, match=r"strategy: 'uncertainty' → 'random'"):
         run_rounds(tmp_path / "run", cfg("random", target_percent=10), trainer=fake.trainer(),
                    dataset=ds, progress=False)
-    with pytest.raises(RunMismatchError, match=r"train.epochs: None → 3"):
+    with pytest.raises(RunMismatchError, match=r"train.epochs: 28 → 3"):
         run_rounds(tmp_path / "run", cfg(target_percent=10, train={"epochs": 3}),
                    trainer=fake.trainer(), dataset=ds, progress=False)
     with pytest.raises(FileExistsError, match="--resume"):
@@ -140,7 +141,7 @@ def test_bad_config():
 
 
 def test_experiment_trains_round0_once_per_configuration(tmp_path, ds):
-    from claus.rounds import _adopt_round0, _train_opts, run_experiment
+    from claus.rounds import _adopt_round0, run_experiment
 
     base = cfg(target_percent=10)
     shared = FakeTrainer()
@@ -166,9 +167,9 @@ def test_experiment_trains_round0_once_per_configuration(tmp_path, ds):
     work.mkdir()
     initial_labels(ds, cfg(seed=4)).save(work / "labels.json")
     donor = tmp_path / "shared" / "random" / "seed3"
-    assert _adopt_round0(donor, work, _train_opts(cfg("random"))) is None
+    assert _adopt_round0(donor, work, cfg("random").training()) is None
     initial_labels(ds, cfg()).save(work / "labels.json")
-    assert _adopt_round0(donor, work, _train_opts(cfg("claus"))) is None
+    assert _adopt_round0(donor, work, cfg("claus").training()) is None
     assert not (work / "model.pt").exists()
-    assert _adopt_round0(donor, work, _train_opts(cfg("entropy"))) == str(donor)
+    assert _adopt_round0(donor, work, cfg("entropy").training()) == str(donor)
     assert (work / "model.pt").exists() and (work / "train").is_dir()

@@ -19,7 +19,7 @@ def ds(tmp_path_factory):
 
 
 def test_claus_round_end_to_end(tmp_path, ds):
-    cfg = RunConfig(dataset="synthetic", preset="tiny", strategy="claus", seed=0, init_percent=5,
+    cfg = RunConfig(data="synthetic:tiny", strategy="claus", seed=0, init_percent=5,
                     step_percent=5, target_percent=10, passes=3, clusters=3,
                     videos_per_round=3, train=TRAIN)
     lines = run_rounds(tmp_path / "run", cfg, dataset=ds, progress=False)

@@ -50,7 +50,7 @@ class CountingTrainer:
 
 
 def cfg(**kw) -> RunConfig:
-    base = dict(dataset="synthetic", preset="tiny", strategy="uncertainty", seed=3,
+    base = dict(data="synthetic:tiny", strategy="uncertainty", seed=3,
                 init_percent=5, step_percent=5, target_percent=15, passes=2, score_batch=32,
                 videos_per_round=3, oracle="human")
     base.update(kw)
@@ -108,7 +108,7 @@ def test_config_without_oracle_resumes_and_bad_oracle(tmp_path, ds):
         run_rounds(run, dataclasses.replace(c, frame_score="mass"),
                    trainer=CountingTrainer().trainer(), dataset=ds, progress=False)
     assert RunConfig.from_json(conf).frame_score == "mean"
-    with pytest.raises(ValueError, match="unknown frame_score 'sum'"):
+    with pytest.raises(ValueError, match="unknown --frame-score 'sum'"):
         cfg(frame_score="sum")
     with pytest.raises(ValueError, match="unknown oracle 'crowd'; choices: simulated"):
         cfg(oracle="crowd")

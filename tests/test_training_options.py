@@ -237,16 +237,23 @@ def test_synthetic_class_subset(tmp_path):
 
 
 def test_round_training_options():
-    from claus.rounds import CLAUS_BETA, RunConfig, _train_opts
+    from claus.config import CLAUS_BETA, RunConfig
+    from claus.training import TrainConfig
 
-    claus = _train_opts(RunConfig(strategy="claus", seed=4))
-    assert claus == {"channel_shuffle": True, "seed": 4, "beta": CLAUS_BETA}
-    assert _train_opts(RunConfig(strategy="claus", train={"beta": 0.0}))["beta"] == 0.0
+    claus = RunConfig(strategy="claus", seed=4).training()
+    assert claus == TrainConfig(channel_shuffle=True, seed=4, beta=CLAUS_BETA)
+    assert RunConfig(strategy="claus", beta=0.0).training().beta == 0.0
+    assert RunConfig(strategy="claus", train={"beta": 0.2}).training().beta == 0.2
     # uncertainty = claus without clusters: never a cluster loss, even when asked.
-    assert "beta" not in _train_opts(RunConfig(strategy="uncertainty", train={"beta": 0.5}))
-    assert _train_opts(RunConfig(dataset="custom", preset=None, strategy="random")) == {"seed": 0}
-    # The run's own settings beat the dataset's.
-    assert _train_opts(RunConfig(train={"channel_shuffle": False}))["channel_shuffle"] is False
+    assert RunConfig(strategy="uncertainty", beta=0.5).training().beta == 0.0
+    # The dataset's defaults apply to a mapping of overrides, only to synthetic data.
+    real = RunConfig(data={"name": "custom", "root": "x.json"}, strategy="random")
+    assert real.training() == TrainConfig(seed=0)
+    # The run's own settings beat the dataset's; the run seed is the trainer's.
+    assert RunConfig(train={"channel_shuffle": False}).training().channel_shuffle is False
+    assert RunConfig(seed=7, train={"seed": 3}).training().seed == 7
+    with pytest.raises(ValueError, match="epoch"):
+        RunConfig(train={"epoch": 3})
 
 
 def test_num_classes_override_keeps_the_preset_classes(tmp_path):

@@ -23,11 +23,12 @@ import argparse
 import sys
 
 from .annotation.importer import FORMATS
+from .cli import Parser, add_data_override, open_run_pending, run_command
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m claus.annotate", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(prog="python -m claus.annotate", description=__doc__,
+               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", required=True, help="the run folder (started with --oracle human)")
     p.add_argument("--file", required=True, nargs="+", help="annotation file(s), merged")
     p.add_argument("--format", required=True, choices=list(FORMATS),
@@ -40,21 +41,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-missing", action="store_true",
                    help="leave requested frames the files do not cover unlabelled")
     p.add_argument("--dry-run", action="store_true", help="check and report, write nothing")
+    add_data_override(p)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
-    from .annotation import import_files, open_pending
+    return run_command(lambda: _import(a))
 
-    try:
-        pending = open_pending(a.run)
-        report = import_files(pending, a.file, a.format, video=a.video,
-                              accept_extra=a.accept_extra, allow_missing=a.allow_missing,
-                              dry_run=a.dry_run)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+
+def _import(a: argparse.Namespace) -> int:
+    from .annotation import import_files
+
+    pending = open_run_pending(a)
+    report = import_files(pending, a.file, a.format, video=a.video,
+                          accept_extra=a.accept_extra, allow_missing=a.allow_missing,
+                          dry_run=a.dry_run)
     print(report.summary())
     if a.dry_run:
         print("dry run: nothing written")

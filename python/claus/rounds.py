@@ -36,28 +36,39 @@ commits the round and goes on. Until the import, a resume stops again before any
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
-import math
 import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
-from .data import LabelState, VideoDataset, budget_boxes, load_dataset, total_boxes
+from .config import (
+    CLAUS_BETA,
+    DEFAULT_FRAME_SCORE,
+    FORMAT,
+    LEGACY_FIELDS,
+    ORACLES,
+    DatasetSpec,
+    RunConfig,
+    check_data,
+    write_data_fingerprint,
+)
+from .data import LabelState, VideoDataset, budget_boxes, total_boxes
 from .io import atomic_torch_save, atomic_write_json, atomic_write_text
 from .selection.pool import PoolScores, score_pool
-from .selection.scoring import check_frame_score
 from .selection.strategies import SCORED, Selection, check_strategy, select_round
+from .training import TrainConfig
 
 __all__ = [
+    "CLAUS_BETA",
+    "DEFAULT_FRAME_SCORE",
+    "LEGACY_FIELDS",
     "ORACLES",
     "AwaitingLabels",
     "RunConfig",
@@ -65,28 +76,15 @@ __all__ = [
     "Trainer",
     "default_trainer",
     "initial_labels",
+    "is_rounds_run",
     "load_metrics",
+    "read_run_config",
+    "relocate_run",
     "run_rounds",
     "simulated_oracle",
 ]
 
 log = logging.getLogger(__name__)
-FORMAT = "claus.run"
-VERSION = 1
-
-#: Frame score of `uncertainty` and `claus` runs (`claus.selection.FRAME_SCORES`): "mass", not
-#: the paper's "mean", which on the demo spent a third of claus's frames on frames without an
-#: actor and left claus below random (README, "Frame score").
-DEFAULT_FRAME_SCORE = "mass"
-#: Values of fields added to RunConfig after runs were written without them: what those runs
-#: did, so that resuming one continues it unchanged whatever the current defaults are.
-LEGACY_FIELDS = {"frame_score": "mean"}
-
-
-ORACLES = {
-    "simulated": "reveal the ground truth of the selected frames (simulation)",
-    "human": "stop after each selection until people's boxes are imported (claus.annotate)",
-}
 
 
 class RunMismatchError(ValueError):
@@ -111,139 +109,98 @@ class AwaitingLabels(Exception):
             f"claus.train --resume {run}`.")
 
 
-@dataclass
-class RunConfig:
-    """One active-learning run.
-
-    dataset / preset / data_seed: what `claus.data.load_dataset` opens.
-    strategy: one of `claus.selection.STRATEGIES`. seed: the run seed (initial set, training,
-    dropout masks, every random choice).
-    init_percent, step_percent, target_percent: budgets in % of the training split's boxes.
-    init_frames_per_video: frames per video of the initial random set.
-    videos_per_round: V (None: each chosen video gets ~5% of its frames).
-    passes: R, MC-dropout passes of pool scoring. score_batch: windows per scoring forward.
-    frame_score: how uncertainty and claus score a frame (`claus.selection.FRAME_SCORES`).
-    clusters: K for `claus`; cluster_cap: largest share of labelled videos in one cluster.
-    warm_start: start each round from the previous round's weights (default: same init).
-    train: `claus.training.TrainConfig` fields (model, epochs, lr, T, stride, beta, ...).
-    oracle: who labels the selections: "simulated" (ground truth) or "human" (see `ORACLES`).
-    """
-
-    dataset: str = "synthetic"
-    preset: str | None = "demo"
-    data_seed: int = 0
-    strategy: str = "claus"
-    seed: int = 0
-    init_percent: float = 1.0
-    step_percent: float = 1.0
-    target_percent: float = 5.0
-    init_frames_per_video: int = 3
-    videos_per_round: int | None = None
-    passes: int = 10
-    score_batch: int = 16
-    frame_score: str = DEFAULT_FRAME_SCORE
-    clusters: int = 5
-    cluster_cap: float | None = None
-    warm_start: bool = False
-    train: dict[str, Any] = field(default_factory=dict)
-    oracle: str = "simulated"
-
-    def __post_init__(self) -> None:
-        check_strategy(self.strategy)
-        if self.oracle not in ORACLES:
-            raise ValueError(f"unknown oracle {self.oracle!r}; choices: "
-                             + "; ".join(f"{k}: {v}" for k, v in ORACLES.items()))
-        if not 0 < self.init_percent <= 100:
-            raise ValueError(f"init_percent must be in (0, 100], got {self.init_percent}")
-        if self.target_percent > 100:
-            raise ValueError(f"target_percent must be <= 100, got {self.target_percent}")
-        if self.target_percent < self.init_percent:
-            raise ValueError(f"target_percent {self.target_percent} is below the initial "
-                             f"labelled set ({self.init_percent}%)")
-        if self.step_percent <= 0:
-            raise ValueError(f"step_percent must be > 0, got {self.step_percent}")
-        if self.passes < 1:
-            raise ValueError(f"passes must be >= 1, got {self.passes}")
-        check_frame_score(self.frame_score, "frame_score")
-        if self.clusters < 1:
-            raise ValueError(f"clusters must be >= 1, got {self.clusters}")
-        if self.cluster_cap is not None and not 0 < self.cluster_cap <= 1:
-            raise ValueError(f"cluster_cap must be in (0, 1], got {self.cluster_cap}")
-        if self.videos_per_round is not None and self.videos_per_round < 1:
-            raise ValueError(f"videos_per_round must be >= 1, got {self.videos_per_round}")
-
-    @property
-    def percents(self) -> list[float]:
-        """Labelled % of boxes each round trains on (full: [100])."""
-        if self.strategy == "full":
-            return [100.0]
-        n = int(math.floor((self.target_percent - self.init_percent) / self.step_percent + 1e-9))
-        out = [round(self.init_percent + r * self.step_percent, 6) for r in range(n + 1)]
-        if out[-1] < self.target_percent - 1e-9:
-            out.append(float(self.target_percent))
-        return out
-
-    def to_json(self) -> dict:
-        return {"format": FORMAT, "version": VERSION, **dataclasses.asdict(self)}
-
-    @classmethod
-    def from_json(cls, d: dict) -> RunConfig:
-        if d.get("format") != FORMAT:
-            raise ValueError(f"not a claus run config (format {d.get('format')!r})")
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{**LEGACY_FIELDS, **{k: v for k, v in d.items() if k in names}})
-
-
 def config_diff(old: dict, new: dict) -> list[str]:
-    """'key: old → new' for every top-level or train.* field that differs."""
+    """'key: old → new' for every field of two `RunConfig.to_json()` that differs (the nested
+    `data` and `train` fields as data.* and train.*)."""
     out = []
     for k in sorted(set(old) | set(new)):
-        if k == "train":
-            a, b = old.get(k) or {}, new.get(k) or {}
-            out += [f"train.{t}: {a.get(t)!r} → {b.get(t)!r}"
+        a, b = old.get(k), new.get(k)
+        if isinstance(a, dict) or isinstance(b, dict):
+            a, b = a or {}, b or {}
+            out += [f"{k}.{t}: {a.get(t)!r} → {b.get(t)!r}"
                     for t in sorted(set(a) | set(b)) if a.get(t) != b.get(t)]
-        elif old.get(k) != new.get(k):
-            out.append(f"{k}: {old.get(k)!r} → {new.get(k)!r}")
+        elif a != b:
+            out.append(f"{k}: {a!r} → {b!r}")
     return out
+
+
+def read_run_config(run_dir: str | os.PathLike) -> RunConfig:
+    """The RunConfig stored in an active-learning run folder (RUN/config.json)."""
+    conf = Path(run_dir) / "config.json"
+    if not conf.is_file():
+        raise FileNotFoundError(f"{run_dir}: not a run folder (no config.json); check the path")
+    try:
+        doc = json.loads(conf.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{conf}: unreadable ({exc}); restore it or start a new run "
+                         "folder") from None
+    return RunConfig.from_json(doc, str(conf))
+
+
+def is_rounds_run(path: str | os.PathLike) -> bool:
+    """Whether `path` is an active-learning run folder (its config.json is a RunConfig)."""
+    conf = Path(path) / "config.json"
+    try:
+        return conf.is_file() and json.loads(conf.read_text()).get("format") == FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def relocate_run(run_dir: str | os.PathLike, data: DatasetSpec) -> RunConfig:
+    """Point an active-learning run at its data's new place (`--resume RUN --root NEW`).
+
+    The new root must hold the very data the run started on (same annotation fingerprint);
+    config.json and dataset.json are then rewritten atomically. Returns the updated config.
+    """
+    run = Path(run_dir)
+    cfg = read_run_config(run)
+    if data == cfg.data:
+        return cfg
+    moved = {k: (getattr(cfg.data, k), getattr(data, k)) for k in ("name", "split", "preset",
+                                                                   "seed")}
+    changed = [k for k, (a, b) in moved.items() if a != b]
+    if changed:
+        raise RunMismatchError(f"{run}: only the dataset's --root and --store can change on "
+                               f"resume; {', '.join(changed)} differ from the run's")
+    check_data(run, data)
+    cfg = cfg.replace(data=data)
+    if _main():
+        atomic_write_json(run / "config.json", cfg.to_json())
+        write_data_fingerprint(run, data)
+    log.info("%s now reads its data from %s", run, data.describe())
+    return cfg
 
 
 @dataclass
 class Trainer:
     """How a round trains and evaluates (injected so tests and other trainers can plug in).
 
-    fit(train_options, dataset, labels, run_dir, model=None, centers=None, progress=...) →
-    trained model (centers: (K,D) initial cluster centres when the cluster loss is on);
-    must resume from its own checkpoint in run_dir. evaluate(model, dataset, train_options,
-    progress=...) → {metric: value}. geometry(train_options) → {"T", "stride", "size",
+    fit(train, dataset, labels, run_dir, model=None, centers=None, progress=...) → trained
+    model (train: the round's `TrainConfig`; centers: (K,D) initial cluster centres when the
+    cluster loss is on); must resume from its own checkpoint in run_dir. evaluate(model,
+    dataset, train, progress=...) → {metric: value}. geometry(train) → {"T", "stride", "size",
     "device"}: the clip geometry pool scoring must use.
     """
 
     fit: Callable[..., torch.nn.Module]
     evaluate: Callable[..., dict]
-    geometry: Callable[[dict], dict]
+    geometry: Callable[[TrainConfig], dict]
 
 
 def default_trainer() -> Trainer:
-    """`claus.training.fit` / `evaluate` (issue 6)."""
-    try:
-        from . import training
-    except ImportError as exc:  # the training module is a separate piece of claus
-        raise ImportError("claus.training is not available in this installation; pass a "
-                          "Trainer to run_rounds") from exc
+    """`claus.training.fit` / `evaluate`."""
+    from . import training
 
-    def _cfg(opts: dict):
-        return training.TrainConfig(**opts)
-
-    def fit(opts, ds, labels, run_dir, model=None, centers=None, progress=True):
-        return training.fit(_cfg(opts), ds, labels, run_dir, model=model, centers=centers,
+    def fit(train, ds, labels, run_dir, model=None, centers=None, progress=True):
+        return training.fit(train, ds, labels, run_dir, model=model, centers=centers,
                             resume=True, progress=progress, evaluate_every=False)
 
-    def evaluate(model, ds, opts, progress=True):
-        return training.evaluate(model, ds, _cfg(opts), split="test", progress=progress)
+    def evaluate(model, ds, train, progress=True):
+        return training.evaluate(model, ds, train, split="test", progress=progress)
 
-    def geometry(opts: dict) -> dict:
-        c = _cfg(opts)
-        return {"T": c.T, "stride": c.stride, "size": c.size, "device": _device(c.device)}
+    def geometry(train: TrainConfig) -> dict:
+        return {"T": train.T, "stride": train.stride, "size": train.size,
+                "device": _device(train.device)}
 
     return Trainer(fit=fit, evaluate=evaluate, geometry=geometry)
 
@@ -293,9 +250,8 @@ def _open_run(run: Path, cfg: RunConfig, resume: bool) -> None:
     conf = run / "config.json"
     if conf.exists():
         # Fields added to RunConfig since the run was written take their defaults, or the value
-        # that reproduces what the run did then (LEGACY_FIELDS).
-        old = {**RunConfig().to_json(), **LEGACY_FIELDS, **json.loads(conf.read_text())}
-        diff = config_diff(old, cfg.to_json())
+        # that reproduces what the run did then (LEGACY_FIELDS, version-1 configs).
+        diff = config_diff(read_run_config(run).to_json(), cfg.to_json())
         if diff:
             raise RunMismatchError(f"run folder {run} holds a run with another configuration; "
                                    "differences (stored → requested): " + "; ".join(diff))
@@ -305,38 +261,31 @@ def _open_run(run: Path, cfg: RunConfig, resume: bool) -> None:
     else:
         run.mkdir(parents=True, exist_ok=True)
         if _main():
+            write_data_fingerprint(run, cfg.data)
             atomic_write_json(conf, cfg.to_json())
         _sync()
+
+
+def _dataset(cfg: RunConfig, dataset: VideoDataset | None) -> VideoDataset:
+    """The run's dataset: `dataset` when given (it must be the data `cfg.data` names, so the
+    run can be resumed without it), else `cfg.data` opened."""
+    if dataset is None:
+        return cfg.data.open()
+    spec = getattr(dataset, "spec", None)
+    if spec is not None and spec != cfg.data:
+        raise ValueError(f"run_rounds: dataset= was opened as {spec.describe()} but the run's "
+                         f"config names {cfg.data.describe()}; pass RunConfig(data="
+                         "dataset.spec, ...) so a resume reopens the same data")
+    return dataset
 
 
 def _fresh_model(cfg: RunConfig, ds: VideoDataset) -> torch.nn.Module:
     from .models import build_model
     from .training import set_seed
 
-    opts = _train_opts(cfg)
-    set_seed(int(opts["seed"]))  # as claus.training.fit builds its model
-    return build_model(opts.get("model", "tiny"), ds.num_classes, weights=opts.get("weights"))
-
-
-#: Cluster-loss weight of `claus` when the run does not set `beta`: the loss (beta/2 · mean
-#: squared distance to the centre) then stays about 1/20 of the detection losses at the
-#: embedding spread the tiny detector reaches on the demo (mean squared distance ≈ 12).
-CLAUS_BETA = 0.01
-
-
-def _train_opts(cfg: RunConfig) -> dict:
-    """The trainer's options of a run: the run seed (unless set), the cluster loss for claus
-    only (`CLAUS_BETA` unless set; so `uncertainty` is exactly `claus` without clusters), the
-    dataset's training defaults (`claus.data.TRAIN_DEFAULTS`) where the run does not set them."""
-    from .data import train_defaults
-
-    opts = {**train_defaults(cfg.dataset), **cfg.train}
-    opts.setdefault("seed", cfg.seed)
-    if cfg.strategy == "claus":
-        opts.setdefault("beta", CLAUS_BETA)
-    else:
-        opts.pop("beta", None)
-    return opts
+    train = cfg.training()
+    set_seed(train.seed)  # as claus.training.fit builds its model
+    return build_model(train.model, ds.num_classes, weights=train.weights)
 
 
 def _cluster_videos(emb: torch.Tensor, k: int, seed: int) -> np.ndarray:
@@ -368,7 +317,8 @@ def run_rounds(
         trainer: training/evaluation (default `default_trainer()`).
         oracle: the labelling step (default: reveal the ground truth); not called when
             `cfg.oracle` is "human" (the labels are imported by `claus.annotate`).
-        dataset: the opened dataset (default: `load_dataset(cfg.dataset, preset=...)`).
+        dataset: the opened dataset (default: `cfg.data.open()`); it must be the data
+            `cfg.data` names (`dataset.spec`), so the run can be resumed without it.
         progress: progress bars.
         stop_after: for tests of resumption: raise KeyboardInterrupt right after the step named
             "round<r>:<train|eval|score|select|label|commit>" completes, as a kill would.
@@ -386,15 +336,16 @@ def run_rounds(
             import, before any other work).
     """
     run = Path(run_dir)
+    if (run / "config.json").exists():
+        check_data(run, cfg.data)  # before opening: a moved root gets its own message
+    ds = _dataset(cfg, dataset)
     _open_run(run, cfg, resume)
-    ds = dataset if dataset is not None else load_dataset(cfg.dataset, preset=cfg.preset,
-                                                          seed=cfg.data_seed)
     trainer = trainer or default_trainer()
     percents = cfg.percents
     total = total_boxes(ds)
     names = [ds[i].name for i in ds.split_indices("train")]
     train_idx = ds.split_indices("train")
-    geo = trainer.geometry(cfg.train)
+    geo = trainer.geometry(cfg.training())
 
     def checkpoint(step: str, r: int) -> None:
         if stop_after == f"round{r}:{step}":
@@ -423,7 +374,7 @@ def run_rounds(
         labels = LabelState.load(lab_path, ds)
         if r == 0 and round0_from is not None:
             if _main():
-                _adopt_round0(Path(round0_from), work, _train_opts(cfg))
+                _adopt_round0(Path(round0_from), work, cfg.training())
             _sync()
         # Train (the trainer resumes from its own checkpoint in work/train).
         init = None
@@ -432,9 +383,9 @@ def run_rounds(
             init.load_weights(_round_dir(run, r - 1) / "model.pt")
         # Cluster loss (claus only): KMeans on the labelled videos' embeddings when training
         # starts, then the trainer pulls embeddings to those centres and moves them online.
-        opts = _train_opts(cfg)
+        train = cfg.training()
         centers = None
-        if float(opts.get("beta", 0.0)) > 0:
+        if train.beta > 0:
             cp = work / "centers.pt"
             if not cp.exists():
                 start = init if init is not None else _fresh_model(cfg, ds)
@@ -452,7 +403,7 @@ def run_rounds(
         # No step left that uses the model (e.g. a resume after a human import): no fit.
         last = r == len(percents) - 1
         if _needs_model(work, cfg, last):
-            model = trainer.fit(opts, ds, labels, work / "train", model=init, centers=centers,
+            model = trainer.fit(train, ds, labels, work / "train", model=init, centers=centers,
                                 progress=progress)
         if not (work / "model.pt").exists():
             if _main():
@@ -461,7 +412,7 @@ def run_rounds(
         checkpoint("train", r)
         # Evaluate.
         if not (work / "eval.json").exists():
-            metrics = trainer.evaluate(model, ds, _train_opts(cfg), progress=progress)
+            metrics = trainer.evaluate(model, ds, train, progress=progress)
             # Scalar metrics only (the trainer may add per-class tables); None = undefined.
             if _main():
                 atomic_write_json(work / "eval.json", {
@@ -557,7 +508,7 @@ def run_rounds(
 ROUND0_FROM = "round0_from.txt"
 
 
-def _adopt_round0(donor: Path, work: Path, opts: dict) -> str | None:
+def _adopt_round0(donor: Path, work: Path, train: TrainConfig) -> str | None:
     """Copy a donor run's trained round 0 (train/, eval.json, model.pt) into `work` when the
     donor trained it with the same options on the same labels; returns the donor or None.
 
@@ -569,10 +520,10 @@ def _adopt_round0(donor: Path, work: Path, opts: dict) -> str | None:
             (src / f).exists() for f in ("labels.json", "model.pt", "eval.json")):
         return None
     try:
-        donor_cfg = RunConfig.from_json(json.loads((donor / "config.json").read_text()))
+        donor_cfg = read_run_config(donor)
     except (OSError, ValueError, TypeError, KeyError):
         return None
-    if (_train_opts(donor_cfg) != opts
+    if (donor_cfg.training() != train
             or (src / "labels.json").read_bytes() != (work / "labels.json").read_bytes()):
         return None
     if (src / "train").is_dir() and not (work / "train").exists():
@@ -655,8 +606,7 @@ def run_experiment(
     if not seeds:
         raise ValueError("seeds must name at least one seed")
     out = Path(out_dir)
-    ds = dataset if dataset is not None else load_dataset(base.dataset, preset=base.preset,
-                                                          seed=base.data_seed)
+    ds = _dataset(base, dataset)
     trainer = trainer or default_trainer()
     todo = [s for s in strategies if s != "full"] + (["full"] if include_full
                                                      or "full" in strategies else [])
@@ -664,9 +614,9 @@ def run_experiment(
     for seed in seeds:
         donors: dict[str, Path] = {}
         for s in todo:
-            cfg = dataclasses.replace(base, strategy=s, seed=seed)
+            cfg = base.replace(strategy=s, seed=seed)
             run = out / s / f"seed{seed}"
-            key = json.dumps([_train_opts(cfg), s == "full"], sort_keys=True, default=str)
+            key = json.dumps([cfg.training().to_dict(), s == "full"], sort_keys=True)
             log.info("run %s seed %d", s, seed)
             lines += run_rounds(run, cfg, trainer=trainer, dataset=ds, progress=progress,
                                 round0_from=donors.get(key) if share_round0 else None)

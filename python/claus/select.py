@@ -20,11 +20,12 @@ import sys
 from pathlib import Path
 
 from .annotation import EXPORTS
+from .cli import Parser, add_data_override, open_run_pending, run_command
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m claus.select", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(prog="python -m claus.select", description=__doc__,
+               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", required=True, help="the run folder (started with --oracle human)")
     p.add_argument("--format", required=True, choices=list(EXPORTS),
                    help="; ".join(f"{k}: {v}" for k, v in EXPORTS.items()))
@@ -38,29 +39,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fg-threshold", type=float, default=None,
                    help="labelstudio predictions: foreground threshold (default: the run's)")
     p.add_argument("--device", default=None, help="labelstudio predictions: cpu, cuda, ...")
+    add_data_override(p)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from .annotation import export_cvat, export_jsonl, export_labelstudio, open_pending
-    from .data import FrameReadError
+    return run_command(lambda: _export(a))
 
-    try:
-        pending = open_pending(a.run)
-        out = Path(a.out) if a.out else pending.folder / "export" / a.format
-        if a.format == "jsonl":
-            written = export_jsonl(pending, out)
-        elif a.format == "cvat":
-            written = export_cvat(pending, out)
-        else:
-            written = export_labelstudio(pending, out, predictions=not a.no_predictions,
-                                         video_url=a.video_url, fg_threshold=a.fg_threshold,
-                                         device=a.device)
-    except (ValueError, FileNotFoundError, ImportError, FrameReadError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+
+def _export(a: argparse.Namespace) -> int:
+    from .annotation import export_cvat, export_jsonl, export_labelstudio
+
+    pending = open_run_pending(a)
+    out = Path(a.out) if a.out else pending.folder / "export" / a.format
+    if a.format == "jsonl":
+        written = export_jsonl(pending, out)
+    elif a.format == "cvat":
+        written = export_cvat(pending, out)
+    else:
+        written = export_labelstudio(pending, out, predictions=not a.no_predictions,
+                                     video_url=a.video_url, fg_threshold=a.fg_threshold,
+                                     device=a.device)
     reqs = pending.requests
     print(f"round {pending.round} of {pending.run}: {sum(len(r.frames) for r in reqs)} frames "
           f"of {len(reqs)} videos to label → {written}")

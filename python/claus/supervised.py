@@ -1,8 +1,10 @@
 """A supervised training run as a folder: what `python -m claus.train` / `claus.evaluate` do.
 
     RUN/
-      config.yaml      the run spec (dataset, labels) and every TrainConfig field (config.json
-                       when PyYAML is missing); `--resume RUN` needs nothing else
+      config.yaml      the run spec (dataset, labels) and every TrainConfig field;
+                       `--resume RUN` needs nothing else
+      dataset.json     the dataset spec and the sha256 of its annotation files (a resume
+                       refuses data that changed, and says how to point at data that moved)
       labels.json      the label state trained on (a `--budget` draw is saved, not redrawn)
       checkpoint.pt    model, optimizer, scheduler, RNG states, epoch (atomic, every epoch)
       metrics.jsonl    one record per epoch (losses, lr, seconds) and per evaluation
@@ -11,21 +13,30 @@
       detections.png   test frames, ground truth red, predictions blue
       tensorboard/     when TensorBoard is installed
 
-A config file is a flat mapping of `RunSpec` and `TrainConfig` fields (YAML or JSON).
+A config file is a flat mapping of `claus.config` fields (YAML or JSON): the dataset spec, the
+labels (`RunSpec`) and `TrainConfig`.
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import logging
 import math
-from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from claus.data import LabelState, VideoDataset, load_dataset
+from claus.config import (
+    DatasetSpec,
+    RunSpec,
+    check_data,
+    flat_values,
+    load_config_file,
+    run_spec,
+    write_data_fingerprint,
+)
+from claus.data import LabelState, VideoDataset
 from claus.io import atomic_write_json, atomic_write_text
 from claus.training import (
     CHECKPOINT,
@@ -49,134 +60,51 @@ __all__ = [
     "open_dataset",
     "read_run_config",
     "results_table",
-    "split_config",
     "train_run",
     "write_run_config",
 ]
 
-PROTOCOLS = ("act", "localization")
-
-
-@dataclass
-class RunSpec:
-    """What a supervised run trains on (the part of its config outside `TrainConfig`).
-
-    Attributes:
-        dataset: a `claus.data.DATASETS` name ("synthetic", "synthetic:tiny", "ucf101-24", ...).
-        root: dataset folder or JSON file (not for synthetic).
-        store: frame store folder (`python -m claus.data.prepare`).
-        data_seed: synthetic generator seed.
-        labels: "full" (every training frame) or a label-state JSON file; ignored with budget.
-        budget: percent of the training boxes, labelled on random videos (seeded by the
-            training seed), e.g. 5.
-        protocol: "act" or "localization" for the final evaluation.
-    """
-
-    dataset: str = "synthetic"
-    root: str | None = None
-    store: str | None = None
-    data_seed: int = 0
-    labels: str | None = "full"
-    budget: float | None = None
-    protocol: str = "act"
-
-    def __post_init__(self) -> None:
-        if self.protocol not in PROTOCOLS:
-            raise ValueError(f"protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
-        if self.budget is not None and not 0 < self.budget <= 100:
-            raise ValueError(f"budget must be a percentage in (0, 100], got {self.budget!r}")
-
-
-def load_config_file(path: str | Path) -> dict[str, Any]:
-    """A flat mapping from a YAML (.yaml/.yml) or JSON file; errors name the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"config file {path} does not exist")
-    text = path.read_text(encoding="utf-8")
-    if path.suffix.lower() in (".yaml", ".yml"):
-        try:
-            import yaml
-        except ImportError:
-            raise ImportError(f"reading {path} needs PyYAML: pip install pyyaml "
-                              "(or write the config as JSON)") from None
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ValueError(f"{path}: not valid YAML ({exc})") from None
-    else:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: not valid JSON ({exc})") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping of fields, got {type(data).__name__}")
-    return data
-
-
-def split_config(values: dict[str, Any], source: str = "config") -> tuple[RunSpec, TrainConfig]:
-    """Separate a flat mapping into `RunSpec` and `TrainConfig` (types converted; unknown
-    keys are an error naming `source` and listing the valid fields)."""
-    spec_fields = {f.name: f for f in fields(RunSpec)}
-    train_names = {f.name for f in fields(TrainConfig)}
-    unknown = sorted(set(values) - set(spec_fields) - train_names)
-    if unknown:
-        raise ValueError(f"{source}: unknown field(s) {', '.join(unknown)}; valid: "
-                         f"{', '.join([*spec_fields, *sorted(train_names)])}")
-    spec_kw = {}
-    for k, v in values.items():
-        if k in spec_fields:
-            spec_kw[k] = _convert_spec(spec_fields[k].type, k, v, source)
-    cfg = TrainConfig.from_dict({k: v for k, v in values.items() if k in train_names}, source)
-    return RunSpec(**spec_kw), cfg
-
-
-def _convert_spec(kind: Any, name: str, value: Any, source: str) -> Any:
-    kind = str(kind)
-    if value is None or (isinstance(value, str) and value.lower() in ("none", "null", "")):
-        if "None" in kind:
-            return None
-        raise ValueError(f"{source}: field {name} cannot be empty")
-    try:
-        if kind.startswith("int"):
-            return int(value)
-        if kind.startswith("float"):
-            return float(value)
-        return str(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{source}: field {name} expects {kind}, got {value!r}") from None
-
-
 def write_run_config(run_dir: str | Path, spec: RunSpec, cfg: TrainConfig) -> Path:
-    """config.yaml (config.json without PyYAML) in the run folder, atomically."""
+    """RUN/config.yaml (flat `claus.config` fields) and RUN/dataset.json (the data's
+    fingerprint), atomically."""
+    import yaml
+
     run_dir = Path(run_dir)
-    values = {**asdict(spec), **cfg.to_dict()}
-    try:
-        import yaml
-    except ImportError:
-        path = run_dir / "config.json"
-        atomic_write_json(path, values)
-        return path
     path = run_dir / "config.yaml"
-    atomic_write_text(path, "# claus training run: RunSpec + TrainConfig fields\n"
-                      + yaml.safe_dump(values, sort_keys=False))
+    atomic_write_text(path, "# claus training run: claus.config fields (RunSpec + TrainConfig)\n"
+                      + yaml.safe_dump(flat_values(spec, cfg), sort_keys=False))
+    write_data_fingerprint(run_dir, spec.data)
     return path
 
 
 def read_run_config(run_dir: str | Path) -> tuple[RunSpec, TrainConfig]:
-    """The spec and config of a run folder (config.yaml or config.json)."""
+    """The spec and config of a run folder (config.yaml, or config.json of older runs)."""
     run_dir = Path(run_dir)
     for name in ("config.yaml", "config.json"):
-        if (run_dir / name).is_file():
-            return split_config(load_config_file(run_dir / name), str(run_dir / name))
-    raise FileNotFoundError(f"{run_dir} is not a claus run folder (no config.yaml or "
-                            "config.json)")
+        path = run_dir / name
+        if path.is_file():
+            try:
+                import yaml
+
+                values = yaml.safe_load(path.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
+                raise ValueError(f"{path}: unreadable ({type(exc).__name__}); restore it or "
+                                 "start a new run folder") from None
+            if not isinstance(values, dict):
+                raise ValueError(f"{path}: not a mapping of fields; restore it or start a new "
+                                 "run folder")
+            values.pop("beta", None)  # supervised runs never had a cluster loss
+            return run_spec(values, str(path))
+    raise FileNotFoundError(f"{run_dir}: not a claus run folder (no config.yaml or "
+                            "config.json); check the path")
 
 
-def open_dataset(spec: RunSpec) -> VideoDataset:
-    """The dataset a spec names (`claus.data.load_dataset`)."""
-    return load_dataset(spec.dataset, spec.root, seed=spec.data_seed, store=spec.store)
+def open_dataset(spec: RunSpec, run_dir: str | Path | None = None) -> VideoDataset:
+    """The dataset a spec names; with `run_dir`, first checked against the fingerprint the
+    run saved when it started (`claus.config.check_data`)."""
+    if run_dir is not None:
+        check_data(run_dir, spec.data)
+    return spec.data.open()
 
 
 def make_labels(spec: RunSpec, ds: VideoDataset, seed: int = 0) -> LabelState:
@@ -204,10 +132,12 @@ def train_run(spec: RunSpec, cfg: TrainConfig, run_dir: str | Path, *, resume: b
     if not resume and (run_dir / CHECKPOINT).is_file():
         raise ValueError(f"{run_dir} already holds a training run; resume it (--resume "
                          f"{run_dir}) or choose another run folder")
-    ds = open_dataset(spec)
+    ds = open_dataset(spec, run_dir if resume else None)
     labels_path = run_dir / "labels.json"
     if resume and labels_path.is_file():
         labels = LabelState.load(labels_path, ds)
+        if rank == 0 and spec.data != read_run_config(run_dir)[0].data:
+            write_run_config(run_dir, spec, cfg)  # the data moved (--root / --store)
     else:
         labels = make_labels(spec, ds, cfg.seed)
         if rank == 0:
@@ -244,7 +174,7 @@ def _pictures(model, ds: VideoDataset, cfg: TrainConfig, run_dir: Path) -> list[
 
 def evaluate_run(run_dir: str | Path, split: str = "test", protocol: str | None = None, *,
                  progress: bool = True, write: bool = True,
-                 device: str | None = None) -> dict:
+                 device: str | None = None, data: DatasetSpec | None = None) -> dict:
     """Re-evaluate a run folder's checkpoint.
 
     Args:
@@ -254,6 +184,7 @@ def evaluate_run(run_dir: str | Path, split: str = "test", protocol: str | None 
         write: save to results.json (results-<split>-<protocol>.json when not the run's own
             test/protocol pair).
         device: override of the config's device.
+        data: where the run's data is now, when it moved (same fingerprint).
 
     Returns:
         The evaluation dict plus "run" and, when written, "file".
@@ -267,7 +198,9 @@ def evaluate_run(run_dir: str | Path, split: str = "test", protocol: str | None 
     if ckpt["epoch"] < cfg.epochs:
         log.warning("%s holds epoch %d of %d: evaluating an unfinished run", run_dir,
                     ckpt["epoch"], cfg.epochs)
-    ds = open_dataset(spec)
+    if data is not None:
+        spec = dataclasses.replace(spec, data=data)
+    ds = open_dataset(spec, run_dir)
     if list(ds.classes) != list(ckpt["classes"]):
         raise ValueError(f"{run_dir}: the checkpoint's classes {ckpt['classes']} differ from "
                          f"the dataset's {ds.classes}")

@@ -48,6 +48,7 @@ __all__ = [
     "LOC_LOSSES",
     "NonFiniteLossError",
     "RUNTIME_FIELDS",
+    "TRAIN_HELP",
     "TrainConfig",
     "compute_losses",
     "evaluate",
@@ -60,6 +61,48 @@ __all__ = [
     "resolve_device",
     "set_seed",
 ]
+
+#: One line of help per TrainConfig field: the flags' help and the configuration reference.
+TRAIN_HELP = {
+    "model": "detector: tiny (trains from scratch on a CPU) or i3d (Kinetics-pretrained I3D)",
+    "weights": "local pretrained weights file (i3d: pytorch-i3d rgb_imagenet.pt / rgb_charades.pt)",
+    "epochs": "passes over the training clips",
+    "batch_size": "clips per optimizer step (per process under DDP)",
+    "lr": "AdamW peak learning rate",
+    "weight_decay": "AdamW weight decay (not on biases / norms)",
+    "warmup_epochs": "linear warm-up length before the cosine decay",
+    "grad_clip": "gradient-norm clipping (0 = off)",
+    "clips_per_video": "clips drawn per labelled video and epoch",
+    "T": "frames per clip",
+    "stride": "frame step inside a clip",
+    "size": "input side in pixels (none = the dataset's / store's size)",
+    "augment": "random crop + flip (+ the colour options below)",
+    "color_jitter": "per-channel colour gain/offset strength of augmentation (0 = off)",
+    "channel_shuffle": "augmentation: random RGB channel order (colour carries no class)",
+    "cls_on_action": "classification loss only on clips whose pseudo-labels show an actor",
+    "min_clips_per_epoch": "raise clips per video so an epoch has at least this many (0 = off)",
+    "balance_classes": "spread each epoch's clips evenly over the classes (rare ones repeat)",
+    "loc_loss": "localization loss: stew, or bce_dice (unweighted ablation)",
+    "loc_weight": "weight of the localization loss",
+    "cls_weight": "weight of the classification loss",
+    "label_smoothing": "cross-entropy label smoothing",
+    "stew_sigma": "STeW temporal Gaussian sigma (frames)",
+    "stew_radius": "STeW: frames farther than this from a label get weight 0",
+    "stew_window": "STeW consistency half-window (frames)",
+    "dice_weight": "weight of the Dice term",
+    "beta": "cluster-loss weight (active-learning rounds; 0 = off)",
+    "amp": "bf16 autocast on CUDA",
+    "workers": "DataLoader worker processes",
+    "seed": "seed of the run (model init, sampling, augmentation, dropout, budget draw)",
+    "device": "auto, cpu, cuda, cuda:1, ...",
+    "eval_every": "also evaluate every N epochs during training (0 = only at the end)",
+    "eval_batch_size": "clips per inference batch",
+    "max_nonfinite": "abort after this many consecutive non-finite losses",
+    "fg_threshold": "foreground probability threshold of detections",
+    "min_area": "smallest foreground region kept (pixels)",
+    "nms_iou": "tube NMS IoU",
+    "class_scope": "detections take the frame's class (frame) or the video's (video)",
+}
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
@@ -134,7 +177,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         def need(ok: bool, field: str, what: str) -> None:
             if not ok:
-                raise ValueError(f"TrainConfig.{field}: {what}, got {getattr(self, field)!r}")
+                flag = "--" + field.replace("_", "-")
+                raise ValueError(f"{flag} (TrainConfig.{field}): {what}, got "
+                                 f"{getattr(self, field)!r}")
 
         need(self.epochs >= 1, "epochs", "must be >= 1")
         need(self.batch_size >= 1, "batch_size", "must be >= 1")

@@ -15,7 +15,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from ..data import LabelState, VideoDataset, load_dataset
+from ..config import check_data
+from ..data import LabelState, VideoDataset
 from ..data.dataset import Video
 from ..data.frames import ArrayFrames, ImageFolderFrames, VideoFileFrames
 from ..rounds import FORMAT as RUN_FORMAT
@@ -111,7 +112,7 @@ def open_pending(run: str | os.PathLike, dataset: VideoDataset | None = None) ->
         raise PendingError(f"{run} is not an active-learning run folder (no {conf} of format "
                            f"{RUN_FORMAT!r}); start one with `python -m claus.train --strategy "
                            "NAME --oracle human`")
-    cfg = RunConfig.from_json(doc)
+    cfg = RunConfig.from_json(doc, str(conf))
     if cfg.oracle != "human":
         raise PendingError(f"{run} was started with --oracle {cfg.oracle}: its selections are "
                            "labelled by the simulation, not by people; start an interactive "
@@ -127,8 +128,10 @@ def open_pending(run: str | os.PathLike, dataset: VideoDataset | None = None) ->
                            f"committed); continue with `python -m claus.train --resume {run}`")
     folder = waiting[-1]
     r = int(folder.name[6:9])
-    ds = dataset if dataset is not None else load_dataset(cfg.dataset, preset=cfg.preset,
-                                                          seed=cfg.data_seed)
+    if dataset is None:
+        check_data(run, cfg.data)
+        dataset = cfg.data.open()
+    ds = dataset
     labels = LabelState.load(folder / "labels.json", ds)
     selection = Selection.from_json(json.loads((folder / "selection.json").read_text()))
     return PendingRound(run, cfg, r, folder, ds, labels, selection)

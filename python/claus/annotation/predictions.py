@@ -47,15 +47,13 @@ def predict_requests(
     from ..eval.detect import components, frame_detections
     from ..eval.pipeline import predict_videos
     from ..models import build_model
-    from ..training import TrainConfig, resolve_device
+    from ..training import resolve_device
 
     weights = pending.folder / "model.pt"
     if not weights.is_file():
         raise FileNotFoundError(f"{weights} does not exist: the round has no trained model "
                                 "(pass --no-predictions to export without pre-annotations)")
-    opts = dict(pending.cfg.train)
-    opts.setdefault("seed", pending.cfg.seed)
-    tc = TrainConfig(**opts)
+    tc = pending.cfg.training()
     thr = tc.fg_threshold if fg_threshold is None else float(fg_threshold)
     if not 0 <= thr < 1:
         raise ValueError(f"fg_threshold must lie in [0, 1), got {thr}")

@@ -3,6 +3,7 @@ r"""`python -m claus.data.prepare`: build a resized, memory-mapped frame store f
 Example:
     python -m claus.data.prepare --dataset ucf101-24 --root data/ucf101-24 \
         --out stores/ucf-112 --size 112
+    python -m claus.train --dataset ucf101-24 --root data/ucf101-24 --store stores/ucf-112 ...
 
 Resumable: run the same command again after an interruption and finished videos are kept.
 """
@@ -13,7 +14,7 @@ import argparse
 import logging
 import sys
 
-from .registry import DATASETS, load_dataset
+from ..cli import Parser, run_command
 from .store import prepare_store
 
 
@@ -27,18 +28,15 @@ def _size(text: str):
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="python -m claus.data.prepare",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument(
-        "--dataset", default="synthetic", help=f"one of {sorted(DATASETS)} (default synthetic)"
-    )
-    p.add_argument("--root", help="dataset folder (ucf101-24, jhmdb-21) or JSON file (custom)")
-    p.add_argument("--preset", default=None, help="synthetic preset: tiny, demo (default), full")
-    p.add_argument("--seed", type=int, default=0, help="synthetic seed (default 0)")
-    p.add_argument("--split", type=int, default=1, help="J-HMDB split 1-3 (default 1)")
+    from ..config import add_arguments
+
+    add_arguments(p, ["data"])
+    p.add_argument("--seed", dest="data_seed", default=None, help="same as --data-seed")
     p.add_argument("--out", required=True, help="the store folder to create or resume")
     p.add_argument(
         "--size",
@@ -50,12 +48,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    try:
-        ds = load_dataset(a.dataset, a.root, preset=a.preset, seed=a.seed, split=a.split)
-    except (ValueError, FileNotFoundError) as e:
-        p.error(str(e))
+    return run_command(lambda: _prepare(a))
+
+
+def _prepare(a: argparse.Namespace) -> int:
+    from ..config import dataset_spec, field_names, given
+
+    spec = dataset_spec(given(a, field_names("data")), "command line")
+    if spec.store is not None:
+        raise ValueError("--store: prepare writes a store (--out); it does not read one")
     summary = prepare_store(
-        ds, a.out, a.size, progress=not a.no_progress, retry_failed=a.retry_failed
+        spec.open(), a.out, a.size, progress=not a.no_progress, retry_failed=a.retry_failed
     )
     print(f"{a.out}: {summary}")
     return 1 if summary.failed and not (summary.written or summary.reused) else 0

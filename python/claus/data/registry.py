@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .dataset import VideoDataset
 
-__all__ = ["DATASETS", "TRAIN_DEFAULTS", "load_dataset", "train_defaults"]
+__all__ = ["DATASETS", "TRAIN_DEFAULTS", "annotation_files", "load_dataset", "train_defaults"]
 
 DATASETS = {
     "synthetic": "the embedded procedural benchmark (presets tiny/demo/full; no download)",
@@ -62,6 +62,8 @@ def load_dataset(
     else:
         if root is None:
             raise ValueError(f"dataset {base!r} needs a path (--root): {DATASETS[base]}")
+        if split != 1 and base != "jhmdb-21":
+            raise ValueError(f"--split: {base} has one split (1), got {split}")
         if base == "ucf101-24":
             from .readers import load_ucf24
 
@@ -78,4 +80,33 @@ def load_dataset(
         from .store import FrameStore
 
         ds = ds.with_store(FrameStore(store))
+    from ..config import DatasetSpec
+
+    # What reopens this very data (run folders save it; `claus.rounds` checks it).
+    ds.spec = DatasetSpec(base, None if base == "synthetic" else str(root), store=store,
+                          split=split, preset=(sub or preset) if base == "synthetic" else None,
+                          seed=seed)
     return ds
+
+
+#: Where each dataset keeps the files that define it, relative to its root (the first that
+#: exists of each tuple); a custom dataset's root is its JSON file.
+_DEFINING = {
+    "ucf101-24": [("pyannot_with_class_names.pkl", "pyannot.pkl", "UCF101v2-GT.pkl"),
+                  ("testlist01.txt",)],
+    "jhmdb-21": [("JHMDB-GT.pkl",)],
+}
+
+
+def annotation_files(name: str, root: str | os.PathLike) -> list[Path]:
+    """The files whose content defines a dataset (annotations, split lists): what a run's
+    fingerprint hashes to notice a changed dataset."""
+    root = Path(root)
+    if name == "custom":
+        return [root] if root.is_file() else []
+    out = []
+    for choices in _DEFINING.get(name, []):
+        hit = next((root / c for c in choices if (root / c).is_file()), None)
+        if hit is not None:
+            out.append(hit)
+    return out
