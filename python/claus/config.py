@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import math
 from collections.abc import Iterable, Mapping
@@ -98,7 +97,7 @@ class DatasetSpec:
     """
 
     name: str = field(default="synthetic", metadata=_meta(
-        "dataset name: synthetic[:tiny|demo|full], ucf101-24, jhmdb-21, custom",
+        "dataset name: synthetic[:tiny|demo|full], ucf101-24, jhmdb-21, custom, videos",
         name="dataset"))
     root: str | None = field(default=None, metadata=_meta(
         "dataset folder (ucf101-24, jhmdb-21, videos) or dataset JSON file (custom)"))
@@ -178,16 +177,9 @@ class DatasetSpec:
         lists); empty for the synthetic dataset, which its preset and seed define."""
         if self.synthetic:
             return {"files": {}}
-        from .data.registry import annotation_files
+        from .data.registry import data_fingerprint
 
-        out = {}
-        for path in annotation_files(self.name, self.root):
-            h = hashlib.sha256()
-            with open(path, "rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    h.update(block)
-            out[path.name] = h.hexdigest()
-        return {"files": out}
+        return {"files": data_fingerprint(self.name, self.root)}
 
 
 #: File of a run folder holding the `DatasetSpec` it was started on and its fingerprint.
@@ -258,6 +250,10 @@ class RunConfig:
             train without the cluster loss.
         warm_start: start each round from the previous round's weights (default: same init).
         oracle: who labels the selections: "simulated" (ground truth) or "human" (`ORACLES`).
+        budget_unit: "boxes", "frames" or None (boxes; frames for unlabelled training videos);
+            see `claus.rounds.RunPlan`.
+        initial_set: "reveal", "select" or None (reveal; select for unlabelled training
+            videos): how round 0 gets its labels (`claus.rounds.RunPlan`).
         train: how each round trains (`claus.training.TrainConfig`). A mapping (or None) is
             read as overrides of the dataset's training defaults (`claus.data.TRAIN_DEFAULTS`);
             an unknown or mistyped field is an error naming it.
@@ -291,6 +287,13 @@ class RunConfig:
         "start each round from the previous round's weights"))
     oracle: str = field(default="simulated", metadata=_meta(
         "who labels: " + "; ".join(f"{k}: {v}" for k, v in ORACLES.items())))
+    budget_unit: str | None = field(default=None, metadata=_meta(
+        "what budgets count: boxes (ground-truth boxes of the training split, the paper's) or "
+        "frames; none: boxes, or frames when the training videos are unlabelled"))
+    initial_set: str | None = field(default=None, metadata=_meta(
+        "round 0's labels: reveal (random videos and frames, revealed from the ground truth) "
+        "or select (claus picks spread frames of random videos and the oracle labels them "
+        "like any round); none: reveal, or select when the training videos are unlabelled"))
     train: TrainConfig | Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
@@ -334,6 +337,10 @@ class RunConfig:
                "--videos-per-round", "must be >= 1", self.videos_per_round)
         _check(self.beta is None or (math.isfinite(self.beta) and self.beta >= 0), "--beta",
                "must be >= 0", self.beta)
+        _check(self.budget_unit in (None, "boxes", "frames"), "--budget-unit",
+               "must be boxes or frames", self.budget_unit)
+        _check(self.initial_set in (None, "reveal", "select"), "--initial-set",
+               "must be reveal or select", self.initial_set)
 
     @property
     def percents(self) -> list[float]:
@@ -642,10 +649,14 @@ def given(args: argparse.Namespace, names: Iterable[str]) -> dict[str, Any]:
     return out
 
 
-def load_config_file(path: str | Path) -> dict[str, Any]:
+def load_config_file(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     """A flat mapping of field names from a YAML (.yaml/.yml) or JSON file; errors name the
-    file. Names are `FIELDS`' (`strategy` is read as `strategies`); unknown names are errors."""
+    file. Names are `FIELDS`' (`strategy` is read as `strategies`); unknown names are errors.
+    `_base_: FILE` (or a list of files, relative to this one) composes configs, as
+    mmaction2's do: the bases' fields first, this file's over them."""
     path = Path(path)
+    if path.resolve() in _seen:
+        raise ValueError(f"{path}: _base_ files include each other in a loop")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: config file does not exist; check the path")
     try:
@@ -670,7 +681,10 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping of fields, got {type(data).__name__}")
-    out = {}
+    out: dict[str, Any] = {}
+    bases = data.pop("_base_", None) or []
+    for base in [bases] if isinstance(bases, str) else bases:
+        out.update(load_config_file(path.parent / str(base), (*_seen, path.resolve())))
     for key, value in data.items():
         name = "strategies" if key == "strategy" else str(key)
         if name not in _BY_NAME:

@@ -254,10 +254,15 @@ def write_report(out_dir: str | os.PathLike, lines: Sequence[dict], *, dataset=N
     agg = aggregate(lines)
     seeds = sorted({x["seed"] for x in lines})
     wall = sum(x.get("wall_s", 0.0) for x in lines)
+    unit = next((x["budget_unit"] for x in lines if x.get("budget_unit")), "boxes")
     text = [f"# {title}\n",
             f"f-mAP@0.5 and v-mAP@0.5 in %, mean ± std over seeds {seeds} (sample std; one "
-            "seed: no ±). Columns: % of the training split's boxes labelled.\n",
+            f"seed: no ±). Columns: % of the training split's {unit} labelled.\n",
             results_table(agg)]
+    notes = sorted({x["note"] for x in lines if x.get("note") and not x.get("metrics")
+                    and x.get("labelled_frames", 1)})
+    if notes:
+        text.append("\nNot in the table: " + "; ".join(notes) + ".\n")
     figs: list[Path] = []
     if pictures:
         try:
@@ -269,7 +274,7 @@ def write_report(out_dir: str | os.PathLike, lines: Sequence[dict], *, dataset=N
     if pictures:
         figs.append(plot_map_vs_budget(agg, out / "figures" / "map_vs_budget.png"))
         claus_rounds = sorted((out / "claus").glob("seed*/round_*/scores.pt"))
-        if dataset is not None:
+        if dataset is not None and "test" in dataset.splits:
             names = [dataset[i].name for i in dataset.split_indices("train")]
             if claus_rounds:
                 rd = claus_rounds[-1].parent

@@ -59,7 +59,7 @@ from .config import (
     check_data,
     write_data_fingerprint,
 )
-from .data import LabelState, VideoDataset, budget_boxes, total_boxes
+from .data import BUDGET_UNITS, BudgetUnit, LabelState, VideoDataset, total_boxes
 from .io import atomic_torch_save, atomic_write_json, atomic_write_text
 from .selection.pool import PoolScores, score_pool
 from .selection.strategies import SCORED, Selection, check_strategy, select_round
@@ -339,169 +339,273 @@ def run_rounds(
     if (run / "config.json").exists():
         check_data(run, cfg.data)  # before opening: a moved root gets its own message
     ds = _dataset(cfg, dataset)
+    plan = RunPlan.of(cfg, ds)
     _open_run(run, cfg, resume)
-    trainer = trainer or default_trainer()
-    percents = cfg.percents
-    total = total_boxes(ds)
-    names = [ds[i].name for i in ds.split_indices("train")]
-    train_idx = ds.split_indices("train")
-    geo = trainer.geometry(cfg.training())
+    engine = _Rounds(run, cfg, ds, plan, trainer or default_trainer(), oracle, progress,
+                     stop_after)
+    done = _committed(run)
+    for r in range(len(plan.percents)):
+        if r not in done:
+            engine.round(r, round0_from if r == 0 else None)
+    if _main():
+        _write_metrics(run)  # also after a kill between a commit and its metrics line
+    _sync()
+    return load_metrics(run)
 
-    def checkpoint(step: str, r: int) -> None:
-        if stop_after == f"round{r}:{step}":
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What a run does on its dataset, resolved from the config's automatic choices.
+
+    Attributes:
+        unit: what budgets count (`claus.data.BUDGET_UNITS`): boxes when the training videos
+            are annotated, frames when nobody has labelled them yet (or as configured).
+        initial: "reveal" (round 0 trains on a random set revealed from the ground truth, the
+            paper's) or "select" (round 0 trains nothing: it selects spread frames of random
+            videos, `init_percent` of the budget, and the oracle labels them like any round).
+        percents: the labelled % each round trains on ("select": 0 first).
+        evaluate: whether the test split has ground truth to evaluate on.
+    """
+
+    unit: BudgetUnit
+    initial: str
+    percents: list[float]
+    evaluate: bool
+
+    @classmethod
+    def of(cls, cfg: RunConfig, ds: VideoDataset) -> RunPlan:
+        annotated = ds.annotated("train")
+        unit = BUDGET_UNITS[cfg.budget_unit or ("boxes" if annotated else "frames")]
+        initial = cfg.initial_set or ("reveal" if annotated else "select")
+        if not annotated and (unit.name == "boxes" or initial == "reveal"
+                              or cfg.strategy == "full" or cfg.oracle == "simulated"):
+            raise ValueError(
+                f"{ds.name}: the training videos have no ground truth, so budgets count frames "
+                "(--budget-unit frames), claus selects the initial set (--initial-set select), "
+                "people label it (--oracle human) and strategy full cannot run")
+        percents = cfg.percents
+        if initial == "select" and cfg.strategy != "full":
+            percents = [0.0, *percents]
+        tested = "test" in ds.splits and bool(ds.split_indices("test"))
+        return cls(unit, initial, percents, tested and ds.annotated("test"))
+
+
+class _Rounds:
+    """The steps of one round over a run folder, each resumable: its output file is written
+    atomically by rank 0 and read back by every rank; a step whose file exists is skipped."""
+
+    def __init__(self, run: Path, cfg: RunConfig, ds: VideoDataset, plan: RunPlan,
+                 trainer: Trainer, oracle: Callable, progress: bool, stop_after: str | None):
+        self.run, self.cfg, self.ds, self.plan = run, cfg, ds, plan
+        self.trainer, self.oracle, self.progress = trainer, oracle, progress
+        self.stop_after = stop_after
+        self.train_idx = ds.split_indices("train")
+        self.names = [ds[i].name for i in self.train_idx]
+        self.geo = trainer.geometry(cfg.training())
+        self.model: torch.nn.Module | None = None
+
+    def checkpoint(self, step: str, r: int) -> None:
+        if self.stop_after == f"round{r}:{step}":
             raise KeyboardInterrupt(f"stopped after {step} of round {r} (stop_after)")
 
-    done = _committed(run)
-    model = None
-    for r, pct in enumerate(percents):
-        final = _round_dir(run, r)
-        if r in done:
-            continue
+    def round(self, r: int, round0_from: str | os.PathLike | None) -> None:
         t0 = time.perf_counter()
-        work = run / f"round_{r:03d}.partial"
-        human = cfg.oracle == "human"
+        work = self.run / f"round_{r:03d}.partial"
+        human = self.cfg.oracle == "human"
         if human and _awaits_labels(work):
-            raise AwaitingLabels(run, r, work)  # nothing to redo until the labels are in
+            raise AwaitingLabels(self.run, r, work)  # nothing to redo until the labels are in
         work.mkdir(parents=True, exist_ok=True)
-        # Labels this round trains on.
-        lab_path = work / "labels.json"
-        if not lab_path.exists():
-            labels = (initial_labels(ds, cfg) if r == 0
-                      else LabelState.load(_round_dir(run, r - 1) / "next_labels.json", ds))
-            if _main():
-                labels.save(lab_path)
-        _sync()
-        labels = LabelState.load(lab_path, ds)
-        if r == 0 and round0_from is not None:
-            if _main():
-                _adopt_round0(Path(round0_from), work, cfg.training())
-            _sync()
-        # Train (the trainer resumes from its own checkpoint in work/train).
-        init = None
-        if cfg.warm_start and r > 0:
-            init = _fresh_model(cfg, ds)
-            init.load_weights(_round_dir(run, r - 1) / "model.pt")
-        # Cluster loss (claus only): KMeans on the labelled videos' embeddings when training
-        # starts, then the trainer pulls embeddings to those centres and moves them online.
-        train = cfg.training()
-        centers = None
-        if train.beta > 0:
-            cp = work / "centers.pt"
-            if not cp.exists():
-                start = init if init is not None else _fresh_model(cfg, ds)
-                lab_idx = [ds.index(n) for n in labels.labelled_videos()]
-                emb = score_pool(start, ds, lab_idx, T=geo["T"], stride=geo["stride"],
-                                 size=geo["size"], device=geo["device"], mode="deterministic",
-                                 batch_size=cfg.score_batch).embeddings
-                from .cluster import KMeans
-
-                km = KMeans(min(cfg.clusters, len(lab_idx)), seed=cfg.seed).fit(emb)
+        labels = self.labels(r, work)
+        last = r == len(self.plan.percents) - 1
+        metrics: dict = {}
+        if labels.num_labelled_frames():
+            if round0_from is not None:
                 if _main():
-                    atomic_torch_save(cp, km.cluster_centers_.float())
-            _sync()
-            centers = torch.load(cp, weights_only=True)
-        # No step left that uses the model (e.g. a resume after a human import): no fit.
-        last = r == len(percents) - 1
-        if _needs_model(work, cfg, last):
-            model = trainer.fit(train, ds, labels, work / "train", model=init, centers=centers,
-                                progress=progress)
+                    _adopt_round0(Path(round0_from), work, self.cfg.training())
+                _sync()
+            self.train(r, work, labels, last)
+            self.checkpoint("train", r)
+            metrics = self.evaluate(work)
+            self.checkpoint("eval", r)
+        selection = None
+        if not last:
+            selection = self.select(r, work, labels)
+            self.label(r, work, labels, selection, human)
+        self.commit(r, work, labels, metrics, selection, t0)
+
+    def labels(self, r: int, work: Path) -> LabelState:
+        """The labels round r trains on: the initial set, or the previous round's."""
+        path = work / "labels.json"
+        if not path.exists():
+            if r > 0:
+                labels = LabelState.load(_round_dir(self.run, r - 1) / "next_labels.json",
+                                         self.ds)
+            elif self.plan.initial == "reveal":
+                labels = initial_labels(self.ds, self.cfg)
+            else:
+                labels = LabelState.empty(self.ds)
+            if _main():
+                labels.save(path)
+        _sync()
+        return LabelState.load(path, self.ds)
+
+    def train(self, r: int, work: Path, labels: LabelState, last: bool) -> None:
+        """Train (the trainer resumes from its own checkpoint in work/train) and save
+        model.pt; skipped when no later step of the round needs the model."""
+        cfg, ds = self.cfg, self.ds
+        init = None
+        if cfg.warm_start and (_round_dir(self.run, r - 1) / "model.pt").exists():
+            init = _fresh_model(cfg, ds)
+            init.load_weights(_round_dir(self.run, r - 1) / "model.pt")
+        train = cfg.training()
+        centers = self.centers(work, labels, init) if train.beta > 0 else None
+        if _needs_model(work, cfg, last, self.plan.evaluate):
+            self.model = self.trainer.fit(train, ds, labels, work / "train", model=init,
+                                          centers=centers, progress=self.progress)
         if not (work / "model.pt").exists():
             if _main():
-                atomic_torch_save(work / "model.pt", {"model": model.state_dict()})
+                atomic_torch_save(work / "model.pt", {"model": self.model.state_dict()})
         _sync()
-        checkpoint("train", r)
-        # Evaluate.
-        if not (work / "eval.json").exists():
-            metrics = trainer.evaluate(model, ds, train, progress=progress)
-            # Scalar metrics only (the trainer may add per-class tables); None = undefined.
+
+    def centers(self, work: Path, labels: LabelState, init) -> torch.Tensor:
+        """Cluster loss (claus only): KMeans on the labelled videos' embeddings when training
+        starts; the trainer then pulls embeddings to those centres and moves them online."""
+        cp = work / "centers.pt"
+        if not cp.exists():
+            geo, ds = self.geo, self.ds
+            start = init if init is not None else _fresh_model(self.cfg, ds)
+            lab_idx = [ds.index(n) for n in labels.labelled_videos()]
+            emb = score_pool(start, ds, lab_idx, T=geo["T"], stride=geo["stride"],
+                             size=geo["size"], device=geo["device"], mode="deterministic",
+                             batch_size=self.cfg.score_batch).embeddings
+            from .cluster import KMeans
+
+            km = KMeans(min(self.cfg.clusters, len(lab_idx)), seed=self.cfg.seed).fit(emb)
             if _main():
-                atomic_write_json(work / "eval.json", {
+                atomic_torch_save(cp, km.cluster_centers_.float())
+        _sync()
+        return torch.load(cp, weights_only=True)
+
+    def evaluate(self, work: Path) -> dict:
+        """Test metrics (scalars only; None = undefined); {} without a labelled test split."""
+        path = work / "eval.json"
+        if not path.exists():
+            metrics = {}
+            if self.plan.evaluate:
+                metrics = self.trainer.evaluate(self.model, self.ds, self.cfg.training(),
+                                                progress=self.progress)
+            else:
+                log.warning("%s has no labelled test videos: evaluation skipped", self.ds.name)
+            if _main():
+                atomic_write_json(path, {
                     k: (None if v is None else float(v)) for k, v in metrics.items()
                     if v is None or isinstance(v, (int, float))})
         _sync()
-        metrics = json.loads((work / "eval.json").read_text())
-        checkpoint("eval", r)
-        selection = None
-        if not last:
-            budget = budget_boxes(ds, percents[r + 1]) - labels.spent()
-            if budget < 0:
-                raise ValueError(f"round {r}: {labels.spent()} boxes are already labelled, more "
-                                 f"than the next target {percents[r + 1]}%")
-            # Score the pool (strategies that need scores, and claus's embeddings).
-            pool_scores = None
-            if cfg.strategy in SCORED:
-                sp = work / "scores.pt"
-                if not sp.exists():
-                    ps = score_pool(model, ds, train_idx, T=geo["T"], stride=geo["stride"],
-                                    size=geo["size"], device=geo["device"],
-                                    frame_score=cfg.frame_score,
-                                    mode="deterministic" if cfg.strategy == "entropy" else "mc",
-                                    passes=cfg.passes, batch_size=cfg.score_batch,
-                                    seed=int(np.random.SeedSequence([cfg.seed, r, 2])
-                                             .generate_state(1)[0]), progress=progress)
-                    if _main():
-                        atomic_torch_save(sp, ps.to_state())
-                _sync()
-                pool_scores = PoolScores.from_state(torch.load(sp, weights_only=True))
-            checkpoint("score", r)
-            # Select.
-            sel_path = work / "selection.json"
-            if not sel_path.exists():
-                clusters = None
-                if cfg.strategy == "claus":
-                    clusters = _cluster_videos(pool_scores.embeddings, cfg.clusters,
-                                               cfg.seed * 1000 + r)
-                costs = [np.maximum(1, ds[i].boxes_per_frame()).astype(np.int64)
-                         for i in train_idx]
-                selection = select_round(
-                    cfg.strategy, names=names, num_frames=[ds[i].num_frames for i in train_idx],
-                    frame_costs=costs, labelled=[labels.frames(n) for n in names], budget=budget,
-                    videos_per_round=cfg.videos_per_round,
-                    rng=np.random.default_rng([cfg.seed, r, 3]),
-                    scores=pool_scores.scores if pool_scores is not None else None,
-                    clusters=clusters, cluster_cap=cfg.cluster_cap)
-                out = selection.to_json()
-                out["budget"] = budget
-                if clusters is not None:
-                    out["all_clusters"] = {n: int(c) for n, c in zip(names, clusters, strict=False)}
-                if _main():
-                    atomic_write_json(sel_path, out)
-            _sync()
-            selection = Selection.from_json(json.loads(sel_path.read_text()))
-            checkpoint("select", r)
-            # Label.
-            nl = work / "next_labels.json"
-            if not nl.exists():
-                if human and selection.frames:
-                    raise AwaitingLabels(run, r, work)
-                # An empty selection (nothing left to pick) needs no annotator.
-                new = labels.copy() if human else oracle(ds, labels, selection, r + 1)
-                if _main():
-                    new.save(nl)
-            _sync()
-            checkpoint("label", r)
-        summary = {"round": r, "percent": pct, "labelled_boxes": labels.spent(),
-                   "total_boxes": total, "labelled_videos": len(labels.labelled_videos()),
+        return json.loads(path.read_text())
+
+    def select(self, r: int, work: Path, labels: LabelState) -> Selection:
+        """Score the pool (strategies that need it) and choose the frames to label next."""
+        cfg, ds, unit = self.cfg, self.ds, self.plan.unit
+        target = self.plan.percents[r + 1]
+        budget = unit.budget(ds, target) - unit.spent(labels)
+        if budget < 0:
+            raise ValueError(f"round {r}: {unit.spent(labels)} {unit.name} are already "
+                             f"labelled, more than the next target {target}%")
+        initial = not labels.num_labelled_frames()
+        strategy = "equidistant" if initial else cfg.strategy
+        pool = None if initial else self.score(r, work)
+        self.checkpoint("score", r)
+        path = work / "selection.json"
+        if not path.exists():
+            clusters = None
+            if strategy == "claus":
+                clusters = _cluster_videos(pool.embeddings, cfg.clusters, cfg.seed * 1000 + r)
+            per_video = max(1, cfg.init_frames_per_video)
+            selection = select_round(
+                strategy, names=self.names, num_frames=[ds[i].num_frames for i in self.train_idx],
+                frame_costs=[unit.costs(ds[i]) for i in self.train_idx],
+                labelled=[labels.frames(n) for n in self.names], budget=budget,
+                videos_per_round=max(1, budget // per_video) if initial
+                else cfg.videos_per_round,
+                rng=np.random.default_rng([cfg.seed, r, 3]),
+                scores=pool.scores if pool is not None else None,
+                clusters=clusters, cluster_cap=cfg.cluster_cap)
+            out = selection.to_json()
+            out.update(budget=budget, budget_unit=unit.name)
+            if initial:
+                out["initial"] = True
+            if clusters is not None:
+                out["all_clusters"] = {n: int(c) for n, c in zip(self.names, clusters,
+                                                                 strict=False)}
+            if _main():
+                atomic_write_json(path, out)
+        _sync()
+        selection = Selection.from_json(json.loads(path.read_text()))
+        self.checkpoint("select", r)
+        return selection
+
+    def score(self, r: int, work: Path) -> PoolScores | None:
+        """Pool scores (frame scores + video embeddings) of the scored strategies."""
+        cfg, geo = self.cfg, self.geo
+        if cfg.strategy not in SCORED:
+            return None
+        path = work / "scores.pt"
+        if not path.exists():
+            ps = score_pool(self.model, self.ds, self.train_idx, T=geo["T"],
+                            stride=geo["stride"], size=geo["size"], device=geo["device"],
+                            frame_score=cfg.frame_score,
+                            mode="deterministic" if cfg.strategy == "entropy" else "mc",
+                            passes=cfg.passes, batch_size=cfg.score_batch,
+                            seed=int(np.random.SeedSequence([cfg.seed, r, 2])
+                                     .generate_state(1)[0]), progress=self.progress)
+            if _main():
+                atomic_torch_save(path, ps.to_state())
+        _sync()
+        return PoolScores.from_state(torch.load(path, weights_only=True))
+
+    def label(self, r: int, work: Path, labels: LabelState, selection: Selection,
+              human: bool) -> None:
+        """The oracle's labels of the selection (people: raise AwaitingLabels until imported;
+        an empty selection needs no annotator)."""
+        path = work / "next_labels.json"
+        if not path.exists():
+            if human and selection.frames:
+                raise AwaitingLabels(self.run, r, work)
+            new = labels.copy() if human else self.oracle(self.ds, labels, selection, r + 1)
+            if _main():
+                new.save(path)
+        _sync()
+        self.checkpoint("label", r)
+
+    def commit(self, r: int, work: Path, labels: LabelState, metrics: dict,
+               selection: Selection | None, t0: float) -> None:
+        """round.json, then the atomic rename that makes the round visible."""
+        cfg, ds, unit = self.cfg, self.ds, self.plan.unit
+        summary = {"round": r, "percent": self.plan.percents[r],
+                   "labelled_boxes": labels.spent(), "total_boxes": total_boxes(ds),
+                   "labelled_videos": len(labels.labelled_videos()),
                    "labelled_frames": labels.num_labelled_frames(), "metrics": metrics,
                    "selected_videos": len(selection.frames) if selection else 0,
                    "selected_boxes": selection.cost if selection else 0,
                    "strategy": cfg.strategy, "seed": cfg.seed,
                    "wall_s": round(time.perf_counter() - t0, 3)}
+        if unit.name != "boxes":
+            summary.update(budget_unit=unit.name, total_frames=ds.num_frames("train"))
+        if not labels.num_labelled_frames():
+            summary["note"] = "initial selection: nothing labelled yet, no model"
+        elif not self.plan.evaluate:
+            summary["note"] = "no labelled test videos: evaluation skipped"
         marker = work / ROUND0_FROM
         if marker.exists():
             summary["round0_from"] = marker.read_text().strip()
         if _main():
             atomic_write_json(work / "round.json", summary)
             # The commit: one atomic rename makes the round visible.
-            os.replace(work, final)
-            _write_metrics(run)
+            os.replace(work, _round_dir(self.run, r))
+            _write_metrics(self.run)
         _sync()
-        log.info("round %d committed: %.2f%% labelled, %s", r, pct, metrics)
-        checkpoint("commit", r)
-    if _main():
-        _write_metrics(run)  # also after a kill between a commit and its metrics line
-    _sync()
-    return load_metrics(run)
+        log.info("round %d committed: %.2f%% labelled, %s", r, self.plan.percents[r], metrics)
+        self.checkpoint("commit", r)
 
 
 #: File in a round folder naming the run whose round 0 it adopted.
@@ -542,9 +646,9 @@ def _adopt_round0(donor: Path, work: Path, train: TrainConfig) -> str | None:
     return str(donor)
 
 
-def _needs_model(work: Path, cfg: RunConfig, last: bool) -> bool:
+def _needs_model(work: Path, cfg: RunConfig, last: bool, evaluate: bool = True) -> bool:
     """Whether a round still has a step that uses its trained model (save, eval, scoring)."""
-    done = [work / "model.pt", work / "eval.json"]
+    done = [work / "model.pt"] + ([work / "eval.json"] if evaluate else [])
     if not last and cfg.strategy in SCORED:
         done.append(work / "scores.pt")
     return not all(p.exists() for p in done)

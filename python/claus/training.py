@@ -351,11 +351,15 @@ def compute_losses(cfg: TrainConfig, out, batch: dict, centers=None) -> dict[str
     mask = batch["mask"].to(device)
     annotated = batch["annotated"].to(device)
     label = batch["label"].to(device)
+    # A video whose class nobody has labelled yet (-1) gives its clips no class target.
+    known = label >= 0
     if cfg.cls_on_action:
         # A clip showing no actor carries no evidence of the action: its class target is noise.
-        action = mask.flatten(1).any(1)
-        per_clip = classification_loss(out.cls, label, cfg.label_smoothing, reduction="none")
-        cls = (per_clip * action).sum() / action.sum().clamp(min=1)
+        known = known & mask.flatten(1).any(1)
+    if cfg.cls_on_action or not bool(known.all()):
+        per_clip = classification_loss(out.cls, label.clamp(min=0), cfg.label_smoothing,
+                                       reduction="none")
+        cls = (per_clip * known).sum() / known.sum().clamp(min=1)
     else:
         cls = classification_loss(out.cls, label, cfg.label_smoothing)
     if cfg.loc_loss == "stew":

@@ -33,6 +33,7 @@ answers for. `framesCount` must equal the video's frame count. Tasks of other ro
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
@@ -41,6 +42,8 @@ from .importer import AnnotationFileError, Annotations, ImportedBox
 from .pending import PendingRound, frame_source, video_fps
 
 __all__ = ["DEFAULT_FPS", "export_labelstudio", "labelling_config", "read_labelstudio"]
+
+log = logging.getLogger(__name__)
 
 #: The frame rate of tasks whose videos do not say (Label Studio's own default).
 DEFAULT_FPS = 24.0
@@ -93,6 +96,11 @@ def export_labelstudio(
     out = Path(out)
     ds = pending.dataset
     preds = {}
+    if predictions and not (pending.folder / "model.pt").is_file():
+        # The initial selection of a run on unlabelled videos: no model has been trained yet.
+        log.info("round %d has no trained model yet: tasks without pre-annotations",
+                 pending.round)
+        predictions = False
     if predictions:
         from .predictions import predict_requests
 

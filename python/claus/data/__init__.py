@@ -16,16 +16,28 @@ from .clips import InferenceClips, TrainClips, clip_frames, sliding_windows
 from .custom import import_ava_csv, load_custom, save_custom
 from .dataset import Tube, Video, VideoDataset
 from .frames import ArrayFrames, FrameReadError, FrameSource, ImageFolderFrames, VideoFileFrames
-from .labels import LabelBox, LabelState, LabelStateError, budget_boxes, frame_cost, total_boxes
+from .labels import (
+    BUDGET_UNITS,
+    BudgetUnit,
+    LabelBox,
+    LabelState,
+    LabelStateError,
+    budget_boxes,
+    frame_cost,
+    total_boxes,
+)
 from .pseudo import PseudoTracks, pseudo_tracks, render_boxes
 from .readers import load_act_gt, load_jhmdb, load_ucf24
 from .registry import DATASETS, TRAIN_DEFAULTS, load_dataset, train_defaults
 from .safe_pickle import UnsafePickleError, safe_load
 from .store import FrameStore, prepare_store
 from .synthetic import PRESETS, SyntheticConfig, synthetic_dataset
+from .videos import load_video_folder
 
 __all__ = [
     "ArrayFrames",
+    "BUDGET_UNITS",
+    "BudgetUnit",
     "DATASETS",
     "TRAIN_DEFAULTS",
     "train_defaults",
@@ -55,6 +67,7 @@ __all__ = [
     "load_dataset",
     "load_jhmdb",
     "load_ucf24",
+    "load_video_folder",
     "prepare_store",
     "pseudo_tracks",
     "render_boxes",

@@ -86,6 +86,16 @@ class _ClipBase(Dataset):
         """Change the random stream (call once per epoch)."""
         self.epoch = int(epoch)
 
+    def video_label(self, vi: int) -> int:
+        """A video's class: its ground truth, or for a video nobody annotated the most frequent
+        class of its labelled boxes (ties: the lowest), -1 while it has none."""
+        v = self.ds[vi]
+        if v.annotated or self.labels is None or v.name not in self.labels.num_frames:
+            return int(v.label)
+        counts = np.bincount([b.label for bs in self.labels.entries(v.name).values()
+                              for b in bs], minlength=1)
+        return int(np.argmax(counts)) if counts.sum() else -1
+
     def pseudo(self, vi: int) -> PseudoTracks:
         """Pseudo-labels of video `vi` from the label state (cached)."""
         if vi not in self._pseudo:
@@ -143,7 +153,7 @@ class _ClipBase(Dataset):
             "clip": clip,
             "mask": torch.from_numpy(mask),
             "annotated": torch.from_numpy(pt.annotated[frames].copy()),
-            "label": torch.tensor(v.label, dtype=torch.int64),
+            "label": torch.tensor(self.video_label(vi), dtype=torch.int64),
             "video": torch.tensor(vi, dtype=torch.int64),
             "frames": torch.from_numpy(frames.copy()),
         }
@@ -253,7 +263,7 @@ class TrainClips(_ClipBase):
         by_class: dict[int, list[int]] = {}
         if self.balance:
             for vi in self.videos:
-                by_class.setdefault(int(ds[vi].label), []).append(vi)
+                by_class.setdefault(self.video_label(vi), []).append(vi)
         self.by_class = [by_class[c] for c in sorted(by_class)]
         self.items: list[tuple[int, int]] = []
         if sampling == "frame":

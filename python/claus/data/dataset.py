@@ -126,6 +126,9 @@ class Video:
         tubes: ground-truth tubes.
         group: optional near-duplicate group (UCF-101's g01..g25 clip groups; synthetic scenes).
         source: random access to the frames (None: annotations only).
+        annotated: whether `tubes` is the video's ground truth. False for videos nobody has
+            labelled yet (`claus.data.videos`): their tubes are unknown, not absent, so budgets
+            count frames and nothing is revealed or evaluated from them.
     """
 
     name: str
@@ -137,6 +140,7 @@ class Video:
     tubes: list[Tube] = field(default_factory=list)
     group: str | None = None
     source: FrameSource | None = field(default=None, repr=False)
+    annotated: bool = True
 
     def boxes_at(self, frame: int) -> list[tuple[int, int, np.ndarray]]:
         """Ground truth at one frame: [(tube index, label, (4,) box)]."""
@@ -243,6 +247,15 @@ class VideoDataset:
         )
 
     # ------------------------------------------------------------------ counts
+    def annotated(self, split: str | None = "train") -> bool:
+        """Whether every video of the split has ground truth (False: some have not been
+        labelled by anybody yet)."""
+        return all(self.videos[i].annotated for i in self.split_indices(split))
+
+    def num_frames(self, split: str | None = "train") -> int:
+        """Frames in a split."""
+        return sum(self.videos[i].num_frames for i in self.split_indices(split))
+
     def num_boxes(self, split: str | None = "train") -> int:
         """Ground-truth boxes in a split (the unit budgets are counted in)."""
         return sum(self.videos[i].num_boxes for i in self.split_indices(split))
@@ -300,7 +313,8 @@ class VideoDataset:
             src = ArrayFrames(store.file(v.name)) if store.has(v.name) else None
             videos.append(
                 Video(
-                    v.name, v.label, v.num_frames, v.height, v.width, v.split, v.tubes, v.group, src
+                    v.name, v.label, v.num_frames, v.height, v.width, v.split, v.tubes, v.group,
+                    src, v.annotated,
                 )
             )
         return VideoDataset(self.name, self.classes, videos, strict=False)

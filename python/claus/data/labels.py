@@ -32,6 +32,10 @@ from ..io import atomic_write_json
 from .dataset import VideoDataset
 
 __all__ = [
+    "BOXES",
+    "BUDGET_UNITS",
+    "BudgetUnit",
+    "FRAMES",
     "LabelBox",
     "LabelState",
     "LabelStateError",
@@ -80,6 +84,51 @@ def frame_cost(
     """(n,) int64: cost of labelling each frame = its ground-truth boxes, minimum 1."""
     per = ds.video(video).boxes_per_frame()
     return np.maximum(per[np.asarray(frames, dtype=np.int64)], 1)
+
+
+class BudgetUnit:
+    """What a labelling budget counts. `BOXES`: ground-truth boxes of the training split (the
+    paper's convention; a frame costs its boxes, at least 1); `FRAMES`: frames (a frame costs
+    1), for videos nobody has annotated, whose boxes are unknown until people label them."""
+
+    name = "boxes"
+
+    def total(self, ds: VideoDataset, split: str = "train") -> int:
+        """100 % of the budget."""
+        return total_boxes(ds, split)
+
+    def budget(self, ds: VideoDataset, percent: float, split: str = "train") -> int:
+        """`percent` of the split's total, rounded."""
+        if not 0 <= percent <= 100:
+            raise ValueError(f"budget must be a percentage in [0, 100], got {percent}")
+        return int(round(percent / 100.0 * self.total(ds, split)))
+
+    def costs(self, video) -> np.ndarray:
+        """(num_frames,) int64: the cost of labelling each frame of a `Video`."""
+        return np.maximum(1, video.boxes_per_frame()).astype(np.int64)
+
+    def spent(self, labels: LabelState) -> int:
+        """What a label state has spent so far."""
+        return labels.spent()
+
+
+class _Frames(BudgetUnit):
+    name = "frames"
+
+    def total(self, ds: VideoDataset, split: str = "train") -> int:
+        return ds.num_frames(split)
+
+    def costs(self, video) -> np.ndarray:
+        return np.ones(video.num_frames, np.int64)
+
+    def spent(self, labels: LabelState) -> int:
+        return labels.num_labelled_frames()
+
+
+BOXES = BudgetUnit()
+FRAMES = _Frames()
+#: The budget units by name (`RunConfig.budget_unit`).
+BUDGET_UNITS = {u.name: u for u in (BOXES, FRAMES)}
 
 
 class LabelState:

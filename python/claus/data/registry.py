@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
 from .dataset import VideoDataset
 
-__all__ = ["DATASETS", "TRAIN_DEFAULTS", "annotation_files", "load_dataset", "train_defaults"]
+__all__ = ["DATASETS", "TRAIN_DEFAULTS", "data_fingerprint", "load_dataset", "train_defaults"]
 
 DATASETS = {
     "synthetic": "the embedded procedural benchmark (presets tiny/demo/full; no download)",
@@ -15,6 +16,8 @@ DATASETS = {
     "UCF101v2-GT.pkl, testlist01.txt, rgb-images/",
     "jhmdb-21": "J-HMDB-21: a folder with JHMDB-GT.pkl, Frames/, puppet_mask/",
     "custom": "a claus dataset JSON file (see README, Data)",
+    "videos": "a folder of videos nobody has labelled yet (train/ or the folder itself, "
+    "classes.txt, an optional labelled test.json; claus.data.videos)",
 }
 
 #: Training settings a dataset family needs beyond `claus.training.TrainConfig`'s defaults; they
@@ -44,7 +47,7 @@ def load_dataset(
 
     Args:
         name: one of `DATASETS`; "synthetic:<preset>" is short for name="synthetic", preset=...
-        root: dataset folder (ucf101-24, jhmdb-21) or JSON file (custom).
+        root: dataset folder (ucf101-24, jhmdb-21, videos) or JSON file (custom).
         preset: synthetic preset (default "demo").
         seed: synthetic generator seed.
         split: J-HMDB split (1–3).
@@ -72,6 +75,10 @@ def load_dataset(
             from .readers import load_jhmdb
 
             ds = load_jhmdb(root, split=split)
+        elif base == "videos":
+            from .videos import load_video_folder
+
+            ds = load_video_folder(root)
         else:
             from .custom import load_custom
 
@@ -95,18 +102,39 @@ _DEFINING = {
     "ucf101-24": [("pyannot_with_class_names.pkl", "pyannot.pkl", "UCF101v2-GT.pkl"),
                   ("testlist01.txt",)],
     "jhmdb-21": [("JHMDB-GT.pkl",)],
+    "videos": [("classes.txt",), ("test.json",)],
 }
 
 
-def annotation_files(name: str, root: str | os.PathLike) -> list[Path]:
-    """The files whose content defines a dataset (annotations, split lists): what a run's
-    fingerprint hashes to notice a changed dataset."""
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def data_fingerprint(name: str, root: str | os.PathLike) -> dict[str, str]:
+    """{file name: sha256} of what defines a dataset (annotations, split lists; for a folder
+    of videos also the list of its videos with their sizes, as "videos"): what a run saves
+    to notice, on resume, data that changed."""
     root = Path(root)
     if name == "custom":
-        return [root] if root.is_file() else []
-    out = []
+        return {root.name: _sha256(root)} if root.is_file() else {}
+    out = {}
     for choices in _DEFINING.get(name, []):
         hit = next((root / c for c in choices if (root / c).is_file()), None)
         if hit is not None:
-            out.append(hit)
+            out[hit.name] = _sha256(hit)
+    if name == "videos":
+        from .videos import folder_listing
+
+        listing = "".join(f"{n}\t{_size(p)}\n" for n, p in folder_listing(root))
+        out["videos"] = hashlib.sha256(listing.encode()).hexdigest()
     return out
+
+
+def _size(path: Path) -> int:
+    if path.is_dir():
+        return sum(1 for _ in path.iterdir())
+    return path.stat().st_size
