@@ -103,6 +103,10 @@ def run_experiment_values(values: dict[str, Any], *, progress: bool = True,
     except AwaitingLabels as wait:
         print(wait)
         return 0
+    import torch.distributed as dist
+
+    if dist.is_initialized() and dist.get_rank() > 0:
+        return 0  # under torchrun rank 0 alone writes the report (the runs are complete)
     path, figs = reports.write_report(exp.out, lines, dataset=ds, pictures=pictures)
     print(path.read_text())
     print(f"results: {path}")

@@ -263,7 +263,9 @@ def _open_run(run: Path, cfg: RunConfig, resume: bool) -> None:
         if _main():
             write_data_fingerprint(run, cfg.data)
             atomic_write_json(conf, cfg.to_json())
-        _sync()
+    # On every rank, whichever branch it took: a rank that finds the file rank 0 has just
+    # written must still pass the barrier rank 0 waits at, or the ranks' barriers pair up wrong.
+    _sync()
 
 
 def _dataset(cfg: RunConfig, dataset: VideoDataset | None) -> VideoDataset:
@@ -336,6 +338,7 @@ def run_rounds(
             import, before any other work).
     """
     run = Path(run_dir)
+    _join_ranks()
     if (run / "config.json").exists():
         check_data(run, cfg.data)  # before opening: a moved root gets its own message
     ds = _dataset(cfg, dataset)
@@ -665,6 +668,18 @@ def _awaits_labels(work: Path) -> bool:
 def _main() -> bool:
     """Whether this process writes the run folder (rank 0 under torch.distributed)."""
     return not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0
+
+
+def _join_ranks() -> None:
+    """Under `torchrun`, join the process group (once; `claus.training.init_distributed`).
+
+    Every entry point reaches the rounds through `run_rounds`; a rank that has not joined
+    would run the whole run alone and write the folder beside rank 0.
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        from .training import init_distributed
+
+        init_distributed()
 
 
 def _sync() -> None:
