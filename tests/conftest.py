@@ -10,6 +10,13 @@ import pytest
 import torch
 
 import claus_ext
+from tests.realdata import (  # noqa: F401  (the real-format fixtures, for every test module)
+    i3d_weights,
+    real_custom,
+    real_jhmdb,
+    real_ucf24,
+    real_videos,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("CLAUS_SHARED", REPO.parent / "shared"))
