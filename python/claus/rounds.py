@@ -153,6 +153,7 @@ def relocate_run(run_dir: str | os.PathLike, data: DatasetSpec) -> RunConfig:
     config.json and dataset.json are then rewritten atomically. Returns the updated config.
     """
     run = Path(run_dir)
+    _join_ranks()  # under torchrun rank 0 alone rewrites the files
     cfg = read_run_config(run)
     if data == cfg.data:
         return cfg
@@ -167,6 +168,7 @@ def relocate_run(run_dir: str | os.PathLike, data: DatasetSpec) -> RunConfig:
     if _main():
         atomic_write_json(run / "config.json", cfg.to_json())
         write_data_fingerprint(run, data)
+    _sync()
     log.info("%s now reads its data from %s", run, data.describe())
     return cfg
 
