@@ -1,7 +1,8 @@
 """`python -m claus.data.import_ava`: AVA-style CSV → a claus dataset JSON file.
 
 Example:
-    python -m claus.data.import_ava boxes.csv --video-dir videos --out dataset.json
+    python -m claus.data.import_ava boxes.csv --video-dir videos --test-list test.txt \
+        --out dataset.json
 
 CSV rows: video, time, x1, y1, x2, y2 (normalized), label, track id. Each video's size, frame
 count and rate come from `--videos` (a JSON object {name: {num_frames, width, height, fps,
@@ -15,6 +16,7 @@ import json
 import sys
 from pathlib import Path
 
+from ..cli import Parser, run_command
 from ..io import atomic_write_json
 from .custom import import_ava_csv
 from .frames import VideoFileFrames
@@ -36,7 +38,7 @@ def probe_video(path: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="python -m claus.data.import_ava",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -51,10 +53,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--split", default="train", help="split of videos that name none (default train)"
     )
+    p.add_argument("--test-list", help="text file of the videos of the test split, one name per "
+                   "line (the others take --split)")
     p.add_argument("--max-gap", type=int, help="join keyframes at most this many frames apart")
     a = p.parse_args(argv)
     if not a.videos and not a.video_dir:
         p.error("give --videos or --video-dir")
+    return run_command(lambda: _import(a))
+
+
+def _import(a: argparse.Namespace) -> int:
     videos: dict[str, dict] = json.loads(Path(a.videos).read_text()) if a.videos else {}
     if a.video_dir:
         root = Path(a.video_dir)
@@ -74,22 +82,27 @@ def main(argv: list[str] | None = None) -> int:
             except ValueError:
                 info["video"] = str(path.resolve())
             videos[name] = info
+    if a.test_list:
+        test = {x.strip() for x in Path(a.test_list).read_text().splitlines() if x.strip()}
+        unknown = sorted(test - set(videos))
+        if unknown:
+            raise ValueError(f"{a.test_list}: videos without a file or entry: "
+                             f"{', '.join(unknown[:5])}; check the names")
+        for name in test:
+            videos[name]["split"] = "test"
     classes = None
     if a.classes:
         classes = [c.strip() for c in Path(a.classes).read_text().splitlines() if c.strip()]
-    try:
-        doc = import_ava_csv(
-            a.csv,
-            videos,
-            classes=classes,
-            time_unit=a.time_unit,
-            fps=a.fps,
-            max_gap=a.max_gap,
-            split=a.split,
-            name=Path(a.out).stem,
-        )
-    except (ValueError, FileNotFoundError) as e:
-        p.error(str(e))
+    doc = import_ava_csv(
+        a.csv,
+        videos,
+        classes=classes,
+        time_unit=a.time_unit,
+        fps=a.fps,
+        max_gap=a.max_gap,
+        split=a.split,
+        name=Path(a.out).stem,
+    )
     atomic_write_json(a.out, doc, indent=None)
     n = sum(len(v["tubes"]) for v in doc["videos"])
     print(f"{a.out}: {len(doc['videos'])} videos, {n} tubes, {len(doc['classes'])} classes")
