@@ -263,3 +263,67 @@ def test_other_commands_take_the_data_flags(capsys):
         text = capsys.readouterr().out
         for flag in ("--root", "--store", "--split"):
             assert flag in text, (mod.__name__, flag)
+
+
+class _Evil:
+    def __reduce__(self):
+        return (print, ("this must never run",))
+
+
+@pytest.mark.parametrize("content, says", [
+    (lambda: __import__("pickle").dumps({"db": {"x": _Evil()}}), "builtins.print"),
+    (lambda: b"\x80\x04garbage", "pyannot.pkl"),
+    (lambda: b"", "pyannot.pkl"),
+])
+def test_bad_annotation_files_are_one_line(tmp_path, monkeypatch, capsys, content, says):
+    """An unsafe, truncated or empty annotation pickle: one line naming it, exit 2, nothing
+    written, nothing executed."""
+    from claus import experiment
+
+    root = tmp_path / "ucf"
+    root.mkdir()
+    (root / "pyannot.pkl").write_bytes(content())
+    (root / "testlist01.txt").write_text("Fencing/v_Fencing_g01_c01\n")
+    monkeypatch.chdir(tmp_path)
+    rc = experiment.main(["--dataset", "ucf101-24", "--root", str(root), "--strategies",
+                          "claus", "--out", "exp", "--quiet"])
+    out, err = capsys.readouterr()
+    assert rc == 2 and err.startswith("error: ") and err.count("\n") == 1, err
+    assert says in err and "this must never run" not in out
+    assert not (tmp_path / "exp").exists()
+
+
+def test_rerun_with_another_configuration_is_one_line(tmp_path, tiny, monkeypatch, capsys):
+    from claus import experiment
+
+    monkeypatch.setenv("CLAUS_CACHE", str(tmp_path / "cache"))
+    argv = ["--preset", "tiny", "--strategies", "random", "--init", "5", "--target", "5",
+            "--epochs", "1", "--min-clips-per-epoch", "0", "--device", "cpu", "--out",
+            str(tmp_path / "exp"), "--quiet", "--no-pictures", "--no-full"]
+    assert experiment.main(argv) == 0
+    capsys.readouterr()
+    before = (tmp_path / "exp" / "random" / "seed0" / "config.json").read_bytes()
+    assert experiment.main([*argv, "--lr", "0.01"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert "train.lr: 0.003 → 0.01" in err
+    assert (tmp_path / "exp" / "random" / "seed0" / "config.json").read_bytes() == before
+
+
+def test_old_spellings_still_work(capsys):
+    """Flags README showed before the configuration moved to claus.config."""
+    from claus import evaluate, experiment
+    from claus import train as train_cli
+
+    a = experiment.build_parser().parse_args(
+        ["--preset", "demo", "--no-full", "--no-share-round0", "--init", "1", "--step", "1",
+         "--target", "2", "--first-seed", "2", "--quiet", "--warm-start", "--data-seed", "3"])
+    v = experiment.file_and_flags(a, experiment.AL_GROUPS)
+    assert v == {"preset": "demo", "full": False, "share_round0": False, "init_percent": 1.0,
+                 "step_percent": 1.0, "target_percent": 2.0, "first_seed": 2,
+                 "warm_start": True, "data_seed": 3}
+    a = train_cli.build_parser().parse_args(["--no-progress", "--no-plots", "--labels", "full",
+                                             "--run", "r", "--protocol", "localization"])
+    assert a.quiet and a.no_pictures and a.run == "r"
+    a = evaluate.build_parser().parse_args(["--run", "r", "--split", "train"])
+    assert a.split == "train"  # read as --on train

@@ -26,11 +26,13 @@ class Parser(argparse.ArgumentParser):
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
+    import pickle
+
     from .data import FrameReadError, LabelStateError, UnsafePickleError
 
     return (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError,
             IsADirectoryError, PermissionError, ImportError, UnsafePickleError,
-            LabelStateError, FrameReadError)
+            pickle.UnpicklingError, LabelStateError, FrameReadError)
 
 
 USER_ERRORS = _user_errors()

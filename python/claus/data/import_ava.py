@@ -37,7 +37,7 @@ def probe_video(path: Path) -> dict:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = Parser(
         prog="python -m claus.data.import_ava",
         description=__doc__,
@@ -56,6 +56,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--test-list", help="text file of the videos of the test split, one name per "
                    "line (the others take --split)")
     p.add_argument("--max-gap", type=int, help="join keyframes at most this many frames apart")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = build_parser()
     a = p.parse_args(argv)
     if not a.videos and not a.video_dir:
         p.error("give --videos or --video-dir")

@@ -27,7 +27,7 @@ def _size(text: str):
     return int(text)
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = Parser(
         prog="python -m claus.data.prepare",
         description=__doc__,
@@ -46,6 +46,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--retry-failed", action="store_true", help="retry videos that failed before")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = build_parser()
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     return run_command(lambda: _prepare(a))
