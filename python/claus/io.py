@@ -19,12 +19,14 @@ from pathlib import Path
 from typing import IO, Any
 
 __all__ = [
+    "TMP_SUFFIX",
     "atomic_write",
     "atomic_write_bytes",
     "atomic_write_text",
     "atomic_write_json",
     "atomic_save_npy",
     "atomic_torch_save",
+    "remove_stray_temporaries",
 ]
 
 
@@ -57,8 +59,11 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO[Any]]
         raise ValueError(f"atomic_write: mode must be 'wb' or 'w', got {mode!r}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
     try:
+        # mkstemp creates the file 0600; give it the mode any other tool would (0666 & ~umask),
+        # so run folders and exports can be shared with annotation tools and other accounts.
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as f:
             yield f
             f.flush()
@@ -69,6 +74,38 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO[Any]]
             os.unlink(tmp)
         raise
     _fsync_dir(path.parent)
+
+
+def _umask() -> int:
+    # Linux reports the umask without changing it; elsewhere it can only be read by setting
+    # it, which another thread could observe for a moment.
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+#: Suffix of atomic_write's temporary files (`.<name>.<random>.tmp` beside the target).
+TMP_SUFFIX = ".tmp"
+
+
+def remove_stray_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files that writes interrupted by a kill left under `folder`
+    (`.<name>.<random>.tmp`, at any depth); returns what was removed. Call it only while no
+    other process writes there (when a run starts or resumes)."""
+    out = []
+    for p in Path(folder).rglob(f".*{TMP_SUFFIX}"):
+        if p.is_file():
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+                out.append(p)
+    return out
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

@@ -60,7 +60,12 @@ from .config import (
     write_data_fingerprint,
 )
 from .data import BUDGET_UNITS, BudgetUnit, LabelState, VideoDataset, total_boxes
-from .io import atomic_torch_save, atomic_write_json, atomic_write_text
+from .io import (
+    atomic_torch_save,
+    atomic_write_json,
+    atomic_write_text,
+    remove_stray_temporaries,
+)
 from .selection.pool import PoolScores, score_pool
 from .selection.strategies import SCORED, Selection, check_strategy, select_round
 from .training import TrainConfig
@@ -260,6 +265,9 @@ def _open_run(run: Path, cfg: RunConfig, resume: bool) -> None:
         if not resume and _committed(run):
             raise FileExistsError(f"run folder {run} already holds rounds; pass resume=True "
                                   "(--resume) to continue it or choose another folder")
+        if _main():
+            for p in remove_stray_temporaries(run):  # writes a kill interrupted
+                log.info("removed %s, left by an interrupted write", p)
     else:
         run.mkdir(parents=True, exist_ok=True)
         if _main():
@@ -691,9 +699,14 @@ def _sync() -> None:
 
 
 def _write_metrics(run: Path) -> None:
+    """RUN/metrics.jsonl from the committed rounds' round.json; left untouched when it already
+    says that (a finished run resumes without writing anything)."""
     lines = [json.loads((_round_dir(run, q) / "round.json").read_text()) for q in _committed(run)]
-    atomic_write_text(run / "metrics.jsonl",
-                      "".join(json.dumps(x, allow_nan=False) + "\n" for x in lines))
+    text = "".join(json.dumps(x, allow_nan=False) + "\n" for x in lines)
+    path = run / "metrics.jsonl"
+    if path.is_file() and path.read_text(encoding="utf-8", errors="replace") == text:
+        return
+    atomic_write_text(path, text)
 
 
 def run_experiment(

@@ -80,6 +80,12 @@ def write_run_config(run_dir: str | Path, spec: RunSpec, cfg: TrainConfig) -> Pa
 def read_run_config(run_dir: str | Path) -> tuple[RunSpec, TrainConfig]:
     """The spec and config of a run folder (config.yaml, or config.json of older runs)."""
     run_dir = Path(run_dir)
+    from claus.rounds import is_rounds_run
+
+    if is_rounds_run(run_dir):
+        raise ValueError(f"{run_dir}: an active-learning run folder, not a supervised one; its "
+                         f"rounds' test metrics are in {run_dir / 'metrics.jsonl'} (python -m "
+                         f"claus.train --resume {run_dir} prints the table)")
     for name in ("config.yaml", "config.json"):
         path = run_dir / name
         if path.is_file():

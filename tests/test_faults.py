@@ -1,0 +1,75 @@
+"""Faults a user meets with damaged or shared run folders: file modes, interrupted writes,
+finished runs resumed without writing, commands pointed at the wrong kind of folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from claus.config import RunConfig
+from claus.data import load_dataset
+from claus.io import atomic_write_text
+from claus.rounds import run_rounds
+
+from tests.test_config import fake_trainer
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return load_dataset("synthetic", preset="tiny", cache_dir=tmp_path_factory.mktemp("syn"))
+
+
+def _run(tmp_path: Path, tiny) -> Path:
+    run = tmp_path / "run"
+    cfg = RunConfig(data="synthetic:tiny", strategy="random", seed=1, init_percent=5,
+                    step_percent=5, target_percent=10, videos_per_round=2)
+    run_rounds(run, cfg, trainer=fake_trainer(), dataset=tiny, progress=False)
+    return run
+
+
+def test_files_take_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "a.txt", "x")
+        assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644
+        os.umask(0o077)
+        atomic_write_text(tmp_path / "b.txt", "x")
+        assert (tmp_path / "b.txt").stat().st_mode & 0o777 == 0o600
+    finally:
+        os.umask(old)
+
+
+def test_finished_run_resumes_without_writing(tmp_path, tiny):
+    run = _run(tmp_path, tiny)
+
+    def snapshot():
+        return {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in run.rglob("*")}
+
+    before = snapshot()
+    cfg = RunConfig.from_json(__import__("json").loads((run / "config.json").read_text()))
+    run_rounds(run, cfg, trainer=fake_trainer(), progress=False)
+    assert snapshot() == before
+
+
+def test_stray_temporaries_are_removed_on_resume(tmp_path, tiny):
+    run = _run(tmp_path, tiny)
+    strays = [run / ".metrics.jsonl.x1y2.tmp", run / "round_000" / ".eval.json.abc.tmp"]
+    for p in strays:
+        p.write_text("half")
+    keep = run / "notes.tmp"  # not one of claus's temporaries
+    keep.write_text("mine")
+    from claus.train import main
+
+    assert main(["--resume", str(run), "--quiet"]) == 0
+    assert not any(p.exists() for p in strays) and keep.exists()
+
+
+def test_evaluate_on_an_active_learning_run_says_what_it_is(tmp_path, tiny, capsys):
+    from claus.evaluate import main
+
+    run = _run(tmp_path, tiny)
+    assert main(["--run", str(run), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "an active-learning run folder" in err
+    assert "metrics.jsonl" in err
