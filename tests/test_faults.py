@@ -73,3 +73,20 @@ def test_evaluate_on_an_active_learning_run_says_what_it_is(tmp_path, tiny, caps
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "an active-learning run folder" in err
     assert "metrics.jsonl" in err
+
+
+def test_non_finite_boxes_are_refused_naming_video_and_frame(tmp_path, tiny):
+    import json
+
+    from claus.data import save_custom
+    from claus.data.custom import CustomFormatError, load_custom
+
+    path = tmp_path / "ds.json"
+    save_custom(tiny, path)
+    doc = json.loads(path.read_text())
+    v = doc["videos"][2]
+    v["tubes"][0]["boxes"][1][2] = float("nan")
+    path.write_text(json.dumps(doc))  # Python writes NaN, as other tools do
+    frame = v["tubes"][0]["start"] + 1
+    with pytest.raises(CustomFormatError, match=rf"{v['name']}.*frame {frame} is not finite"):
+        load_custom(path)

@@ -254,7 +254,7 @@ RUNTIME_FIELDS = ("workers", "device", "eval_every", "eval_batch_size", "max_non
                   "fg_threshold", "min_area", "nms_iou", "class_scope")
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(ValueError):
     """Raised after `max_nonfinite` consecutive steps with a non-finite loss or gradient."""
 
 
@@ -641,11 +641,13 @@ def fit(
                               f"(loss={float(loss.detach())}); step skipped ({nonfinite} in a row)",
                               RuntimeWarning, stacklevel=2)
                 if nonfinite >= cfg.max_nonfinite:
+                    last = (f"the last good checkpoint is {ckpt_path} (after epoch {epoch})"
+                            if ckpt_path.is_file() else "no checkpoint was written yet")
                     raise NonFiniteLossError(
-                        f"training aborted: {nonfinite} consecutive steps with a non-finite loss "
-                        f"or gradient (epoch {epoch + 1}, step {step + 1}). Lower the learning "
-                        f"rate (lr={cfg.lr}), keep grad_clip > 0, or check the inputs; the last "
-                        f"good checkpoint is {ckpt_path}")
+                        f"{run_dir}: training aborted after {nonfinite} consecutive steps with a "
+                        f"non-finite loss or gradient (epoch {epoch + 1}, step {step + 1}); "
+                        f"lower the learning rate (--lr {cfg.lr}), keep --grad-clip > 0, or "
+                        f"check the inputs; {last}")
             with warnings.catch_warnings():
                 # The schedule counts steps, taken or skipped; torch warns when the very
                 # first optimizer step was skipped.
