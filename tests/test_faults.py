@@ -90,3 +90,40 @@ def test_non_finite_boxes_are_refused_naming_video_and_frame(tmp_path, tiny):
     frame = v["tubes"][0]["start"] + 1
     with pytest.raises(CustomFormatError, match=rf"{v['name']}.*frame {frame} is not finite"):
         load_custom(path)
+
+
+def test_degenerate_boxes_are_dropped_counted_and_not_charged(tmp_path, tiny):
+    """A box wholly outside the frame (or of zero area) is no ground truth: the track is split
+    around it, the file's warning counts it, budgets do not charge it; a dataset left with no
+    usable box is refused."""
+    import json
+
+    from claus.data import save_custom
+    from claus.data.custom import load_custom
+
+    path = tmp_path / "ds.json"
+    save_custom(tiny, path)
+    doc = json.loads(path.read_text())
+    v = next(x for x in doc["videos"] if x["split"] == "train" and x["tubes"]
+             and len(x["tubes"][0]["boxes"]) >= 5)
+    t = v["tubes"][0]
+    n = len(t["boxes"])
+    w = v["width"]
+    t["boxes"][2] = [w + 5.0, 1.0, w + 9.0, 4.0]  # wholly right of the frame
+    t["boxes"][3] = [3.0, 3.0, 3.0, 9.0]          # zero width
+    path.write_text(json.dumps(doc))
+    with pytest.warns(UserWarning, match="2 boxes had no area inside the frame and were dropped"):
+        ds = load_custom(path)
+    got = ds.video(v["name"])
+    starts = [(x.start, x.end) for x in got.tubes[:2]]
+    assert starts == [(t["start"], t["start"] + 2), (t["start"] + 4, t["start"] + n)]
+    assert ds.num_boxes("train") == tiny.num_boxes("train") - 2
+    assert int(got.boxes_per_frame()[t["start"] + 2]) == 0  # no actor: costs 1 frame, no box
+    for x in doc["videos"]:
+        for tube in x["tubes"]:
+            tube["boxes"] = [[0.0, 0.0, 0.0, 0.0]] * len(tube["boxes"])
+    path.write_text(json.dumps(doc))
+    from claus.data import load_dataset
+
+    with pytest.warns(UserWarning), pytest.raises(ValueError, match="no usable ground-truth box"):
+        load_dataset("custom", path)

@@ -26,7 +26,6 @@ pixels of the original frame, [x1, y1, x2, y2]. `split` is any name ("train", "t
 from __future__ import annotations
 
 import os
-import warnings
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from ..io import atomic_write_json
-from .dataset import Tube, Video, VideoDataset, clip_boxes
+from .dataset import Video, VideoDataset, usable_tubes, warn_boxes
 from .frames import ArrayFrames, FrameSource, ImageFolderFrames, VideoFileFrames
 
 __all__ = ["FORMAT", "VERSION", "load_custom", "dataset_to_json", "save_custom", "import_ava_csv"]
@@ -83,7 +82,7 @@ def load_custom(path: str | os.PathLike) -> VideoDataset:
     if not vids:
         raise CustomFormatError(f"{path}: no videos")
     base = path.parent
-    videos, clipped = [], 0
+    videos, clipped, dropped = [], 0, 0
     for i, v in enumerate(vids):
         where = f"{path}: videos[{i}]"
         if not isinstance(v, dict):
@@ -114,24 +113,22 @@ def load_custom(path: str | os.PathLike) -> VideoDataset:
                 raise CustomFormatError(
                     f"{tw}: a box has x2 < x1 or y2 < y1 (boxes are [x1, y1, x2, y2])"
                 )
-            b, c = clip_boxes(b, W, H)
-            clipped += c
             start = _req(t, "start", tw, int)
             if start < 0 or start + len(b) > n:
                 raise CustomFormatError(
                     f"{tw}: frames [{start}, {start + len(b)}) outside [0, {n})"
                 )
-            tubes.append(Tube(_req(t, "label", tw, int), start, b))
+            kept, c, d = usable_tubes(_req(t, "label", tw, int), start, b, W, H)
+            tubes += kept
+            clipped += c
+            dropped += d
         label = v.get("label", tubes[0].label if tubes else -1)
         videos.append(
             Video(
                 name, int(label), n, H, W, split, tubes, v.get("group"), _source(v, base, where, n)
             )
         )
-    if clipped:
-        warnings.warn(
-            f"{path}: {clipped} boxes reached outside the frame and were clipped", stacklevel=2
-        )
+    warn_boxes(str(path), clipped, dropped)
     return VideoDataset(str(doc.get("name", path.stem)), [str(c) for c in classes], videos)
 
 

@@ -10,6 +10,7 @@ x2=10); readers convert at the format boundary.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -24,6 +25,7 @@ __all__ = [
     "Video",
     "VideoDataset",
     "clip_boxes",
+    "usable_tubes",
     "edges_to_inclusive",
     "inclusive_to_edges",
 ]
@@ -37,6 +39,44 @@ def clip_boxes(boxes: np.ndarray, width: int, height: int) -> tuple[np.ndarray, 
     c[:, 1::2] = np.clip(c[:, 1::2], 0, height)
     changed = int(np.any(c != b, axis=1).sum()) if len(b) else 0
     return c, changed
+
+
+def usable_tubes(label: int, start: int, boxes: np.ndarray, width: int, height: int
+                 ) -> tuple[list[Tube], int, int]:
+    """A ground-truth track as tubes of usable boxes: clipped to the frame, and split where a
+    box has no area (wholly outside the frame, or degenerate), which is dropped: it shows no
+    actor, so it is neither ground truth nor charged to a budget.
+
+    Args:
+        label: the track's class. start: its first frame (0-based).
+        boxes: (n, 4) [x1, y1, x2, y2] edge boxes in pixels, one per frame from `start`.
+        width, height: the frame size.
+
+    Returns:
+        (tubes, boxes clipped, boxes dropped).
+    """
+    b, clipped = clip_boxes(boxes, width, height)
+    keep = (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1])
+    tubes = []
+    # Runs of consecutive kept boxes: each becomes a tube.
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], keep.astype(np.int8), [0]])))
+    for a, e in zip(edges[::2], edges[1::2], strict=True):
+        tubes.append(Tube(label, start + int(a), b[a:e]))
+    dropped = int((~keep).sum())
+    return tubes, clipped - int((~keep & np.any(b != np.asarray(boxes, np.float32), axis=1))
+                                .sum()), dropped
+
+
+def warn_boxes(where: str, clipped: int, dropped: int) -> None:
+    """One warning per file for the boxes `usable_tubes` clipped or dropped."""
+    parts = []
+    if clipped:
+        parts.append(f"{clipped} boxes reached outside the frame and were clipped")
+    if dropped:
+        parts.append(f"{dropped} boxes had no area inside the frame and were dropped (no "
+                     "actor there; not charged to any budget)")
+    if parts:
+        warnings.warn(f"{where}: " + "; ".join(parts), stacklevel=3)
 
 
 # The two box conventions that meet at the ACT/MOC boundary, and the only place claus converts

@@ -52,7 +52,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .dataset import Tube, Video, VideoDataset, clip_boxes, inclusive_to_edges
+from .dataset import Tube, Video, VideoDataset, inclusive_to_edges, usable_tubes, warn_boxes
 from .frames import FrameSource, ImageFolderFrames, VideoFileFrames
 from .safe_pickle import safe_load
 
@@ -115,13 +115,6 @@ def _read_list(path: Path) -> list[str]:
             # UCF-101 split files may carry a class index and the .avi suffix: "Class/v_x.avi 1".
             names.append(line.split()[0].removesuffix(".avi"))
     return names
-
-
-def _warn_clipped(where: str, n: int) -> None:
-    if n:
-        warnings.warn(
-            f"{where}: {n} boxes reached outside the frame and were clipped", stacklevel=3
-        )
 
 
 def load_ucf24(
@@ -220,7 +213,7 @@ def load_ucf24(
             )
 
     H, W = frame_size
-    videos, clipped = [], 0
+    videos, clipped, dropped = [], 0, 0
     for name in sorted(db):
         rec = db[name]
         try:
@@ -242,9 +235,10 @@ def load_ucf24(
                     f"{where}: video {name!r} tube {k}: {len(b)} boxes but "
                     f"ef - sf = {ef} - {sf} = {ef - sf}"
                 )
-            b, c = clip_boxes(ucf24_xywh_to_edges(b), W, H)
+            kept, c, d = usable_tubes(int(a["label"]), sf, ucf24_xywh_to_edges(b), W, H)
+            tubes += kept
             clipped += c
-            tubes.append(Tube(int(a["label"]), sf, b))
+            dropped += d
         split = "train" if name in train_set else ("test" if test is None or name in test else None)
         if split is None:
             continue  # neither list names it
@@ -261,7 +255,7 @@ def load_ucf24(
                 source=_frame_source(frames_root, name, "rgb-images", "jpg", numf),
             )
         )
-    _warn_clipped(where, clipped)
+    warn_boxes(where, clipped, dropped)
     return VideoDataset("ucf101-24", classes, videos)
 
 
@@ -277,8 +271,8 @@ def _ucf_group(name: str) -> str | None:
 
 def _act_tubes(
     where: str, name: str, gt: dict, numf: int, H: int, W: int
-) -> tuple[list[Tube], int]:
-    tubes, clipped = [], 0
+) -> tuple[list[Tube], int, int]:
+    tubes, clipped, dropped = [], 0, 0
     for label in sorted(gt, key=int):
         for k, arr in enumerate(gt[label]):
             a = np.asarray(arr, dtype=np.float64)
@@ -297,9 +291,11 @@ def _act_tubes(
                     raise AnnotationError(
                         f"{where}: video {name!r} label {label} tube {k}: repeated frames"
                     )
-                b, c = clip_boxes(inclusive_to_edges(seg_a[:, 1:5]), W, H)
+                kept, c, d = usable_tubes(int(label), int(seg_f[0]),
+                                          inclusive_to_edges(seg_a[:, 1:5]), W, H)
+                tubes += kept
                 clipped += c
-                tubes.append(Tube(int(label), int(seg_f[0]), b))
+                dropped += d
             if len(cuts):
                 warnings.warn(
                     f"{where}: video {name!r} label {label} tube {k} has gaps; split into "
@@ -308,7 +304,7 @@ def _act_tubes(
                 )
     if any(t.end > numf for t in tubes):
         raise AnnotationError(f"{where}: video {name!r}: a tube ends after frame {numf} (nframes)")
-    return tubes, clipped
+    return tubes, clipped, dropped
 
 
 def load_act_gt(
@@ -363,15 +359,16 @@ def load_act_gt(
     res = {str(k): v for k, v in data["resolution"].items()}
     if not gttubes:
         raise AnnotationError(f"{where}: gttubes is empty")
-    videos, clipped = [], 0
+    videos, clipped, dropped = [], 0, 0
     for vname in sorted(gttubes):
         if vname not in train and vname not in test:
             continue
         if vname not in nframes or vname not in res:
             raise AnnotationError(f"{where}: video {vname!r} lacks nframes or resolution")
         H, W = (int(x) for x in res[vname])
-        tubes, c = _act_tubes(where, vname, gttubes[vname], nframes[vname], H, W)
+        tubes, c, d = _act_tubes(where, vname, gttubes[vname], nframes[vname], H, W)
         clipped += c
+        dropped += d
         if masks:
             mp = frames_root / "puppet_mask" / vname / "puppet_mask.mat"
             if mp.is_file():
@@ -391,7 +388,7 @@ def load_act_gt(
                 source=_frame_source(frames_root, vname, images, ext, nframes[vname]),
             )
         )
-    _warn_clipped(where, clipped)
+    warn_boxes(where, clipped, dropped)
     return VideoDataset(name, [str(x) for x in data["labels"]], videos)
 
 

@@ -83,6 +83,12 @@ def load_dataset(
             from .custom import load_custom
 
             ds = load_custom(Path(root))
+    if base != "synthetic" and "train" in ds.splits and ds.annotated("train") \
+            and ds.num_boxes("train") == 0:
+        raise ValueError(f"{root}: no usable ground-truth box in the training split "
+                         f"({len(ds.split_indices('train'))} videos; boxes wholly outside the "
+                         "frame or of zero area are dropped); check the boxes, or use "
+                         "--dataset videos for videos nobody has labelled yet")
     if store is not None:
         from .store import FrameStore
 
