@@ -127,3 +127,39 @@ def test_degenerate_boxes_are_dropped_counted_and_not_charged(tmp_path, tiny):
 
     with pytest.warns(UserWarning), pytest.raises(ValueError, match="no usable ground-truth box"):
         load_dataset("custom", path)
+
+
+@pytest.mark.parametrize("name, damage, says", [
+    ("round_000/selection.json", b'{"frames": {"a": [1, 2]\n', "changed since round"),
+    ("round_000/labels.json", None, "missing from committed round"),
+    ("round_000/model.pt", b"garbage", "changed since round"),
+    ("round_001.partial/labels.json", b"\xff\xfe\x00garbage", "not UTF-8"),
+    ("round_001.partial/labels.json", b'{"format": "claus.labels",', "not valid JSON (line 1"),
+])
+def test_damaged_run_files_are_named(tmp_path, tiny, capsys, name, damage, says):
+    """A damaged or missing file of a run folder: one line naming the file, never a run
+    called complete over a damaged round."""
+    from claus.train import main
+
+    run = _run(tmp_path, tiny)
+    # Round 1 is in progress again, so resuming reads its files too.
+    (run / "round_001").rename(run / "round_001.partial")
+    (run / "round_001.partial" / "round.json").unlink()
+    if damage is None:
+        (run / name).unlink()
+    else:
+        (run / name).write_bytes(damage)
+    assert main(["--resume", str(run), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {run / name}") and err.count("\n") == 1, err
+    assert says in err
+
+
+def test_damaged_metrics_file_is_rebuilt(tmp_path, tiny):
+    from claus.train import main
+
+    run = _run(tmp_path, tiny)
+    good = (run / "metrics.jsonl").read_text()
+    (run / "metrics.jsonl").write_text('{"round": 0}\n{"round": 1, \n')
+    assert main(["--resume", str(run), "--quiet"]) == 0
+    assert (run / "metrics.jsonl").read_text() == good

@@ -26,6 +26,7 @@ __all__ = [
     "atomic_write_json",
     "atomic_save_npy",
     "atomic_torch_save",
+    "read_json",
     "remove_stray_temporaries",
 ]
 
@@ -106,6 +107,21 @@ def remove_stray_temporaries(folder: str | os.PathLike) -> list[Path]:
                 p.unlink()
                 out.append(p)
     return out
+
+
+def read_json(path: str | os.PathLike, what: str = "file") -> Any:
+    """The JSON document of a file claus wrote; a damaged one (not UTF-8, not JSON, cut short)
+    is a ValueError naming the file, the place and what to do, never a bare decode error."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text (byte {exc.start}); this {what} is damaged, "
+                         "restore it or start again") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: "
+                         f"{exc.msg}); this {what} is damaged, restore it or start "
+                         "again") from None
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

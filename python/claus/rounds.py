@@ -64,6 +64,7 @@ from .io import (
     atomic_torch_save,
     atomic_write_json,
     atomic_write_text,
+    read_json,
     remove_stray_temporaries,
 )
 from .selection.pool import PoolScores, score_pool
@@ -77,6 +78,7 @@ __all__ = [
     "ORACLES",
     "AwaitingLabels",
     "RunConfig",
+    "DamagedRunError",
     "RunMismatchError",
     "Trainer",
     "default_trainer",
@@ -87,6 +89,7 @@ __all__ = [
     "relocate_run",
     "run_rounds",
     "simulated_oracle",
+    "verify_round",
 ]
 
 log = logging.getLogger(__name__)
@@ -238,10 +241,9 @@ def simulated_oracle(ds: VideoDataset, labels: LabelState, selection: Selection,
 
 def load_metrics(run_dir: str | os.PathLike) -> list[dict]:
     """The committed rounds' lines of RUN/metrics.jsonl."""
-    p = Path(run_dir) / "metrics.jsonl"
-    if not p.exists():
-        return []
-    return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+    from .training import read_metrics
+
+    return read_metrics(Path(run_dir) / "metrics.jsonl")
 
 
 def _round_dir(run: Path, r: int) -> Path:
@@ -357,6 +359,8 @@ def run_rounds(
     engine = _Rounds(run, cfg, ds, plan, trainer or default_trainer(), oracle, progress,
                      stop_after)
     done = _committed(run)
+    for r in done:
+        verify_round(_round_dir(run, r))
     for r in range(len(plan.percents)):
         if r not in done:
             engine.round(r, round0_from if r == 0 else None)
@@ -514,7 +518,7 @@ class _Rounds:
                     k: (None if v is None else float(v)) for k, v in metrics.items()
                     if v is None or isinstance(v, (int, float))})
         _sync()
-        return json.loads(path.read_text())
+        return read_json(path, "round file")
 
     def select(self, r: int, work: Path, labels: LabelState) -> Selection:
         """Score the pool (strategies that need it) and choose the frames to label next."""
@@ -553,7 +557,7 @@ class _Rounds:
             if _main():
                 atomic_write_json(path, out)
         _sync()
-        selection = Selection.from_json(json.loads(path.read_text()))
+        selection = Selection.from_json(read_json(path, "selection"))
         self.checkpoint("select", r)
         return selection
 
@@ -612,6 +616,7 @@ class _Rounds:
         if marker.exists():
             summary["round0_from"] = marker.read_text().strip()
         if _main():
+            atomic_write_json(work / MANIFEST, _manifest(work))
             atomic_write_json(work / "round.json", summary)
             # The commit: one atomic rename makes the round visible.
             os.replace(work, _round_dir(self.run, r))
@@ -619,6 +624,55 @@ class _Rounds:
         _sync()
         log.info("round %d committed: %.2f%% labelled, %s", r, self.plan.percents[r], metrics)
         self.checkpoint("commit", r)
+
+
+#: What a committed round's results rest on (its folder's files, when present); the
+#: round's manifest holds their sha256 so a resume can tell a damaged round from a sound one.
+OWNED = ("labels.json", "model.pt", "eval.json", "scores.pt", "centers.pt", "selection.json",
+         "next_labels.json", "train/checkpoint.pt")
+MANIFEST = "manifest.json"
+
+
+class DamagedRunError(ValueError):
+    """A committed round's file is missing or changed since the round was committed."""
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _manifest(folder: Path) -> dict:
+    return {"format": "claus.manifest", "files": {
+        name: _sha256(folder / name) for name in OWNED if (folder / name).is_file()}}
+
+
+def verify_round(folder: Path) -> None:
+    """Check a committed round's files against its manifest (rounds committed before
+    manifests existed are not checked).
+
+    Raises:
+        DamagedRunError: a file is missing or its content changed; the message names it.
+    """
+    if not (folder / MANIFEST).is_file():
+        return
+    files = read_json(folder / MANIFEST, "round manifest").get("files", {})
+    for name, sha in files.items():
+        path = folder / name
+        if not path.is_file():
+            raise DamagedRunError(
+                f"{path}: missing from committed round {folder.name}; restore it, or delete "
+                f"{folder} and the rounds after it to have them recomputed")
+        if _sha256(path) != sha:
+            raise DamagedRunError(
+                f"{path}: changed since round {folder.name} was committed (sha256 "
+                f"{sha[:12]} expected); restore it, or delete {folder} and the rounds after "
+                "it to have them recomputed")
 
 
 #: File in a round folder naming the run whose round 0 it adopted.
@@ -672,7 +726,7 @@ def _awaits_labels(work: Path) -> bool:
     sel = work / "selection.json"
     if not sel.exists() or (work / "next_labels.json").exists():
         return False
-    return any(json.loads(sel.read_text())["frames"].values())
+    return any(read_json(sel, "selection")["frames"].values())
 
 
 def _main() -> bool:
@@ -701,7 +755,8 @@ def _sync() -> None:
 def _write_metrics(run: Path) -> None:
     """RUN/metrics.jsonl from the committed rounds' round.json; left untouched when it already
     says that (a finished run resumes without writing anything)."""
-    lines = [json.loads((_round_dir(run, q) / "round.json").read_text()) for q in _committed(run)]
+    lines = [read_json(_round_dir(run, q) / "round.json", "round summary")
+             for q in _committed(run)]
     text = "".join(json.dumps(x, allow_nan=False) + "\n" for x in lines)
     path = run / "metrics.jsonl"
     if path.is_file() and path.read_text(encoding="utf-8", errors="replace") == text:

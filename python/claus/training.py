@@ -423,12 +423,19 @@ def read_metrics(path: str | Path) -> list[dict]:
     if not path.is_file():
         return []
     out = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text (byte {exc.start}); the metrics file is "
+                         "damaged, restore it or delete it to have it rewritten") from None
+    for n, line in enumerate(text.splitlines(), 1):
         if line.strip():
             try:
                 out.append(json.loads(line))
             except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{n}: not a JSON line ({exc})") from None
+                raise ValueError(f"{path}:{n}: not a JSON line ({exc.msg}); the metrics file "
+                                 "is damaged, restore it or delete it to have it "
+                                 "rewritten") from None
     return out
 
 

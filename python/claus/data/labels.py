@@ -20,7 +20,6 @@ original-frame pixels.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -406,8 +405,10 @@ class LabelState:
         p = Path(path)
         if not p.is_file():
             raise FileNotFoundError(f"label state {p} does not exist")
+        from ..io import read_json
+
         try:
-            doc = json.loads(p.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise LabelStateError(f"{p}: not JSON ({e})") from e
+            doc = read_json(p, "label-state file")
+        except ValueError as e:
+            raise LabelStateError(str(e)) from None
         return cls.from_json(doc, str(p), ds)
