@@ -104,7 +104,7 @@ def test_round_trip_and_validation(ds, tmp_path):
     with pytest.raises(LabelStateError, match="label outside"):
         load_mod(lambda d: d["videos"]["b"]["frames"]["4"]["boxes"][0].update(label=5))
     p.write_text("not json")
-    with pytest.raises(LabelStateError, match="not JSON"):
+    with pytest.raises(LabelStateError, match="labels.json: not valid JSON"):
         LabelState.load(p, ds)
 
 
