@@ -79,7 +79,7 @@ def test_non_finite_boxes_are_refused_naming_video_and_frame(tmp_path, tiny):
     import json
 
     from claus.data import save_custom
-    from claus.data.custom import CustomFormatError, load_custom
+    from claus.data.custom import load_custom
 
     path = tmp_path / "ds.json"
     save_custom(tiny, path)
@@ -88,7 +88,7 @@ def test_non_finite_boxes_are_refused_naming_video_and_frame(tmp_path, tiny):
     v["tubes"][0]["boxes"][1][2] = float("nan")
     path.write_text(json.dumps(doc))  # Python writes NaN, as other tools do
     frame = v["tubes"][0]["start"] + 1
-    with pytest.raises(CustomFormatError, match=rf"{v['name']}.*frame {frame} is not finite"):
+    with pytest.raises(ValueError, match=rf"{v['name']}.*frame {frame} is not finite"):
         load_custom(path)
 
 
@@ -163,3 +163,21 @@ def test_damaged_metrics_file_is_rebuilt(tmp_path, tiny):
     (run / "metrics.jsonl").write_text('{"round": 0}\n{"round": 1, \n')
     assert main(["--resume", str(run), "--quiet"]) == 0
     assert (run / "metrics.jsonl").read_text() == good
+
+
+def test_non_finite_boxes_in_a_ucf_pickle_are_refused(tmp_path):
+    import pickle
+
+    import numpy as np
+    from claus.data import load_ucf24
+
+    root = tmp_path / "ucf"
+    root.mkdir()
+    boxes = np.array([[1, 2, 3, 4], [1, 2, np.nan, 4], [1, 2, 3, 4]], np.float32)
+    data = {"db": {"Jump/v_Jump_g01_c01": {"label": 0, "numf": 6, "annotations": [
+        {"label": 0, "sf": 1, "ef": 4, "boxes": boxes}]}},
+        "trainvideos": ["Jump/v_Jump_g01_c01"], "classes": ["Jump"]}
+    (root / "pyannot_with_class_names.pkl").write_bytes(pickle.dumps(data))
+    with pytest.raises(ValueError, match=r"pyannot_with_class_names.pkl: video "
+                       r"'Jump/v_Jump_g01_c01' tube 0: the box of frame 2 is not finite"):
+        load_ucf24(root)

@@ -101,14 +101,6 @@ def load_custom(path: str | os.PathLike) -> VideoDataset:
                 raise CustomFormatError(
                     f"{tw}: boxes must be a non-empty list of [x1, y1, x2, y2], got shape {b.shape}"
                 )
-            bad = np.flatnonzero(~np.isfinite(b).all(axis=1))
-            if len(bad):
-                frame = int(t.get("start", 0)) + int(bad[0]) if isinstance(
-                    t.get("start", 0), int) else int(bad[0])
-                raise CustomFormatError(
-                    f"{tw}: the box of frame {frame} is not finite ({b[bad[0]].tolist()}); "
-                    "give every box four finite pixel coordinates"
-                )
             if np.any(b[:, 2] < b[:, 0]) or np.any(b[:, 3] < b[:, 1]):
                 raise CustomFormatError(
                     f"{tw}: a box has x2 < x1 or y2 < y1 (boxes are [x1, y1, x2, y2])"
@@ -118,7 +110,7 @@ def load_custom(path: str | os.PathLike) -> VideoDataset:
                 raise CustomFormatError(
                     f"{tw}: frames [{start}, {start + len(b)}) outside [0, {n})"
                 )
-            kept, c, d = usable_tubes(_req(t, "label", tw, int), start, b, W, H)
+            kept, c, d = usable_tubes(_req(t, "label", tw, int), start, b, W, H, tw)
             tubes += kept
             clipped += c
             dropped += d

@@ -41,8 +41,8 @@ def clip_boxes(boxes: np.ndarray, width: int, height: int) -> tuple[np.ndarray, 
     return c, changed
 
 
-def usable_tubes(label: int, start: int, boxes: np.ndarray, width: int, height: int
-                 ) -> tuple[list[Tube], int, int]:
+def usable_tubes(label: int, start: int, boxes: np.ndarray, width: int, height: int,
+                 where: str = "tube") -> tuple[list[Tube], int, int]:
     """A ground-truth track as tubes of usable boxes: clipped to the frame, and split where a
     box has no area (wholly outside the frame, or degenerate), which is dropped: it shows no
     actor, so it is neither ground truth nor charged to a budget.
@@ -51,10 +51,18 @@ def usable_tubes(label: int, start: int, boxes: np.ndarray, width: int, height: 
         label: the track's class. start: its first frame (0-based).
         boxes: (n, 4) [x1, y1, x2, y2] edge boxes in pixels, one per frame from `start`.
         width, height: the frame size.
+        where: what to name in errors (file, video, tube).
 
     Returns:
         (tubes, boxes clipped, boxes dropped).
+
+    Raises:
+        ValueError: a box is not finite (NaN or inf), naming `where` and the frame.
     """
+    bad = np.flatnonzero(~np.isfinite(np.asarray(boxes, np.float64)).all(axis=1))
+    if len(bad):
+        raise ValueError(f"{where}: the box of frame {start + int(bad[0])} is not finite "
+                         f"({np.asarray(boxes)[bad[0]].tolist()}); fix the annotation file")
     b, clipped = clip_boxes(boxes, width, height)
     keep = (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1])
     tubes = []

@@ -235,7 +235,8 @@ def load_ucf24(
                     f"{where}: video {name!r} tube {k}: {len(b)} boxes but "
                     f"ef - sf = {ef} - {sf} = {ef - sf}"
                 )
-            kept, c, d = usable_tubes(int(a["label"]), sf, ucf24_xywh_to_edges(b), W, H)
+            kept, c, d = usable_tubes(int(a["label"]), sf, ucf24_xywh_to_edges(b), W, H,
+                                      f"{where}: video {name!r} tube {k}")
             tubes += kept
             clipped += c
             dropped += d
@@ -292,7 +293,8 @@ def _act_tubes(
                         f"{where}: video {name!r} label {label} tube {k}: repeated frames"
                     )
                 kept, c, d = usable_tubes(int(label), int(seg_f[0]),
-                                          inclusive_to_edges(seg_a[:, 1:5]), W, H)
+                                          inclusive_to_edges(seg_a[:, 1:5]), W, H,
+                                          f"{where}: video {name!r} label {label} tube {k}")
                 tubes += kept
                 clipped += c
                 dropped += d
