@@ -20,12 +20,21 @@ def tiny(tmp_path_factory):
     return load_dataset("synthetic", preset="tiny", cache_dir=tmp_path_factory.mktemp("syn"))
 
 
-def _run(tmp_path: Path, tiny) -> Path:
-    run = tmp_path / "run"
-    cfg = RunConfig(data="synthetic:tiny", strategy="random", seed=1, init_percent=5,
-                    step_percent=5, target_percent=10, videos_per_round=2)
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory, tiny) -> Path:
+    """A finished three-round run (scored strategy, stand-in trainer), made once."""
+    run = tmp_path_factory.mktemp("finished") / "run"
+    cfg = RunConfig(data="synthetic:tiny", strategy="uncertainty", seed=1, init_percent=5,
+                    step_percent=5, target_percent=15, videos_per_round=2, passes=2)
     run_rounds(run, cfg, trainer=fake_trainer(), dataset=tiny, progress=False)
     return run
+
+
+def _run(tmp_path: Path, finished: Path) -> Path:
+    """A copy of the finished run to damage."""
+    import shutil
+
+    return Path(shutil.copytree(finished, tmp_path / "run"))
 
 
 def test_files_take_the_umask(tmp_path):
@@ -40,8 +49,8 @@ def test_files_take_the_umask(tmp_path):
         os.umask(old)
 
 
-def test_finished_run_resumes_without_writing(tmp_path, tiny):
-    run = _run(tmp_path, tiny)
+def test_finished_run_resumes_without_writing(tmp_path, finished):
+    run = _run(tmp_path, finished)
 
     def snapshot():
         return {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in run.rglob("*")}
@@ -52,8 +61,8 @@ def test_finished_run_resumes_without_writing(tmp_path, tiny):
     assert snapshot() == before
 
 
-def test_stray_temporaries_are_removed_on_resume(tmp_path, tiny):
-    run = _run(tmp_path, tiny)
+def test_stray_temporaries_are_removed_on_resume(tmp_path, finished):
+    run = _run(tmp_path, finished)
     strays = [run / ".metrics.jsonl.x1y2.tmp", run / "round_000" / ".eval.json.abc.tmp"]
     for p in strays:
         p.write_text("half")
@@ -65,10 +74,10 @@ def test_stray_temporaries_are_removed_on_resume(tmp_path, tiny):
     assert not any(p.exists() for p in strays) and keep.exists()
 
 
-def test_evaluate_on_an_active_learning_run_says_what_it_is(tmp_path, tiny, capsys):
+def test_evaluate_on_an_active_learning_run_says_what_it_is(tmp_path, finished, capsys):
     from claus.evaluate import main
 
-    run = _run(tmp_path, tiny)
+    run = _run(tmp_path, finished)
     assert main(["--run", str(run), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "an active-learning run folder" in err
@@ -135,13 +144,14 @@ def test_degenerate_boxes_are_dropped_counted_and_not_charged(tmp_path, tiny):
     ("round_000/model.pt", b"garbage", "changed since round"),
     ("round_001.partial/labels.json", b"\xff\xfe\x00garbage", "not UTF-8"),
     ("round_001.partial/labels.json", b'{"format": "claus.labels",', "not valid JSON (line 1"),
+    ("round_001.partial/scores.pt", b"garbage", "unreadable pool scores"),
 ])
-def test_damaged_run_files_are_named(tmp_path, tiny, capsys, name, damage, says):
+def test_damaged_run_files_are_named(tmp_path, finished, capsys, name, damage, says):
     """A damaged or missing file of a run folder: one line naming the file, never a run
     called complete over a damaged round."""
     from claus.train import main
 
-    run = _run(tmp_path, tiny)
+    run = _run(tmp_path, finished)
     # Round 1 is in progress again, so resuming reads its files too.
     (run / "round_001").rename(run / "round_001.partial")
     (run / "round_001.partial" / "round.json").unlink()
@@ -155,10 +165,10 @@ def test_damaged_run_files_are_named(tmp_path, tiny, capsys, name, damage, says)
     assert says in err
 
 
-def test_damaged_metrics_file_is_rebuilt(tmp_path, tiny):
+def test_damaged_metrics_file_is_rebuilt(tmp_path, finished):
     from claus.train import main
 
-    run = _run(tmp_path, tiny)
+    run = _run(tmp_path, finished)
     good = (run / "metrics.jsonl").read_text()
     (run / "metrics.jsonl").write_text('{"round": 0}\n{"round": 1, \n')
     assert main(["--resume", str(run), "--quiet"]) == 0

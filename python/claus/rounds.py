@@ -501,7 +501,7 @@ class _Rounds:
             if _main():
                 atomic_torch_save(cp, km.cluster_centers_.float())
         _sync()
-        return torch.load(cp, weights_only=True)
+        return _load_step(cp, "cluster centres")
 
     def evaluate(self, work: Path) -> dict:
         """Test metrics (scalars only; None = undefined); {} without a labelled test split."""
@@ -578,7 +578,7 @@ class _Rounds:
             if _main():
                 atomic_torch_save(path, ps.to_state())
         _sync()
-        return PoolScores.from_state(torch.load(path, weights_only=True))
+        return PoolScores.from_state(_load_step(path, "pool scores"))
 
     def label(self, r: int, work: Path, labels: LabelState, selection: Selection,
               human: bool) -> None:
@@ -711,6 +711,16 @@ def _adopt_round0(donor: Path, work: Path, train: TrainConfig) -> str | None:
         os.replace(tmp, work / name)
     log.info("round 0 adopted from %s (same labels and training options)", donor)
     return str(donor)
+
+
+def _load_step(path: Path, what: str):
+    """A step's tensor file of a round in progress; an unreadable one is an error naming it
+    (deleting it has the step recomputed: every step is deterministic given the run)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises pickle, zip and runtime errors alike
+        raise ValueError(f"{path}: unreadable {what} ({type(exc).__name__}); delete it and "
+                         "resume to have it recomputed") from None
 
 
 def _needs_model(work: Path, cfg: RunConfig, last: bool, evaluate: bool = True) -> bool:
