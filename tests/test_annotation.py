@@ -296,6 +296,8 @@ def _labelstudio_export(p, tasks: list[dict]) -> list[dict]:
         video = task["data"]["claus_video"]
         v = ds[video]
         fps = task["data"]["fps"]
+        # Percentages of the size of the task's video.
+        width, height = task["data"].get("claus_size", (v.width, v.height))
         result = []
         for k, t in enumerate(v.tubes):
             seq = []
@@ -304,9 +306,9 @@ def _labelstudio_export(p, tasks: list[dict]) -> list[dict]:
                 if b is None:
                     continue
                 seq.append({"frame": f1, "enabled": True, "rotation": 0,
-                            "x": 100 * float(b[0]) / v.width, "y": 100 * float(b[1]) / v.height,
-                            "width": 100 * float(b[2] - b[0]) / v.width,
-                            "height": 100 * float(b[3] - b[1]) / v.height, "time": f1 / fps})
+                            "x": 100 * float(b[0]) / width, "y": 100 * float(b[1]) / height,
+                            "width": 100 * float(b[2] - b[0]) / width,
+                            "height": 100 * float(b[3] - b[1]) / height, "time": f1 / fps})
             if seq:
                 seq[-1]["enabled"] = False
                 result.append({"id": f"r{k}x", "from_name": "box", "to_name": "video",
@@ -360,12 +362,18 @@ def test_labelstudio_predictions_have_scores(run, ds):
     for t in tasks:
         (pred,) = t["predictions"]
         assert 0 <= pred["score"] <= 1 and pred["result"]
-        frames = set(t["data"]["frames"])
+        frames = t["data"]["frames"]
         for res in pred["result"]:
             assert res["type"] == "videorectangle" and 0 <= res["score"] <= 1
-            (item,) = res["value"]["sequence"]
-            assert item["frame"] in frames and res["value"]["labels"][0] in ds.classes
-            assert 0 <= item["x"] <= 100 and 0 < item["width"] <= 100
+            # A tube is one track: a keyframe on each requested frame it spans, enabled up to
+            # the last one, which ends it.
+            seq = res["value"]["sequence"]
+            assert [x["frame"] for x in seq] == [f for f in frames if f in
+                                                 {x["frame"] for x in seq}]
+            assert [x["enabled"] for x in seq] == [True] * (len(seq) - 1) + [False]
+            assert res["value"]["labels"][0] in ds.classes
+            for item in seq:
+                assert 0 <= item["x"] <= 100 and 0 < item["width"] <= 100
 
 
 # ---------------------------------------------------------------------------- AVA CSV
@@ -458,7 +466,7 @@ def test_requested_frame_without_boxes_is_no_actor(run, ds):
     assert rep.no_actor_frames == want
 
 
-def test_cvat_interpolated_box_without_keyframe_warns(run, ds):
+def test_cvat_interpolated_box_without_keyframe(run, ds):
     p = open_pending(run, ds)
     r = next(q for q in p.requests if sum(bool(ds[q.video].boxes_at(f)) for f in q.frames) >= 3)
     boxed = [f for f in r.frames if len(ds[r.video].boxes_at(f)) == 1]
@@ -467,9 +475,13 @@ def test_cvat_interpolated_box_without_keyframe_warns(run, ds):
                                               f'<box frame="{mid}" keyframe="0"')
     (run / "task.xml").write_text(xml)
     rep = import_files(p, [run / "task.xml"], "cvat-xml", allow_missing=True)
-    assert imported(p).boxes(r.video, mid) == ()
-    assert rep.interpolated_no_actor == {r.video: [mid]}
-    assert "interpolated, no keyframe there" in rep.summary()
+    # CVAT shows the box interpolated between the neighbouring keyframes there.
+    (a, *_), (b, *_) = ([g[2] for g in ds[r.video].boxes_at(f)] for f in (boxed[0], boxed[2]))
+    t = (mid - boxed[0]) / (boxed[2] - boxed[0])
+    want = np.round(np.asarray(a, np.float64) * (1 - t) + np.asarray(b, np.float64) * t, 2)
+    (got,) = imported(p).boxes(r.video, mid)
+    assert np.allclose(got.box, want, atol=0.02)
+    assert rep.interpolated == 1 and "interpolation between keyframes" in rep.summary()
 
 
 def test_cvat_images_bare_names_with_video(run, ds):

@@ -4,10 +4,16 @@
     python -m claus.annotate --run RUN --file a.xml b.xml --format cvat-xml   # one video task each
     python -m claus.train --resume runs/h/claus/seed0                        # the rounds go on
 
-Formats: cvat-xml (CVAT for video 1.1: keyframes that are not outside; frame = start_frame +
-i·step), cvat-images (CVAT for images 1.1: frames from the image names), labelstudio (Label
-Studio JSON export, videorectangle results), ava-csv (video, frame, x1, y1, x2, y2 normalized,
-label, track).
+Formats: cvat-xml (CVAT for video 1.1: tracks, frame = start_frame + i·step), cvat-images (CVAT
+for images 1.1: frames from the image names), labelstudio (Label Studio JSON export,
+videorectangle tracks), ava-csv (video, frame, x1, y1, x2, y2 normalized, label, track).
+
+Tracks give every requested frame the box the tool shows there: its keyframe, or the box the
+tool interpolates between keyframes (linear; Label Studio carries a box on after an enabled
+keyframe up to the next keyframe or the video's end, CVAT up to the next keyframe or the
+task's end unless the track is outside). Of a Label Studio task's annotations the latest
+submitted, not cancelled one counts (--annotator picks someone's); a note says when there
+were several.
 
 A requested frame without boxes is recorded as "no actor"; requested frames the files do not
 cover are an error (--allow-missing leaves them unlabelled); boxes on frames that were not
@@ -36,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--video", default=None,
                    help="CVAT: the claus video of a single-video file whose task name or image "
                    "names do not say")
+    p.add_argument("--annotator", default=None, metavar="ID_OR_EMAIL",
+                   help="labelstudio: use the annotations of this user (completed_by id or "
+                   "email) instead of each task's latest submitted one")
     p.add_argument("--accept-extra", action="store_true",
                    help="also label frames that were not requested (if not labelled before)")
     p.add_argument("--allow-missing", action="store_true",
@@ -54,7 +63,7 @@ def _import(a: argparse.Namespace) -> int:
     from .annotation import import_files
 
     pending = open_run_pending(a)
-    report = import_files(pending, a.file, a.format, video=a.video,
+    report = import_files(pending, a.file, a.format, video=a.video, annotator=a.annotator,
                           accept_extra=a.accept_extra, allow_missing=a.allow_missing,
                           dry_run=a.dry_run)
     print(report.summary())

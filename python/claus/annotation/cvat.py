@@ -10,6 +10,11 @@ Export (`export_cvat`) writes a folder ready to upload as one CVAT image task::
 Each label has a `track` number attribute (default 0): boxes of one video with the same label
 and track number are one actor, so claus interpolates between them.
 
+With `encode` (`claus.select --format cvat --encode`) the requested videos are also written as
+H.264 MP4 (`claus.annotation.encode`, reused across rounds) and the README gives the video
+route: one CVAT video task per video, named after it, labelled with tracks (CVAT interpolates
+between keyframes) and exported as "CVAT for video 1.1" (`read_cvat_video`).
+
 Readers (format: https://docs.cvat.ai/docs/other/xml_format/):
 
 * `read_cvat_images` — `<image name=... width= height=>` elements with `<box label= xtl= ytl=
@@ -17,10 +22,14 @@ Readers (format: https://docs.cvat.ai/docs/other/xml_format/):
   `video=` a bare `<frame>.<ext>` name also works), coordinates are scaled from the image size
   to the video's. Every listed image is a frame the file answers for.
 * `read_cvat_video` — one video task: `<track id= label=>` with `<box frame= outside= keyframe=
-  xtl= ...>`. Only keyframes that are not outside count (as CVAT's own importer). Frame i of the
-  task is video frame `start_frame + i·step` (`<start_frame>`, `<frame_filter>step=N` of the
-  task meta), i < `<size>`. The video is `video=`, else the task `<name>`, else the `<source>`
-  file name. Every task frame is a frame the file answers for.
+  xtl= ...>`. A track is its keyframes, as CVAT's own importer reads it; every requested frame
+  gets the box CVAT draws there (`claus.annotation.tracks.CVAT`: linear between keyframes, held
+  after the last one to the task's end, nothing from an `outside` keyframe to the next
+  keyframe). Frame i of the task is video frame `start_frame + i·step` (`<start_frame>`,
+  `<frame_filter>step=N` of the task meta), i < `<size>`. Coordinates are scaled from
+  `<original_size>` to the video's (not for a video claus encoded, padded to an even size).
+  The video is `video=`, else the task `<name>`, else the `<source>` file name. Every task frame
+  is a frame the file answers for.
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ from ..io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from .importer import AnnotationFileError, Annotations, ImportedBox
 from .jsonl import export_jsonl
 from .pending import PendingRound, safe_relpath
+from .tracks import CVAT, Keyframe, Track, track_boxes
 
 __all__ = ["cvat_labels", "export_cvat", "image_name", "read_cvat_images", "read_cvat_video"]
 
@@ -52,11 +62,14 @@ def cvat_labels(classes: list[str]) -> list[dict]:
          "default_value": "0", "values": ["0", "999", "1"]}]} for c in classes]
 
 
-def export_cvat(pending: PendingRound, out: str | Path, *, quality: int = 95) -> Path:
+def export_cvat(pending: PendingRound, out: str | Path, *, quality: int = 95,
+                encode: str | Path | None = None, fps: float | None = None) -> Path:
     """Write the CVAT image-task folder of the waiting round (layout in the module docstring).
 
     Frames are read from the dataset's frame source (video file, image folder, array or frame
-    store) and saved as JPEG at the source's size. Returns the folder.
+    store) and saved as JPEG at the source's size. With `encode` (a folder), the requested
+    videos are encoded there too (`encode_videos`, at `fps`) and the README adds the video-task
+    route. Returns the folder.
     """
     from PIL import Image
 
@@ -73,9 +86,19 @@ def export_cvat(pending: PendingRound, out: str | Path, *, quality: int = 95) ->
             n += 1
     atomic_write_json(out / "labels.json", cvat_labels(ds.classes))
     export_jsonl(pending, out)
-    atomic_write_text(out / "README.md", _README.format(
-        run=pending.run, round=pending.round, frames=n, videos=len(pending.requests),
-        task=f"claus {pending.run} round {pending.round}"))
+    text = _README.format(run=pending.run, round=pending.round, frames=n,
+                          videos=len(pending.requests),
+                          task=f"claus {pending.run} round {pending.round}")
+    if encode is not None:
+        from .encode import encode_videos
+
+        encoded = encode_videos(pending, encode, fps=fps)
+        listing = "\n".join(f"| `{e.video}` | `{e.path.resolve()}` | "
+                            f"{', '.join(map(str, r.frames))} |"
+                            for r in pending.requests for e in [encoded[r.video]])
+        text += _VIDEO_README.format(run=pending.run, folder=Path(encode).resolve(),
+                                     listing=listing)
+    atomic_write_text(out / "README.md", text)
     return out
 
 
@@ -96,6 +119,31 @@ are 0-based, as in claus).
 
        python -m claus.annotate --run {run} --file annotations.xml --format cvat-images
        python -m claus.train --resume {run}
+"""
+
+_VIDEO_README = """
+## Or: label the videos, with tracks
+
+The requested videos are in `{folder}` (H.264 MP4, frame i of a file is claus frame i; written
+by `claus.select --encode`, reused by later rounds). CVAT interpolates boxes between the
+keyframes of a track, so a track drawn once per actor gives a box on every frame it spans.
+
+1. For each video below: Tasks → + → Create a new task. Name: the claus video name (exactly,
+   e.g. `walk/g0003_c01`: claus finds the video by it). Labels: "Raw", paste `labels.json`.
+   Select files: the video's file. Submit.
+2. In the task, draw one track per actor (Track mode), with its class; add keyframes where it
+   moves off the interpolated box, and switch the track "outside" where the actor leaves.
+   Check the listed frames (CVAT's frame numbers, 0-based, are claus's): claus takes the box
+   CVAT shows on each of them; a listed frame without a box is recorded as "no actor".
+3. Export each task: Actions → Export task dataset → "CVAT for video 1.1", unzip, and import
+   all the `annotations.xml` files at once:
+
+       python -m claus.annotate --run {run} --file task1.xml task2.xml ... --format cvat-xml
+       python -m claus.train --resume {run}
+
+| video (task name) | file | frames to label |
+|---|---|---|
+{listing}
 """
 
 
@@ -275,16 +323,20 @@ def read_cvat_video(path: str | Path, pending: PendingRound,
     osz = task.find("original_size")
     if osz is not None:
         w, h = _int_text(osz, "width", None, path), _int_text(osz, "height", None, path)
-        if w and h:
+        # A video claus encoded (`--encode`) pads odd sizes by a pixel on the right / bottom:
+        # the same pixels, nothing to scale.
+        if w and h and (w, h) != (v.width + v.width % 2, v.height + v.height % 2):
             sx, sy = v.width / w, v.height / h
-    out.cover(vid, range(start, last + 1, step))
+    grid = range(start, last + 1, step)
+    out.cover(vid, grid)
+    tracks: list[Track] = []
     skipped = 0
     for tr in root.findall("track"):
         label = tr.attrib.get("label")
         tid = tr.attrib.get("id", "?")
         if label is None:
             raise AnnotationFileError(f"{path}: track {tid} has no label")
-        keys: list[tuple[int, bool]] = []
+        keys: list[Keyframe] = []
         for el in tr:
             if el.tag != "box":
                 skipped += el.tag != "attribute"
@@ -295,23 +347,19 @@ def read_cvat_video(path: str | Path, pending: PendingRound,
                 raise AnnotationFileError(
                     f"{where}: frame {i} outside the task's {size} frames (wrong frame count? "
                     "frame numbers of CVAT for video are task frames 0..size-1)")
-            outside = el.attrib.get("outside", "0") == "1"
-            keyframe = el.attrib.get("keyframe", "1") == "1"
-            if keyframe:
-                keys.append((start + i * step, outside))
-            if not keyframe or outside:
+            # Boxes with keyframe="0" are CVAT's own interpolation, exported for every frame:
+            # the track is its keyframes, as CVAT's importer reads it.
+            if el.attrib.get("keyframe", "1") != "1":
                 continue
-            box = tuple(_num(el, k, path, where) for k in ("xtl", "ytl", "xbr", "ybr"))
-            out.boxes.append(ImportedBox(vid, start + i * step, label,
-                                         (box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy),
-                                         f"cvat-track-{tid}", where))
-        # Between a visible keyframe and the next keyframe CVAT shows an interpolated box.
-        keys.sort()
-        for (f0, out0), (f1, _) in zip(keys, keys[1:], strict=False):
-            if not out0:
-                out.interpolated.setdefault(vid, set()).update(range(f0 + 1, f1))
-        if keys and not keys[-1][1]:
-            out.interpolated.setdefault(vid, set()).update(range(keys[-1][0] + 1, last + 1))
+            xtl, ytl, xbr, ybr = (_num(el, k, path, where) for k in ("xtl", "ytl", "xbr", "ybr"))
+            rot = _num(el, "rotation", path, where) if "rotation" in el.attrib else 0.0
+            keys.append(Keyframe(start + i * step, (xtl, ytl, xbr - xtl, ybr - ytl, rot),
+                                 el.attrib.get("outside", "0") != "1", where))
+        if keys:
+            tracks.append(Track(label, f"cvat-track-{tid}", keys, f"{path}: track {tid}"))
+    requested = [f for f in pending.requested().get(vid, ()) if f in grid]
+    boxes, out.rotated = track_boxes(vid, tracks, CVAT, last + 1, requested, (sx, sy))
+    out.boxes += boxes
     if skipped:
         out.notes.append(f"{path}: {skipped} non-box shapes ignored")
     return out

@@ -2,14 +2,17 @@
 
 Readers (`cvat`, `labelstudio`, `ava`) turn a tool's file into `Annotations`: boxes in
 original-frame pixels with their class name and the tool's track id, plus the frames the file
-answers for (`covered`: a covered frame without boxes means "no actor"). `apply_annotations`
-then decides, the same way for every format:
+answers for (`covered`: a covered frame without boxes means "no actor"). Tracks of video tools
+give a box on every requested frame the tool draws them on: their keyframes, and the boxes
+the tool interpolates between keyframes (`claus.annotation.tracks`: each tool's own rule).
+`apply_annotations` then decides, the same way for every format:
 
 * requested frame, covered  → labelled with its boxes, or "no actor" when it has none;
 * requested frame, not covered → missing: an error listing them (`allow_missing` leaves them
   unlabelled instead);
 * boxes on a frame that was not requested → extra: reported and ignored (`accept_extra` labels
-  such frames too, unless an earlier round labelled them);
+  such frames too, unless an earlier round labelled them); only drawn boxes (keyframes) count,
+  a track's interpolated boxes are taken on the requested frames only;
 * unknown videos, unknown class names, frames out of range → an error listing them all;
 * coordinates outside the frame → clipped and counted; a box left with no area is dropped
   and counted;
@@ -56,7 +59,8 @@ class AnnotationFileError(ValueError):
 @dataclass(frozen=True)
 class ImportedBox:
     """One box from a tool: video, 0-based frame, class name, [x1, y1, x2, y2] in original-frame
-    pixels (not clipped yet), the tool's track id (None: not linked), and where it came from."""
+    pixels (not clipped yet), the tool's track id (None: not linked), where it came from, and
+    whether someone drew it (`keyframe`) or the tool interpolated it between keyframes."""
 
     video: str
     frame: int
@@ -64,22 +68,23 @@ class ImportedBox:
     box: tuple[float, float, float, float]
     track: str | None
     where: str
+    keyframe: bool = True
 
 
 @dataclass
 class Annotations:
     """What one file says.
 
-    boxes: every box. covered: {video: frames the file answers for} (a covered frame without
-    boxes is "no actor"). interpolated: {video: frames a track passes through without a box the
-    tool would export (no keyframe)}, for warnings. unknown_videos: names in the file matching no
-    video. notes: things the reader skipped.
+    boxes: every box (keyframes anywhere, interpolated boxes on requested frames). covered:
+    {video: frames the file answers for} (a covered frame without boxes is "no actor").
+    unknown_videos: names in the file matching no video. notes: things the reader skipped or
+    chose. rotated: boxes turned in the tool, taken as the axis-aligned boxes enclosing them.
     """
 
     source: str
     boxes: list[ImportedBox] = field(default_factory=list)
     covered: dict[str, set[int]] = field(default_factory=dict)
-    interpolated: dict[str, set[int]] = field(default_factory=dict)
+    rotated: int = 0
     unknown_videos: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -103,7 +108,8 @@ class ImportReport:
     extra_already_labelled: int = 0
     clipped: int = 0
     dropped_outside: int = 0
-    interpolated_no_actor: dict[str, list[int]] = field(default_factory=dict)
+    interpolated: int = 0
+    rotated: int = 0
     class_mismatch: dict[str, list[str]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     replaced: bool = False
@@ -132,10 +138,12 @@ class ImportReport:
         if self.clipped or self.dropped_outside:
             lines.append(f"outside the frame: {self.clipped} boxes clipped, "
                          f"{self.dropped_outside} dropped (nothing left inside)")
-        if self.interpolated_no_actor:
-            lines.append("warning: recorded as no actor although a track passes through "
-                         "(interpolated, no keyframe there): "
-                         + _examples(self.interpolated_no_actor))
+        if self.interpolated:
+            lines.append(f"{self.interpolated} boxes on requested frames are the tool's "
+                         "interpolation between keyframes (no keyframe on those frames)")
+        if self.rotated:
+            lines.append(f"{self.rotated} rotated boxes taken as the axis-aligned boxes "
+                         "enclosing them")
         if self.class_mismatch:
             lines.append("note: classes differ from the video's class: "
                          + "; ".join(f"{v}: {', '.join(c)}" for v, c in
@@ -185,6 +193,7 @@ def apply_annotations(
     src = ", ".join(files)
     rep = ImportReport(pending.round, fmt, files)
     rep.notes = [n for a in anns for n in a.notes]
+    rep.rotated = sum(a.rotated for a in anns)
     # Videos and classes the files name.
     unknown = [v for a in anns for v in a.unknown_videos]
     unknown += [b.video for a in anns for b in a.boxes if b.video not in base.num_frames]
@@ -229,7 +238,8 @@ def apply_annotations(
         raise AnnotationFileError(f"{src}: {n} requested frames are not in the file(s) "
                                   f"{_examples(rep.missing)}; label them, or pass "
                                   "--allow-missing to leave them unlabelled this round")
-    extra = sorted({(v, f) for v, f in by_frame if f not in requested.get(v, set())})
+    extra = sorted({(v, f) for (v, f), bs in by_frame.items()
+                    if f not in requested.get(v, set()) and any(b.keyframe for b in bs)})
     for v, f in extra:
         rep.extra.setdefault(v, []).append(f)
     take: dict[str, list[int]] = {v: sorted(fr & covered.get(v, set()))
@@ -260,14 +270,13 @@ def apply_annotations(
                         rep.dropped_outside += 1
                         continue
                     rep.clipped += bool(np.any(c != r.astype(np.float32)))
+                    rep.interpolated += not b.keyframe
                     boxes.append(LabelBox(tube_of[id(b)], classes[b.label],
                                           tuple(float(x) for x in c)))
             new.label(v, f, boxes, pending.label_round)
             rep.labelled_frames += 1
             rep.boxes += len(boxes)
             rep.no_actor_frames += not boxes
-            if not boxes and any(f in a.interpolated.get(v, ()) for a in anns):
-                rep.interpolated_no_actor.setdefault(v, []).append(f)
             if video.label >= 0:
                 other = sorted({b.label for b in got} - {ds.classes[video.label]})
                 if other:
@@ -312,18 +321,21 @@ def _readers() -> dict[str, Reader]:
 
 #: Import formats and what they read.
 FORMATS = {
-    "cvat-xml": "CVAT for video 1.1 XML (keyframes that are not outside; frame = start_frame + "
-                "i·step)",
+    "cvat-xml": "CVAT for video 1.1 XML (tracks drawn as CVAT draws them: linear between "
+                "keyframes, none after outside; frame = start_frame + i·step)",
     "cvat-images": "CVAT for images 1.1 XML (frames from the image names <video>/<frame>.jpg)",
-    "labelstudio": "Label Studio JSON export with videorectangle results (1-based frames, %)",
+    "labelstudio": "Label Studio JSON export with videorectangle tracks (drawn as Label Studio "
+                   "draws them: linear between keyframes, on after an enabled one; 1-based "
+                   "frames, %)",
     "ava-csv": "CSV rows: video, frame (0-based), x1, y1, x2, y2 (normalized), label, track",
 }
 
 
 def read_annotations(pending: PendingRound, path: str | os.PathLike, fmt: str,
-                     video: str | None = None) -> Annotations:
+                     video: str | None = None, annotator: str | None = None) -> Annotations:
     """Read one file in `fmt` (a key of `FORMATS`); `video` names the video of a single-video
-    file (CVAT) when its task name does not."""
+    file (CVAT) when its task name does not; `annotator` picks whose annotations of a Label
+    Studio task count (`completed_by` id or email; default: the latest submitted)."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choices: "
                          + "; ".join(f"{k}: {v}" for k, v in FORMATS.items()))
@@ -331,10 +343,14 @@ def read_annotations(pending: PendingRound, path: str | os.PathLike, fmt: str,
     if not path.is_file():
         raise FileNotFoundError(f"annotation file {path} does not exist or is not a file")
     reader = _readers()[fmt]
+    if annotator is not None and fmt != "labelstudio":
+        raise ValueError(f"--annotator applies to Label Studio files only, not {fmt}")
     if fmt in ("cvat-xml", "cvat-images"):
         return reader(path, pending, video=video)
     if video is not None:
         raise ValueError(f"--video applies to CVAT files only, not {fmt}")
+    if fmt == "labelstudio":
+        return reader(path, pending, annotator=annotator)
     return reader(path, pending)
 
 
@@ -344,11 +360,13 @@ def import_files(
     fmt: str,
     *,
     video: str | None = None,
+    annotator: str | None = None,
     accept_extra: bool = False,
     allow_missing: bool = False,
     dry_run: bool = False,
 ) -> ImportReport:
-    """Import annotation files into the waiting round (see the module docstring).
+    """Import annotation files into the waiting round (see the module docstring; `video` and
+    `annotator` as in `read_annotations`).
 
     Every file is read and checked first; only then are `import.json` and `next_labels.json`
     written (atomically, in that order: the labels file is what marks the round as labelled).
@@ -356,7 +374,7 @@ def import_files(
     """
     if not files:
         raise ValueError("no annotation file given")
-    anns = [read_annotations(pending, f, fmt, video) for f in files]
+    anns = [read_annotations(pending, f, fmt, video, annotator) for f in files]
     new, rep = apply_annotations(pending, anns, accept_extra=accept_extra,
                                  allow_missing=allow_missing, fmt=fmt)
     rep.replaced = pending.imported

@@ -4,49 +4,72 @@ Export (`export_labelstudio`) writes::
 
     OUT/tasks.json      one task per requested video (import it into the project)
     OUT/config.xml      the labelling config (Video + VideoRectangle + the classes as Labels)
-    OUT/README.md       the steps
+    OUT/README.md       the steps, with the video serving that fits the export
 
 A task (https://labelstud.io/guide/task_format, .../guide/predictions)::
 
     {"data": {"video": URL, "claus_video": "walk/g0003_c01", "claus_round": 1,
-              "frames": [5, 32, 53], "frames_text": "5, 32, 53", "fps": 24.0},
+              "claus_size": [64, 48], "frames": [5, 32, 53], "frames_text": "5, 32, 53",
+              "fps": 24.0},
      "predictions": [{"model_version": "claus round 1", "score": 0.61,
-                      "result": [{"type": "videorectangle", "from_name": "box",
-                                  "to_name": "video", "score": 0.7, "value": {
-                                      "framesCount": 60, "duration": 2.5, "labels": ["walk"],
-                                      "sequence": [{"frame": 5, "enabled": false, "x": 12.5,
-                                                    "y": 20.0, "width": 30.0, "height": 40.0,
-                                                    "rotation": 0, "time": 0.2083}]}}]}]}
+                      "result": [{"id": "claus-0", "type": "videorectangle",
+                                  "from_name": "box", "to_name": "video", "score": 0.7,
+                                  "value": {"framesCount": 60, "duration": 2.5,
+                                            "labels": ["walk"], "sequence": [
+                          {"frame": 5, "enabled": true, "x": 12.5, "y": 20.0, "width": 30.0,
+                           "height": 40.0, "rotation": 0, "time": 0.2083},
+                          {"frame": 32, "enabled": false, ...}]}}]}]}
 
 `frames` are 1-based, as Label Studio numbers them (claus frame f is Label Studio frame f + 1);
-`x, y, width, height` are percentages of the frame size; `time` = frame / fps. Each predicted
-box is a one-keyframe region (`enabled: false`: it does not carry on to later frames).
+`x, y, width, height` are percentages of `claus_size` (the size of the video the URL points
+to: the frame size, or the even size of a video claus encoded); `time` = frame / fps. Each tube
+the round's model detects (`predict_requests`) is one region, a track with a keyframe on each
+requested frame it spans, enabled up to the last one, which ends it: accepting it gives one
+actor.
 
-Reading (`read_labelstudio`): a Label Studio JSON export (a list of tasks). For each task with
-an annotation that was not cancelled (the last updated one when there are several), every
-`videorectangle` region is one actor (its `id` is the track) and each item of its `sequence`
-is a box at frame `frame - 1`; the requested frames of the task's video are the frames it
-answers for. `framesCount` must equal the video's frame count. Tasks of other rounds (their
-`data.claus_round`; one project may hold every round's tasks) are skipped.
+Videos: `encode` (`claus.select --encode`) writes the requested videos as H.264 MP4
+(`claus.annotation.encode`) and points the tasks at them: by default through Label Studio's
+local-files serving, `/data/local-files/?d=<folder name>/<video>.mp4` (the README gives the
+environment variables and the storage to add), or at `video_url` (`{file}` is the file's path
+inside the folder).
+
+Reading (`read_labelstudio`): a Label Studio JSON export (a list of tasks). Tasks of other
+rounds (their `data.claus_round`; one project may hold every round's tasks) are skipped. Of a
+task's annotations, the one used is the latest submitted (`updated_at`, else `created_at`)
+that was not cancelled, or with `annotator` the latest by that user (`completed_by`: an id,
+or an object with `id` and `email`; either matches); a note lists them when there are
+several. Each `videorectangle` region is one actor (its `id` is the track), drawn on the
+requested frames as Label Studio draws it (`claus.annotation.tracks.LABEL_STUDIO`): a keyframe
+on its frame, linear interpolation after an `enabled` keyframe up to the next keyframe, held
+after the last one to the video's end, nothing after a disabled keyframe until the next
+keyframe. Sequence items marked `auto` (an export with interpolated frames) are the tool's own
+interpolation of the keyframes and are recomputed, not read. `framesCount` must equal the
+video's frame count.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from datetime import datetime, timezone
 from pathlib import Path
+from urllib.parse import quote
 from xml.sax.saxutils import quoteattr
 
 from ..io import atomic_write_json, atomic_write_text
-from .importer import AnnotationFileError, Annotations, ImportedBox
-from .pending import PendingRound, frame_source, video_fps
+from .encode import DEFAULT_FPS, EncodedVideo, encode_videos, task_fps
+from .importer import AnnotationFileError, Annotations
+from .pending import PendingRound, frame_source
+from .tracks import LABEL_STUDIO, Keyframe, Track, track_boxes
 
-__all__ = ["DEFAULT_FPS", "export_labelstudio", "labelling_config", "read_labelstudio"]
+__all__ = ["DEFAULT_FPS", "LOCAL_FILES", "export_labelstudio", "labelling_config",
+           "read_labelstudio"]
 
 log = logging.getLogger(__name__)
 
-#: The frame rate of tasks whose videos do not say (Label Studio's own default).
-DEFAULT_FPS = 24.0
+#: Label Studio's URL of a file its local-files serving hands out (`d`: the path under
+#: LOCAL_FILES_DOCUMENT_ROOT).
+LOCAL_FILES = "/data/local-files/?d="
 
 
 def labelling_config(classes: list[str]) -> str:
@@ -64,11 +87,28 @@ def labelling_config(classes: list[str]) -> str:
 """  # noqa: E501
 
 
-def _video_url(template: str | None, video: str, source: dict) -> str:
-    path = source["source"] if source["source_kind"] == "video" else None
+def _video_url(template: str | None, video: str, source: dict,
+               encoded: EncodedVideo | None, folder: Path | None) -> str:
+    """A task's video URL (see `export_labelstudio`)."""
+    file = ""
+    if encoded is not None and folder is not None:
+        file = encoded.path.relative_to(folder).as_posix()
+        path = str(encoded.path.resolve())
+    else:
+        path = source["source"] if source["source_kind"] == "video" else None
     if template is None:
+        if encoded is not None and folder is not None:
+            return LOCAL_FILES + quote(f"{folder.name}/{file}", safe="/")
         return path or f"{video}.mp4"
-    return template.format(video=video, path=path or "", stem=video.rsplit("/", 1)[-1])
+    return template.format(video=video, path=path or "", stem=video.rsplit("/", 1)[-1],
+                           file=file)
+
+
+def _percent(box, size: tuple[int, int]) -> dict:
+    x1, y1, x2, y2 = box
+    w, h = size
+    return {"x": 100.0 * x1 / w, "y": 100.0 * y1 / h, "width": 100.0 * (x2 - x1) / w,
+            "height": 100.0 * (y2 - y1) / h}
 
 
 def export_labelstudio(
@@ -79,17 +119,25 @@ def export_labelstudio(
     video_url: str | None = None,
     fg_threshold: float | None = None,
     device: str | None = None,
+    encode: str | Path | None = None,
+    fps: float | None = None,
 ) -> Path:
     """Write tasks.json, config.xml and README.md (see the module docstring).
 
     Args:
         pending: the waiting round.
         out: the folder.
-        predictions: add the round's model boxes on the requested frames as pre-annotations.
+        predictions: add the tubes the round's model detects as pre-annotations.
         video_url: URL template of a task's video, with {video} (the claus name), {stem} (its
-            last part) and {path} (the video file, for datasets read from video files).
-            Default: the video file's path, else "<video>.mp4".
+            last part), {path} (the video file: the encoded one with `encode`, else the
+            dataset's, for datasets read from video files) and {file} (the encoded file's path
+            inside `encode`). Default: with `encode`, Label Studio's local-files URL
+            `/data/local-files/?d=<encode folder name>/{file}`; else the video file's path,
+            else "<video>.mp4".
         fg_threshold, device: passed to `predict_requests`.
+        encode: a folder to encode the requested videos into (`encode_videos`; files already
+            there are reused), or None.
+        fps: the tasks' frame rate (and the encoded videos'); default `task_fps`.
     Returns:
         the folder.
     """
@@ -105,75 +153,191 @@ def export_labelstudio(
         from .predictions import predict_requests
 
         preds = predict_requests(pending, fg_threshold=fg_threshold, device=device)
+    folder = Path(encode) if encode is not None else None
+    encoded = encode_videos(pending, folder, fps=fps) if folder is not None else {}
     tasks = []
     for req in pending.requests:
         v = ds[req.video]
-        fps = video_fps(v) or DEFAULT_FPS
+        enc = encoded.get(v.name)
+        rate = enc.fps if enc is not None else task_fps(ds, v, fps)
+        size = (enc.width, enc.height) if enc is not None else (v.width, v.height)
         ls_frames = [f + 1 for f in req.frames]
-        task = {"data": {"video": _video_url(video_url, v.name, frame_source(v)),
+        task = {"data": {"video": _video_url(video_url, v.name, frame_source(v), enc, folder),
                          "claus_video": v.name, "claus_round": pending.round,
-                         "frames": ls_frames, "frames_text": ", ".join(map(str, ls_frames)),
-                         "fps": fps}}
+                         "claus_size": list(size), "frames": ls_frames,
+                         "frames_text": ", ".join(map(str, ls_frames)), "fps": rate}}
         if predictions:
-            result, scores = [], []
-            for f, boxes in preds.get(v.name, {}).items():
-                for k, b in enumerate(boxes):
-                    x1, y1, x2, y2 = b.box
-                    result.append({
-                        "id": f"claus-{f}-{k}", "type": "videorectangle", "from_name": "box",
-                        "to_name": "video", "origin": "prediction", "score": round(b.score, 6),
-                        "value": {"framesCount": v.num_frames,
-                                  "duration": round(v.num_frames / fps, 6),
-                                  "labels": [ds.classes[b.label]],
-                                  "sequence": [{"frame": f + 1, "enabled": False, "rotation": 0,
-                                                "x": 100.0 * x1 / v.width,
-                                                "y": 100.0 * y1 / v.height,
-                                                "width": 100.0 * (x2 - x1) / v.width,
-                                                "height": 100.0 * (y2 - y1) / v.height,
-                                                "time": round((f + 1) / fps, 6)}]}})
-                    scores.append(b.score)
+            result = []
+            tracks = preds.get(v.name, [])
+            for k, t in enumerate(tracks):
+                frames = sorted(t.boxes)
+                # Enabled keyframes carry the box on to the next one; the last ends the track.
+                seq = [{"frame": f + 1, "enabled": i < len(frames) - 1, "rotation": 0,
+                        **_percent(t.boxes[f], size), "time": round((f + 1) / rate, 6)}
+                       for i, f in enumerate(frames)]
+                result.append({
+                    "id": f"claus-{k}", "type": "videorectangle", "from_name": "box",
+                    "to_name": "video", "origin": "prediction", "score": round(t.score, 6),
+                    "value": {"framesCount": v.num_frames,
+                              "duration": round(v.num_frames / rate, 6),
+                              "labels": [ds.classes[t.label]], "sequence": seq}})
             task["predictions"] = [{
                 "model_version": f"claus {pending.run.name} round {pending.round}",
-                "score": round(sum(scores) / len(scores), 6) if scores else 0.0,
+                "score": round(sum(t.score for t in tracks) / len(tracks), 6) if tracks
+                else 0.0,
                 "result": result}]
         tasks.append(task)
     atomic_write_json(out / "tasks.json", tasks)
     atomic_write_text(out / "config.xml", labelling_config(ds.classes))
-    atomic_write_text(out / "README.md", _README.format(
-        run=pending.run, round=pending.round, videos=len(tasks),
-        frames=sum(len(r.frames) for r in pending.requests)))
+    atomic_write_text(out / "README.md", _readme(pending, tasks, folder, video_url))
     return out
 
 
-_README = """# Label Studio project: round {round} of {run}
+_SERVE_LOCAL = """## 1. Start Label Studio serving the videos
 
-{frames} frames of {videos} videos to label. Frame numbers in `tasks.json` are Label Studio's
-(1-based: claus frame f is frame f + 1).
+The videos are in `{folder}` (H.264 MP4 written by `claus.select --encode`, reused by later
+rounds). Label Studio serves them itself, with the byte ranges its player needs, once
+local-files serving is on with the folder's parent as document root:
 
-1. Create a project; Settings → Labeling Interface → Code: paste `config.xml`.
-2. Make the videos reachable at the `data.video` URLs of `tasks.json` (serve the folder, local
-   storage, or edit the URLs; `python -m claus.select ... --video-url TEMPLATE` rewrites them).
-   Datasets stored as frames need videos encoded at the task's `fps` so frame numbers match.
-3. Import `tasks.json` (the model's boxes come as predictions, with their scores).
-4. In each task go to every listed frame, draw or correct a box around every actor (each box
-   a keyframe) with its class; a listed frame without boxes is recorded as "no actor". Submit.
-5. Export → JSON, then:
+    export LOCAL_FILES_SERVING_ENABLED=true
+    export LOCAL_FILES_DOCUMENT_ROOT={root}
+    label-studio start
 
-       python -m claus.annotate --run {run} --file export.json --format labelstudio
-       python -m claus.train --resume {run}
+(Label Studio also reads them with a `LABEL_STUDIO_` prefix.)
+
+## 2. Create the project
+
+1. Create a project; Settings → Labeling Interface → Code: paste `config.xml`. Save.
+2. Settings → Cloud Storage → Add Source Storage → Local files. Absolute local path:
+   `{folder}`; leave "Treat every bucket object as a source file" off; Add Storage. Do not
+   sync it: the tasks come from `tasks.json`, the storage only lets Label Studio hand out the
+   files under that path.
+3. Import `tasks.json`. Each task's video is `{url}<video>.mp4`.
 """
+
+_SERVE_URL = """## 1. Serve the videos
+
+The videos are in `{folder}` (H.264 MP4 written by `claus.select --encode`, reused by later
+rounds); the tasks point at `{template}` (`{{file}}` is the path under that folder). The
+browser fetches them from another origin than Label Studio's and its player asks for byte
+ranges: the server must send CORS headers (`Access-Control-Allow-Origin`) and answer ranges
+(206 Partial Content), which `python -m http.server` does not. claus has one that does:
+
+    python -m claus.annotation.serve {folder} --port 8081
+
+(with `--video-url 'http://localhost:8081/{{file}}'`). Label Studio can serve them itself:
+run `claus.select` again without `--video-url` and follow its README.
+
+## 2. Create the project
+
+1. Create a project; Settings → Labeling Interface → Code: paste `config.xml`. Save.
+2. Import `tasks.json`.
+"""
+
+_SERVE_NONE = """## 1. Make the videos reachable
+
+The tasks' videos are their `data.video` URLs (`claus.select ... --video-url TEMPLATE` sets
+them). Label Studio plays them in the browser: they must be MP4 (H.264) or WebM with one frame
+per frame of the dataset at the task's `fps`, from a server that sends CORS headers and
+answers byte ranges. Datasets stored as frames (and .avi files) have no such videos:
+
+    python -m claus.select --run {run} --format labelstudio --encode
+
+writes them (H.264 MP4, into `{run}/videos`, only this round's, reused later) and a README
+with the steps to have Label Studio serve them.
+
+## 2. Create the project
+
+1. Create a project; Settings → Labeling Interface → Code: paste `config.xml`. Save.
+2. Import `tasks.json`.
+"""
+
+_LABEL = """
+## 3. Label
+
+In each task go to every listed frame and draw or correct a box around every actor, with its
+class. A region is a track: each box you draw is a keyframe, Label Studio interpolates between
+keyframes, and an enabled keyframe carries its box on to the next keyframe or to the video's
+end; turn interpolation off on the keyframe where the actor leaves (the region's timeline).
+claus takes, on every listed frame, the box Label Studio shows there; a listed frame where no
+box shows is recorded as "no actor".{predictions} Submit. With several annotators claus takes
+each task's latest submitted annotation (`--annotator ID_OR_EMAIL`: someone's).
+
+## 4. Bring the labels back
+
+Export → JSON, then:
+
+    python -m claus.annotate --run {run} --file export.json --format labelstudio
+    python -m claus.train --resume {run}
+"""
+
+_PREDICTIONS = """ The model's tubes come as predictions, one track per tube with a
+keyframe on each listed frame it spans: accept them (each becomes one actor) and correct what
+is wrong."""
+
+
+def _readme(pending: PendingRound, tasks: list[dict], folder: Path | None,
+            video_url: str | None) -> str:
+    run = pending.run
+    frames = sum(len(t["data"]["frames"]) for t in tasks)
+    rates = ", ".join(f"{r:g}" for r in sorted({t["data"]["fps"] for t in tasks})) or "-"
+    head = f"""# Label Studio project: round {pending.round} of {run}
+
+{frames} frames of {len(tasks)} videos to label. Frame numbers in `tasks.json` are Label
+Studio's (1-based: claus frame f is frame f + 1). The tasks' frame rate (`data.fps`, {rates})
+is their videos' rate, so Label Studio's frames are the videos' frames.
+
+"""
+    if folder is not None and video_url is None:
+        serve = _SERVE_LOCAL.format(folder=folder.resolve(), root=folder.resolve().parent,
+                                    url=LOCAL_FILES + quote(folder.name, safe="/") + "/")
+    elif folder is not None:
+        serve = _SERVE_URL.format(folder=folder.resolve(), template=video_url)
+    else:
+        serve = _SERVE_NONE.format(run=run)
+    preds = _PREDICTIONS if any(t.get("predictions") for t in tasks) else ""
+    return head + serve + _LABEL.format(predictions=preds, run=run)
 
 
 # ---------------------------------------------------------------------------- reading
-def _annotation(task: dict) -> dict | None:
-    """The task's annotation to use: not cancelled, the last updated of several."""
+def _when(ann: dict) -> datetime:
+    for key in ("updated_at", "created_at"):
+        text = ann.get(key)
+        if isinstance(text, str) and text:
+            try:
+                t = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            except ValueError:
+                continue
+            return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+    return datetime.min.replace(tzinfo=timezone.utc)
+
+
+def _who(ann: dict) -> tuple[str | None, str | None]:
+    """(id, email) of the annotation's `completed_by` (an id, or an object)."""
+    cb = ann.get("completed_by")
+    if isinstance(cb, dict):
+        uid, email = cb.get("id"), cb.get("email")
+        return (None if uid is None else str(uid), email if isinstance(email, str) else None)
+    return (None if cb is None else str(cb), None)
+
+
+def _describe(ann: dict) -> str:
+    uid, email = _who(ann)
+    return f"#{ann.get('id', '?')} by {email or uid or 'unknown'}"
+
+
+def _annotation(task: dict, annotator: str | None) -> tuple[dict | None, list[dict]]:
+    """(the annotation to use or None, the candidates it was chosen from): the latest
+    submitted, not cancelled, by `annotator` when given."""
     anns = [a for a in task.get("annotations") or [] if isinstance(a, dict)
             and not a.get("was_cancelled")]
+    if annotator is not None:
+        want = annotator.strip().casefold()
+        anns = [a for a in anns if want in {x.casefold() for x in _who(a) if x}]
     if not anns:
-        return None
-    order = sorted(range(len(anns)), key=lambda i: (str(anns[i].get("updated_at")
-                                                          or anns[i].get("created_at") or ""), i))
-    return anns[order[-1]]
+        return None, anns
+    order = sorted(range(len(anns)), key=lambda i: (_when(anns[i]), i))
+    return anns[order[-1]], anns
 
 
 def _pct(item: dict, key: str, where: str) -> float:
@@ -183,8 +347,24 @@ def _pct(item: dict, key: str, where: str) -> float:
         raise AnnotationFileError(f"{where}: missing or bad {key!r}") from None
 
 
-def read_labelstudio(path: str | Path, pending: PendingRound) -> Annotations:
-    """Boxes of a Label Studio JSON export (see the module docstring)."""
+def _task_size(task: dict, v) -> tuple[float, float]:
+    """The pixel size the task's percentages refer to: `data.claus_size`, else the frame's."""
+    size = task["data"].get("claus_size")
+    if (isinstance(size, list) and len(size) == 2
+            and all(isinstance(x, (int, float)) and x > 0 for x in size)):
+        return float(size[0]), float(size[1])
+    return float(v.width), float(v.height)
+
+
+def read_labelstudio(path: str | Path, pending: PendingRound,
+                     annotator: str | None = None) -> Annotations:
+    """Boxes of a Label Studio JSON export (see the module docstring).
+
+    Args:
+        path: the export.
+        pending: the waiting round.
+        annotator: use only the annotations of this user (`completed_by` id or email).
+    """
     path = Path(path)
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
@@ -199,6 +379,7 @@ def read_labelstudio(path: str | Path, pending: PendingRound) -> Annotations:
     out = Annotations(str(path))
     requested = pending.requested()
     known = pending.labels.num_frames
+    auto = 0
     for k, task in enumerate(doc):
         tid = task.get("id", f"#{k}")
         vid = task["data"].get("claus_video")
@@ -213,15 +394,25 @@ def read_labelstudio(path: str | Path, pending: PendingRound) -> Annotations:
         if rd is not None and rd != pending.round:
             out.notes.append(f"{path}: task {tid} ({vid}) belongs to round {rd}, ignored")
             continue
-        ann = _annotation(task)
+        ann, candidates = _annotation(task, annotator)
         if ann is None:
-            out.notes.append(f"{path}: task {tid} ({vid}) has no submitted annotation")
+            by = f" by {annotator}" if annotator is not None else ""
+            draft = " (only a draft: submit it in Label Studio)" if task.get("drafts") else ""
+            out.notes.append(f"{path}: task {tid} ({vid}) has no submitted annotation{by}"
+                             f"{draft}")
             continue
+        if len(candidates) > 1:
+            out.notes.append(
+                f"{path}: task {tid} ({vid}) has {len(candidates)} submitted annotations ("
+                + ", ".join(map(_describe, candidates)) + f"); used the latest, "
+                f"{_describe(ann)}; --annotator ID_OR_EMAIL chooses another")
         v = pending.dataset[vid]
+        width, height = _task_size(task, v)
         out.cover(vid, requested.get(vid, ()))
         results = [r for r in ann.get("result") or [] if isinstance(r, dict)]
         labels_of = {r.get("id"): r.get("value", {}).get("labels") for r in results
                      if r.get("type") == "labels"}
+        tracks = []
         for r in results:
             if r.get("type") != "videorectangle":
                 continue
@@ -242,6 +433,11 @@ def read_labelstudio(path: str | Path, pending: PendingRound) -> Annotations:
                 raise AnnotationFileError(f"{where}: no 'sequence' of keyframes")
             keys = []
             for item in seq:
+                if not isinstance(item, dict):
+                    raise AnnotationFileError(f"{where}: a keyframe that is not an object")
+                if item.get("auto"):  # Label Studio's interpolation, exported: recomputed
+                    auto += 1
+                    continue
                 try:
                     f = int(item["frame"]) - 1
                 except (KeyError, TypeError, ValueError):
@@ -249,15 +445,17 @@ def read_labelstudio(path: str | Path, pending: PendingRound) -> Annotations:
                 w = f"{where} frame {f + 1}"
                 x, y = _pct(item, "x", w), _pct(item, "y", w)
                 bw, bh = _pct(item, "width", w), _pct(item, "height", w)
-                if item.get("rotation"):
-                    out.notes.append(f"{w}: rotation {item['rotation']} ignored")
-                box = (x * v.width / 100, y * v.height / 100, (x + bw) * v.width / 100,
-                       (y + bh) * v.height / 100)
-                out.boxes.append(ImportedBox(vid, f, str(labels[0]), box, f"ls-{rid}", w))
-                keys.append((f, bool(item.get("enabled", True))))
-            # An enabled keyframe carries the box on (interpolated) to the next keyframe.
-            keys.sort()
-            for (f0, on), (f1, _) in zip(keys, keys[1:] + [(v.num_frames, False)], strict=True):
-                if on:
-                    out.interpolated.setdefault(vid, set()).update(range(f0 + 1, f1))
+                rot = _pct(item, "rotation", w) if item.get("rotation") is not None else 0.0
+                keys.append(Keyframe(f, (x * width / 100, y * height / 100, bw * width / 100,
+                                         bh * height / 100, rot),
+                                     bool(item.get("enabled", False)), w))
+            if keys:
+                tracks.append(Track(str(labels[0]), f"ls-{rid}", keys, where))
+        boxes, rotated = track_boxes(vid, tracks, LABEL_STUDIO, v.num_frames,
+                                     requested.get(vid, ()))
+        out.boxes += boxes
+        out.rotated += rotated
+    if auto:
+        out.notes.append(f"{path}: {auto} interpolated sequence items (an export with "
+                         "interpolated frames) recomputed from the keyframes")
     return out

@@ -1,29 +1,37 @@
-"""The round's model on the requested frames: boxes to show annotators as pre-annotations.
+"""The round's model on the requested videos: its tubes, to show annotators as pre-annotations.
 
 The waiting round trained its detector before selecting (`RUN/round_<r>.partial/model.pt`);
-`predict_requests` runs it over the requested videos (sliding clips, as evaluation does), turns
-the foreground of each requested frame into boxes (`claus.eval.components`) and gives each box
-the frame's most probable class, scored foreground confidence × class probability.
+`predict_requests` runs it over each requested video (sliding clips, as evaluation does) and
+turns the predictions into tubes exactly as evaluation does (`claus.eval.detect_video` with the
+run's detection settings: foreground regions, linked over frames, one class per tube, tube
+NMS). A tube that spans requested frames becomes one `PredictedTrack` with its boxes on those
+frames, so an annotation tool shows it as one track and accepting it gives one actor.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
 from .pending import PendingRound
 
-__all__ = ["PredictedBox", "predict_requests"]
+__all__ = ["PredictedTrack", "predict_requests"]
 
 
 @dataclass(frozen=True)
-class PredictedBox:
-    """label: class index; box: [x1, y1, x2, y2] original-frame pixels (edges); score in [0, 1]."""
+class PredictedTrack:
+    """One tube the model detects in a video.
+
+    label: class index. score: the tube's score in [0, 1] (mean of its detections' foreground
+    confidence × class probability). boxes: {requested frame (0-based): [x1, y1, x2, y2]} in
+    original-frame pixels (edges), on the requested frames the tube spans, ascending.
+    """
 
     label: int
-    box: tuple[float, float, float, float]
     score: float
+    boxes: dict[int, tuple[float, float, float, float]]
 
 
 def predict_requests(
@@ -32,8 +40,8 @@ def predict_requests(
     fg_threshold: float | None = None,
     device: str | None = None,
     progress: bool = False,
-) -> dict[str, dict[int, list[PredictedBox]]]:
-    """{video: {requested frame: boxes}} from the round's trained model.
+) -> dict[str, list[PredictedTrack]]:
+    """{video: tracks, best score first} from the round's trained model.
 
     Args:
         pending: the waiting round (its folder must hold model.pt).
@@ -44,8 +52,7 @@ def predict_requests(
     import torch
 
     from ..data.dataset import clip_boxes
-    from ..eval.detect import components, frame_detections
-    from ..eval.pipeline import predict_videos
+    from ..eval.pipeline import detect_video, predict_videos
     from ..models import build_model
     from ..training import resolve_device
 
@@ -57,6 +64,8 @@ def predict_requests(
     thr = tc.fg_threshold if fg_threshold is None else float(fg_threshold)
     if not 0 <= thr < 1:
         raise ValueError(f"fg_threshold must lie in [0, 1), got {thr}")
+    # One class per tube: a pre-annotation is one actor with one class.
+    settings = dataclasses.replace(tc.detection_settings(), fg_threshold=thr, tube_top_k=1)
     ds = pending.dataset
     model = build_model(tc.model, ds.num_classes)
     model.load_weights(weights)
@@ -64,26 +73,27 @@ def predict_requests(
     model.to(dev)
     reqs = {r.video: r.frames for r in pending.requests}
     idx = [ds.index(v) for v in reqs]
-    out: dict[str, dict[int, list[PredictedBox]]] = {}
+    out: dict[str, list[PredictedTrack]] = {}
     with torch.no_grad():
         for vi, pred in predict_videos(model, ds, idx, T=tc.T, stride=tc.stride, size=tc.size,
                                        batch_size=tc.eval_batch_size, device=dev,
                                        amp=tc.amp, progress=progress):
             v = ds[vi]
-            frames = list(reqs[v.name])
-            h, w = pred.fg.shape[1:]
-            # Only the requested frames: components of a (n,h,w) stack, renumbered after.
-            comps = components(pred.fg[frames], thr, tc.min_area,
-                               scale=(v.width / w, v.height / h))
-            dets = frame_detections(comps, pred.cls[frames], 0, top_k=1)
-            per: dict[int, list[PredictedBox]] = {f: [] for f in frames}
-            if len(dets):
-                # Inclusive pixel boxes → edges, inside the frame.
-                edges = dets[:, 4:8] + np.array([0.0, 0.0, 1.0, 1.0])
-                edges, _ = clip_boxes(edges, v.width, v.height)
-                for d, b in zip(dets, edges, strict=True):
-                    f = frames[int(d[1]) - 1]
-                    per[f].append(PredictedBox(int(d[2]), tuple(float(x) for x in b),
-                                               float(d[3])))
-            out[v.name] = per
+            _, tubes = detect_video(pred, v.height, v.width, 0, settings)
+            want = set(reqs[v.name])
+            tracks = []
+            for label, found in tubes.items():
+                for tube, score in found:
+                    frames = tube[:, 0].astype(np.int64) - 1  # 1-based → 0-based
+                    rows = [i for i, f in enumerate(frames) if f in want]
+                    if not rows:
+                        continue
+                    # Inclusive pixel boxes → edges, inside the frame.
+                    edges = tube[rows, 1:5] + np.array([0.0, 0.0, 1.0, 1.0])
+                    edges, _ = clip_boxes(edges, v.width, v.height)
+                    tracks.append(PredictedTrack(
+                        int(label), float(score),
+                        {int(frames[i]): tuple(float(x) for x in b)
+                         for i, b in zip(rows, edges, strict=True)}))
+            out[v.name] = sorted(tracks, key=lambda t: -t.score)
     return out
