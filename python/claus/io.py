@@ -28,6 +28,7 @@ __all__ = [
     "atomic_torch_save",
     "read_json",
     "remove_stray_temporaries",
+    "sha256_file",
 ]
 
 
@@ -107,6 +108,17 @@ def remove_stray_temporaries(folder: str | os.PathLike) -> list[Path]:
                 p.unlink()
                 out.append(p)
     return out
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """The hex sha256 of a file's bytes (read in 1 MiB blocks)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def read_json(path: str | os.PathLike, what: str = "file") -> Any:

@@ -66,6 +66,7 @@ from .io import (
     atomic_write_text,
     read_json,
     remove_stray_temporaries,
+    sha256_file,
 )
 from .selection.pool import PoolScores, score_pool
 from .selection.strategies import SCORED, Selection, check_strategy, select_round
@@ -637,19 +638,9 @@ class DamagedRunError(ValueError):
     """A committed round's file is missing or changed since the round was committed."""
 
 
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _manifest(folder: Path) -> dict:
     return {"format": "claus.manifest", "files": {
-        name: _sha256(folder / name) for name in OWNED if (folder / name).is_file()}}
+        name: sha256_file(folder / name) for name in OWNED if (folder / name).is_file()}}
 
 
 def verify_round(folder: Path) -> None:
@@ -668,7 +659,7 @@ def verify_round(folder: Path) -> None:
             raise DamagedRunError(
                 f"{path}: missing from committed round {folder.name}; restore it, or delete "
                 f"{folder} and the rounds after it to have them recomputed")
-        if _sha256(path) != sha:
+        if sha256_file(path) != sha:
             raise DamagedRunError(
                 f"{path}: changed since round {folder.name} was committed (sha256 "
                 f"{sha[:12]} expected); restore it, or delete {folder} and the rounds after "

@@ -223,29 +223,10 @@ class TrainConfig:
 
 
 def _convert(f: dataclasses.Field, value: Any, source: str) -> Any:
-    """Coerce a YAML/CLI value to the field's type (`int | None`, `bool`, ...)."""
-    kind = str(f.type)
-    if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
-        if "None" in kind:
-            return None
-        raise ValueError(f"{source}: field {f.name} cannot be empty")
-    try:
-        if kind.startswith("bool"):
-            if isinstance(value, str):
-                low = value.lower()
-                if low not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
-                    raise ValueError(value)
-                return low in ("true", "1", "yes", "on")
-            return bool(value)
-        if kind.startswith("int"):
-            if isinstance(value, float) and not value.is_integer():
-                raise ValueError(value)
-            return int(value)
-        if kind.startswith("float"):
-            return float(value)
-        return str(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{source}: field {f.name} expects {kind}, got {value!r}") from None
+    """Coerce a YAML/CLI value to the field's type (`claus.config.convert`, the one rule)."""
+    from .config import convert
+
+    return convert(str(f.type), f.name, value, source)
 
 
 #: Fields that change neither the trained weights nor the order of anything random: a

@@ -6,6 +6,7 @@ import hashlib
 import os
 from pathlib import Path
 
+from ..io import sha256_file
 from .dataset import VideoDataset
 
 __all__ = ["DATASETS", "TRAIN_DEFAULTS", "data_fingerprint", "load_dataset", "train_defaults"]
@@ -112,26 +113,18 @@ _DEFINING = {
 }
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def data_fingerprint(name: str, root: str | os.PathLike) -> dict[str, str]:
     """{file name: sha256} of what defines a dataset (annotations, split lists; for a folder
     of videos also the list of its videos with their sizes, as "videos"): what a run saves
     to notice, on resume, data that changed."""
     root = Path(root)
     if name == "custom":
-        return {root.name: _sha256(root)} if root.is_file() else {}
+        return {root.name: sha256_file(root)} if root.is_file() else {}
     out = {}
     for choices in _DEFINING.get(name, []):
         hit = next((root / c for c in choices if (root / c).is_file()), None)
         if hit is not None:
-            out[hit.name] = _sha256(hit)
+            out[hit.name] = sha256_file(hit)
     if name == "videos":
         from .videos import folder_listing
 
