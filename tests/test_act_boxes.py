@@ -279,3 +279,31 @@ def test_ucf24_real_annotations_fit_the_frame(shared_dir):
         for iv, n in enumerate(names) for c, tl in gt[n].items() for r in tl
     ]
     assert frame_ap(gt, names, np.concatenate(det), iou=0.99)[0] == pytest.approx(100.0)
+
+
+def test_ucf24_real_tube_ends_and_two_actors(shared_dir):
+    # What the test above leaves open, on two real videos worked by hand from the pickle.
+    # Basketball g01 c01 (test split, class 0, 141 frames): one tube, sf = 8, ef = 52 (ef is
+    # exclusive: 44 boxes, frames 8..51); its last raw box (193, 84, 43, 96) is edges
+    # (192, 83, 235, 179) and, in the ACT rows, 1-based frame 52 with inclusive (…, 234, 178).
+    ds = load_ucf24(shared_dir / "data" / "ucf101-24")
+    v = ds.video("Basketball/v_Basketball_g01_c01")
+    assert (v.label, v.num_frames, v.split, v.group) == (0, 141, "test", "Basketball/g01")
+    assert ds.classes[0] == "Basketball"
+    (t,) = v.tubes
+    assert (t.label, t.start, t.end, len(t.boxes)) == (0, 8, 52, 44)
+    np.testing.assert_array_equal(t.boxes[-1], [192, 83, 235, 179])
+    np.testing.assert_array_equal(ds.act_gt("test")[v.name][0][0][-1], [52, 192, 83, 234, 178])
+    # Fencing g14 c04 (train split, class 6 = "Fencing", 142 frames): two fencers, tubes of 70
+    # and 142 boxes both from frame 0. Raw (1, 41, 101, 199) touches the left border: edges
+    # (0, 40, 101, 240 - 1 = 239); raw (186, 51, 133, 183) is (185, 50, 318, 233).
+    f = ds.video("Fencing/v_Fencing_g14_c04")
+    assert (f.label, f.num_frames, f.split, ds.classes[6]) == (6, 142, "train", "Fencing")
+    assert [(t.label, t.start, t.end) for t in f.tubes] == [(6, 0, 70), (6, 0, 142)]
+    np.testing.assert_array_equal(f.tubes[0].boxes[0], [0, 40, 101, 239])
+    np.testing.assert_array_equal(f.tubes[0].boxes[-1], [0, 54, 81, 226])  # raw (1, 55, 81, 172)
+    np.testing.assert_array_equal(f.tubes[1].boxes[0], [185, 50, 318, 233])
+    np.testing.assert_array_equal(f.tubes[1].boxes[-1], [0, 31, 109, 238])  # raw (1, 32, 109, 207)
+    rows = ds.act_gt("train")[f.name][6]
+    np.testing.assert_array_equal(rows[0][[0, -1]], [[1, 0, 40, 100, 238], [70, 0, 54, 80, 225]])
+    np.testing.assert_array_equal(rows[1][-1], [142, 0, 31, 108, 237])

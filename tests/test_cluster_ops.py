@@ -16,9 +16,31 @@ SHAPES = [(1, 1, 1), (7, 1, 3), (13, 5, 1), (50, 12, 8), (50, 12, 9), (97, 37, 1
           (301, 64, 70)]
 
 
+def assert_assign_exact(x, centers, assign, dist2):
+    """The documented rule, element for element: assign is the argmin of the fp64 distances,
+    ties to the lowest index, -1 for a row with no non-NaN distance (what the reference
+    computes); dist2 is that fp64 distance (summed in another order: a few ulp) in the output
+    dtype. No tolerance on the assignment: a kernel that breaks a tie the other way, or picks a
+    centre merely close to the best, fails."""
+    ra, rd = ref.cluster_assign(x, centers)
+    assert assign.dtype == torch.int64 and assign.shape == ra.shape
+    wrong = (assign != ra).nonzero()[:, 0]
+    assert wrong.numel() == 0, (
+        f"{wrong.numel()} rows differ, e.g. row {int(wrong[0])}: assign "
+        f"{int(assign[wrong[0]])} but reference {int(ra[wrong[0]])}; distances "
+        f"{ref.cluster_dist2(x, centers)[wrong[0]].tolist()}")
+    if dist2.dtype == torch.float64:
+        tol = {"rtol": 1e-13, "atol": 1e-300}
+    else:  # fp64 rounded to float32 (2 ulp), subnormal steps at the tiny scales
+        tol = {"rtol": 2.4e-7, "atol": 3e-45}
+    torch.testing.assert_close(dist2.to(torch.float64), rd.to(torch.float64), equal_nan=True,
+                               **tol)
+
+
 def assert_assign_ok(x, centers, assign, dist2):
-    """assign equals the fp64 reference except where the two best distances are within 1e-5
-    relative; dist2 matches the fp64 distance of the reference to 1e-4 relative + 1e-6."""
+    """Looser check for the CUDA tests (not yet run exactly on a GPU): assign equals the fp64
+    reference except where the two best distances are within 1e-5 relative; dist2 matches the
+    fp64 distance of the reference to 1e-4 relative + 1e-6."""
     ra, rd = ref.cluster_assign(x, centers)
     d = ref.cluster_dist2(x, centers)
     torch.testing.assert_close(dist2.to(torch.float64), rd.to(torch.float64), rtol=1e-4,
@@ -41,7 +63,7 @@ def test_assign_matches_reference(shape, dtype, gen):
     c = torch.randn(k, dim, generator=gen, dtype=dtype)
     a, d2 = claus_ext.cluster_assign(x, c)
     assert d2.dtype == dtype
-    assert_assign_ok(x, c, a, d2)
+    assert_assign_exact(x, c, a, d2)
 
 
 def test_assign_guards_cancellation(gen):
@@ -50,7 +72,7 @@ def test_assign_guards_cancellation(gen):
     x = 1000.0 + 0.01 * torch.randn(500, 64, generator=gen)
     c = 1000.0 + 0.01 * torch.randn(9, 64, generator=gen)
     a, d2 = claus_ext.cluster_assign(x, c)
-    assert_assign_ok(x, c, a, d2)
+    assert_assign_exact(x, c, a, d2)
     # The expansion alone gets it wrong here, so the check above is not vacuous.
     approx = (x.square().sum(1, keepdim=True) - 2 * x @ c.T + c.square().sum(1)).argmin(1)
     assert (approx != ref.cluster_assign(x, c)[0]).any()
@@ -73,7 +95,7 @@ def check_extreme_scales(device: str, dim: int) -> None:
         c = x[rows] + 0.05 * scales[s, None] * torch.randn(k, dim, generator=g)
         a, d2 = claus_ext.cluster_assign(x.to(device), c.to(device))
         a, d2 = a.cpu(), d2.cpu()
-        assert_assign_ok(x, c, a, d2)
+        (assert_assign_exact if device == "cpu" else assert_assign_ok)(x, c, a, d2)
         ra, rd = ref.cluster_assign(x, c)
         # atol: a few fp32 subnormal steps (2^-149 each), the precision float32 output has at
         # 1e-21 scale, where the distances are ~1e-41.
@@ -107,13 +129,67 @@ def test_assign_ties_go_to_lowest_index():
     torch.testing.assert_close(d2, ref.cluster_assign(grid, cg)[1], rtol=0, atol=0)
 
 
+def integer_grid_case(shape, dtype, seed: int):
+    """Points and centres on a small integer grid (every distance an exact small integer, so
+    ties are everywhere), a third of the centres copies of earlier ones, a quarter of the rows
+    at the exact midpoint of two centres, all scaled by a power of two (exact too)."""
+    g = torch.Generator().manual_seed(seed)
+    n, dim, k = shape
+    x = torch.randint(-3, 4, (n, dim), generator=g).to(dtype)
+    c = torch.randint(-2, 3, (k, dim), generator=g).to(dtype)
+    for j in range(1, k, 3):  # centre j repeats an earlier centre
+        c[j] = c[int(torch.randint(0, j, (1,), generator=g))]
+    if k >= 2:
+        i, j = torch.randint(0, k, (2, n), generator=g)
+        mid = (c[i] + c[j]) / 2  # half-integers: exact
+        take = torch.rand(n, generator=g) < 0.25
+        x = torch.where(take[:, None], mid, x)
+    scale = 2.0 ** int(torch.randint(-12, 13, (1,), generator=g))
+    return x * scale, c * scale
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_assign_integer_grid_ties_exact(shape, dtype):
+    for seed in range(2):
+        x, c = integer_grid_case(shape, dtype, seed)
+        a, d2 = claus_ext.cluster_assign(x, c)
+        assert_assign_exact(x, c, a, d2)
+        if shape[2] >= 2:
+            # Not vacuous: many rows have two or more nearest centres.
+            d = ref.cluster_dist2(x, c)
+            ties = (d == d.min(1, keepdim=True).values).sum(1) > 1
+            assert int(ties.sum()) >= max(1, shape[0] // 10)
+
+
+@pytest.mark.parametrize("shape", [(50, 12, 8), (97, 37, 17), (301, 64, 70), (400, 20, 40)])
+def test_assign_duplicated_centres_exact(shape, gen):
+    # Random (non-integer) data, every centre present twice: once in the first half and once,
+    # in another order, in the second, so the copies sit in different 8/16-wide centre panels.
+    # The first copy always wins; an odd K adds one unique centre at the end.
+    n, dim, k = shape
+    h = k // 2
+    x = torch.randn(n, dim, generator=gen)
+    half = torch.randn(h, dim, generator=gen)
+    perm = torch.randperm(h, generator=gen)
+    c = torch.cat([half, half[perm], torch.randn(k % 2, dim, generator=gen)])
+    a, d2 = claus_ext.cluster_assign(x, c)
+    assert_assign_exact(x, c, a, d2)
+    assert not ((a >= h) & (a < 2 * h)).any(), "a second copy won"
+    # Rows on a centre of the second half: distance 0 to both copies, the first (perm) wins.
+    on = c[h:2 * h].clone()
+    a2, d22 = claus_ext.cluster_assign(on, c)
+    assert_assign_exact(on, c, a2, d22)
+    assert torch.equal(a2, perm) and (d22 == 0).all()
+
+
 def test_assign_non_contiguous(gen):
     big = torch.randn(120, 40, generator=gen)
     x = big[::2, ::2]
     c = torch.randn(20, 11, generator=gen).T  # (11, 20), column-major
     assert not x.is_contiguous() and not c.is_contiguous()
     a, d2 = claus_ext.cluster_assign(x, c)
-    assert_assign_ok(x, c, a, d2)
+    assert_assign_exact(x, c, a, d2)
 
 
 def test_assign_nan_and_inf_rows(gen):
@@ -124,12 +200,12 @@ def test_assign_nan_and_inf_rows(gen):
     a, d2 = claus_ext.cluster_assign(x, c)
     assert a[3] == -1 and torch.isnan(d2[3])
     assert a[5] == 0 and torch.isinf(d2[5])  # every distance is inf: a tie, lowest index
-    assert_assign_ok(x, c, a, d2)
+    assert_assign_exact(x, c, a, d2)
     # A NaN centre never wins.
     c[1, 0] = float("nan")
     a, d2 = claus_ext.cluster_assign(x, c)
     assert not (a == 1).any()
-    assert_assign_ok(x, c, a, d2)
+    assert_assign_exact(x, c, a, d2)
 
 
 def test_assign_is_not_differentiable():
@@ -379,6 +455,19 @@ def test_cuda_assign_mixed_exact_rows(shape, dtype):
     a, d2 = claus_ext.cluster_assign(x.cuda(), c.cuda())
     assert_assign_ok(x, c, a.cpu(), d2.cpu())
     assert (a != k - 1).all()
+
+
+@requires_cuda
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shape", [(50, 12, 9), (301, 64, 70), (1000, 128, 256), (777, 130, 129),
+                                   (200, 20, 32), (130, 7, 65)])
+def test_cuda_assign_integer_grid_ties_exact(shape, dtype):
+    # The CPU's exact rule on the GPU's paths (exact scan, 32/64/128-wide tiles, vector loads):
+    # ties everywhere, duplicated centres, midpoints; compared element for element.
+    for seed in range(2):
+        x, c = integer_grid_case(shape, dtype, seed)
+        a, d2 = claus_ext.cluster_assign(x.cuda(), c.cuda())
+        assert_assign_exact(x, c, a.cpu(), d2.cpu())
 
 
 @requires_cuda

@@ -57,6 +57,64 @@ def test_frame_uncertainty_matches_reference(mode, seed):
     assert_frame_stats_close(got, ref.frame_uncertainty(z.double(), thr, mode), H * W)
 
 
+def dyadic_threshold(gen: torch.Generator, R: int) -> tuple[int, float]:
+    """A random threshold j/(2R) that is a dyadic fraction (exact in float32 and float64)."""
+    halves = [j for j in range(1, 2 * R) if (j / (2 * R)) * 2**12 % 1 == 0]
+    j = halves[int(torch.randint(0, len(halves), (1,), generator=gen))]
+    return j, j / (2 * R)
+
+
+def plant_at_threshold(gen: torch.Generator, z: torch.Tensor, j: int) -> torch.Tensor:
+    """Logits (R,N,T,H,W) with a third of the pixels (pixel 0 always) given p̄ EXACTLY at the
+    threshold j/(2R), and a few one half-pass above or below it.
+
+    Such a pixel's passes are +50 (sigmoid 1 in float32 and float64 alike), -50 (sigmoid
+    ~2e-22, lost when added to 0.5 or 1) or 0 (sigmoid 1/2 exactly), in random order, so
+    p̄ = (k + m/2)/R with k passes at +50 and m at 0: exact in both precisions when it is a
+    dyadic fraction, as the threshold is."""
+    R = z.shape[0]
+
+    def passes(target: torch.Tensor) -> torch.Tensor:  # (n,) -> (R, n), sigmoids sum target/2
+        k, m = target // 2, target % 2
+        swap = (k > 0) & (k + m + 1 <= R) & (torch.rand(k.shape, generator=gen) < 0.5)
+        k, m = k - swap.long(), m + 2 * swap.long()  # one +50 becomes two zeros
+        rank = torch.rand(R, k.numel(), generator=gen).argsort(0).argsort(0)  # random order
+        return torch.where(rank < k, 50.0, torch.where(rank < k + m, 0.0, -50.0))
+
+    pix = z.shape[1:].numel()
+    flat = z.reshape(R, pix).clone()
+    which = torch.rand(pix, generator=gen)
+    which[0] = 0.0
+    at = which < 1 / 3
+    flat[:, at] = passes(torch.full((int(at.sum()),), j))
+    near = ((which >= 1 / 3) & (which < 0.4)).nonzero()[:, 0]
+    up = (near % 2 == 1) & (j + 1 < 2 * R)
+    flat[:, near] = passes(torch.where(up, j + 1, j - 1))
+    return flat.reshape(z.shape)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("seed", range(6))
+def test_frame_uncertainty_pixels_at_the_threshold(mode, seed):
+    # The random cases above move every pixel away from the threshold; here a third of them sit
+    # exactly on it, and both the kernel and the reference must count them as background
+    # (foreground iff p̄ > threshold).
+    gen = torch.Generator().manual_seed(1000 + seed)
+    R = int(torch.randint(1, 9, (1,), generator=gen))
+    N, T = (int(v) for v in torch.randint(1, 4, (2,), generator=gen))
+    H, W = (int(v) for v in torch.randint(1, 30, (2,), generator=gen))
+    j, thr = dyadic_threshold(gen, R)
+    z = clear_threshold(random_logits(gen, (R, N, T, H, W)), thr)
+    z = plant_at_threshold(gen, z, j)
+    got = claus_ext.frame_uncertainty(z, thr, mode)
+    want = ref.frame_uncertainty(z.double(), thr, mode)
+    # Not vacuous: `>=` would count more pixels than the reference does.
+    pbar = torch.sigmoid(z.double()).mean(0)
+    assert bool((pbar == thr).any())
+    assert not torch.equal(want[0], (pbar >= thr).sum((2, 3)).float())
+    assert_frame_stats_close(got, want, H * W)
+
+
 def test_frame_uncertainty_large_frame_spans_tiles(gen):
     # 3 x 1100 pixels: several CPU tiles per frame, a partial last one.
     z = clear_threshold(random_logits(gen, (4, 2, 3, 33, 100)), 0.4)
@@ -408,6 +466,23 @@ def test_frame_uncertainty_cuda_matches_cpu(dtype, mode):
         got = claus_ext.frame_uncertainty(zf.cuda(), 0.4, mode)
         assert all(t.is_cuda for t in got)
         assert_frame_stats_close(tuple(t.cpu() for t in got), want, hw[0] * hw[1])
+
+
+@requires_cuda
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+@pytest.mark.parametrize("seed", range(4))
+def test_frame_uncertainty_cuda_pixels_at_the_threshold(seed, dtype):
+    # ±50 and 0 are exact in float16 too; (H, W) odd or a multiple of 4: scalar and vector path.
+    gen = torch.Generator().manual_seed(2000 + seed)
+    R = int(torch.randint(1, 12, (1,), generator=gen))
+    j, thr = dyadic_threshold(gen, R)
+    for hw in [(9, 7), (16, 16)]:
+        z = clear_threshold(random_logits(gen, (R, 3, 4, *hw)).to(dtype).float(), thr)
+        z = plant_at_threshold(gen, z, j).to(dtype)
+        for mode in MODES:
+            got = claus_ext.frame_uncertainty(z.cuda(), thr, mode)
+            want = ref.frame_uncertainty(z.double(), thr, mode)
+            assert_frame_stats_close(tuple(t.cpu() for t in got), want, hw[0] * hw[1])
 
 
 @requires_cuda

@@ -26,6 +26,15 @@ CASES = [
     (2, 4, 5, 5, 4 / 3, 4, 2, "all"),  # every frame annotated
     (1, 16, 17, 19, 0.7, 3, 1, "random"),  # H*W not a multiple of the tile
     (2, 9, 23, 29, 3.0, 8, 0, "random"),  # window 0, several tiles
+    # Labels only at clip ends, or far apart: the temporal weight's search must reach past one
+    # end of the clip to the other side, and stop at the radius. T > 16 (the CPU tile keeps 16
+    # frames in L1) on the CPU too.
+    (2, 12, 5, 6, 4 / 3, 4, 2, "ends"),  # frames 0 and T-1 only; the middle 3 get no weight
+    (2, 7, 3, 4, 1.0, 5, 2, "first"),  # frame 0 only: the far end is 6 > radius away
+    (2, 7, 3, 4, 1.0, 5, 3, "last"),  # frame T-1 only
+    (2, 24, 6, 7, 4 / 3, 2, 2, "gaps"),  # every 2*radius+3 frames: gaps longer than the radius
+    (1, 33, 9, 15, 2.0, 4, 3, "random"),  # T = 33
+    (2, 20, 4, 5, 4 / 3, 3, 4, "ends"),  # T = 20, labels at the ends only
 ]
 
 
@@ -39,10 +48,16 @@ def make_inputs(case, label_kind: str, dtype=torch.float64, device="cpu", seed=0
         "uint8": (soft > 0.5).to(torch.uint8),
         "soft": soft.to(dtype if dtype in (torch.float32, torch.float64) else torch.float32),
     }[label_kind]
+    t = torch.arange(T)
     a = {
         "random": torch.rand(B, T, generator=g) > 0.6,
         "none": torch.zeros(B, T, dtype=torch.bool),
         "all": torch.ones(B, T, dtype=torch.bool),
+        "ends": ((t == 0) | (t == T - 1)).expand(B, T).clone(),
+        "first": (t == 0).expand(B, T).clone(),
+        "last": (t == T - 1).expand(B, T).clone(),
+        # Clip b starts its labels at frame b: each clip its own phase.
+        "gaps": torch.stack([(t - b) % (2 * radius + 3) == 0 for b in range(B)]),
     }[pattern]
     if pattern == "random":
         a[0, T // 2] = True  # at least one clip with a label
@@ -73,6 +88,32 @@ def test_forward_and_backward_match_reference(case, label_kind, dtype):
     (gk,) = torch.autograd.grad(sk, zk, upstream)
     (gr,) = torch.autograd.grad(sr, zr, upstream)
     torch.testing.assert_close(gk, gr, **tolerances(dtype))
+
+
+SPARSE_CASES = [c for c in CASES if c[7] in ("ends", "first", "last", "gaps")]
+
+
+@pytest.mark.parametrize("case", SPARSE_CASES, ids=lambda c: f"T{c[1]}-r{c[5]}-{c[7]}")
+def test_weights_sparse_annotations(case):
+    # The weights frame by frame against the definition: 1 on labelled frames, the Gaussian of
+    # the distance to the nearest label within the radius (on either side, across nothing but
+    # the clip), 0 beyond it; with all-ones labels (consistency 1) ω is the temporal weight.
+    B, T, H, W, sigma, radius, window, _ = case
+    _, _, a, *_ = make_inputs(case, "bool", torch.float32)
+    y = torch.ones(B, T, 2, 3, dtype=torch.bool)
+    got = claus_ext.stew_weights(y, a, sigma, radius, window)[:, :, 0, 0].double()
+    want = torch.zeros(B, T, dtype=torch.float64)
+    for b in range(B):
+        labelled = a[b].nonzero()[:, 0].tolist()
+        for t in range(T):
+            d = min(abs(t - u) for u in labelled)
+            want[b, t] = math.exp(-d * d / (2 * sigma**2)) if d <= radius else 0.0
+    torch.testing.assert_close(got, want, rtol=1e-6, atol=0)
+    torch.testing.assert_close(claus_ext.stew_weights(y, a, sigma, radius, window),
+                               ref.stew_weights(y, a, sigma, radius, window), rtol=1e-6, atol=0)
+    # Not vacuous: frames beyond the radius (weight 0) and frames at exactly the radius.
+    assert bool((want == 0).any())
+    assert bool((want == math.exp(-radius * radius / (2 * sigma**2))).any())
 
 
 @pytest.mark.parametrize("case", CASES[:4], ids=str)
