@@ -173,8 +173,21 @@ def test_bad_inputs_raise():
 # --------------------------------------------------------------------------- literal reference
 
 
+def literal_iou(a, b):
+    """IoU of two inclusive-pixel boxes [x1, y1, x2, y2], written here rather than taken from
+    `claus.eval.box_iou` (under test: a bug there would cancel out of the comparison)."""
+    w = min(a[2], b[2]) - max(a[0], b[0]) + 1
+    h = min(a[3], b[3]) - max(a[1], b[1]) + 1
+    if w <= 0 or h <= 0:
+        return 0.0
+    inter = w * h
+    area_a = (a[2] - a[0] + 1) * (a[3] - a[1] + 1)
+    area_b = (b[2] - b[0] + 1) * (b[3] - b[1] + 1)
+    return float(inter / (area_a + area_b - inter))
+
+
 def naive_frame_ap(gt, videos, dets, thr):
-    """The ACT procedure written as a plain loop over detections."""
+    """The ACT procedure written as a plain loop over detections, with its own IoU."""
     labels = {int(c) for per in gt.values() for c in per} | {int(c) for c in dets[:, 2]}
     out = {}
     for c in sorted(labels):
@@ -193,7 +206,7 @@ def naive_frame_ap(gt, videos, dets, thr):
             key = (int(d[0]), int(d[1]))
             ok = False
             if remaining.get(key):
-                ious = [float(box_iou(g, d[4:8])) for g in remaining[key]]
+                ious = [literal_iou(g, d[4:8]) for g in remaining[key]]
                 j = int(np.argmax(ious))
                 if ious[j] >= thr:
                     ok = True
@@ -207,6 +220,12 @@ def naive_frame_ap(gt, videos, dets, thr):
         out[c] = 100 * sum((rec[i + 1] - rec[i]) * (prec[i + 1] + prec[i]) / 2
                            for i in range(len(tp)))
     return out
+
+
+def test_literal_iou_hand_values():
+    assert literal_iou([0, 0, 9, 9], [0, 0, 4, 9]) == 0.5
+    assert literal_iou([0, 0, 9, 9], [9, 0, 18, 9]) == pytest.approx(10 / 190)
+    assert literal_iou([0, 0, 9, 9], [10, 0, 19, 9]) == 0.0
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -151,25 +151,29 @@ def allocate_clusters(pool_counts: Sequence[int], V: int, labelled_counts: Seque
         limit = np.minimum(limit, np.maximum(0, math.floor(cap * total) - lab))
     slots = np.zeros(K, np.int64)
     left = min(V, int(limit.sum()))
-    # Repeat the proportional split over the clusters that still have room: a cluster clipped
-    # by its size or cap hands its excess back to the others in proportion to their shares.
+    # The first split is over every cluster's share of the pool (a cluster the cap shuts from
+    # the start still counts: leaving it out would move the others' quotas even where it frees
+    # nothing); then the clusters clipped by their size or cap hand their excess back to those
+    # that still have room, in proportion to their shares, until no slot is left. Every pass
+    # after the first places at least one slot.
+    open_ = n > 0
     while left > 0:
-        open_ = slots < limit
-        weights = np.where(open_, n, 0).astype(np.float64)
-        if weights.sum() == 0:
+        weights = np.where(open_, n, 0)
+        total = int(weights.sum())
+        if total == 0:
             break
-        quota = left * weights / weights.sum()
-        add = np.floor(quota).astype(np.int64)
-        rem = quota - add
+        # Integer arithmetic: quota_k = left·w_k / total, floor and remainder exact, so equal
+        # remainders tie as documented (in floats 9·7/45 and 9·2/45 leave 0.3999… and 0.4).
+        add = left * weights // total
+        rem = left * weights - add * total
         extra = left - int(add.sum())
         order = sorted(np.flatnonzero(open_), key=lambda k: (-rem[k], k))
         for k in order[:extra]:
             add[k] += 1
         add = np.minimum(add, limit - slots)
-        if add.sum() == 0:
-            break
         slots += add
         left -= int(add.sum())
+        open_ = slots < limit
     return slots
 
 
@@ -320,6 +324,9 @@ def select_round(
         V = min(V, len(untouched) + len(partly))
     sel = Selection()
     if budget == 0 or V == 0:
+        if budget:
+            log.warning("no training video has an unlabelled frame left: %d of %d boxes unspent",
+                        budget, budget)
         return sel
     # Frames a video is likely to get this round: what the top-t ranking and greedy use.
     mean_cost = float(np.mean([np.mean(c) for c in frame_costs]))
