@@ -402,8 +402,10 @@ def test_prediction_tracks_accepted_give_one_actor_each(run, ds, capsys, monkeyp
 
 
 # ---------------------------------------------------------------------------- videos
-def test_encode_for_label_studio(run, ds, capsys):
+def test_encode_for_label_studio(run, ds, capsys, monkeypatch):
     av = pytest.importorskip("av")
+    for name in ("LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT", "LOCAL_FILES_DOCUMENT_ROOT"):
+        monkeypatch.delenv(name, raising=False)
     p = open_pending(run, ds)
     tasks = _tasks(run, capsys, "--encode")
     videos = run / "videos"
@@ -445,6 +447,15 @@ def test_encode_for_label_studio(run, ds, capsys):
         assert c.streams.video[0].average_rate == 25
     readme = (p.folder / "export" / "labelstudio" / "README.md").read_text()
     assert "python -m claus.annotation.serve" in readme
+    # Label Studio's document root, from its variable: the URLs are the paths below it.
+    monkeypatch.setenv("LOCAL_FILES_DOCUMENT_ROOT", str(run.parent))
+    tasks = _tasks(run, capsys, "--encode")
+    assert tasks[0]["data"]["video"] == (f"/data/local-files/?d={run.name}/videos/"
+                                         f"{tasks[0]['data']['claus_video']}.mp4")
+    assert select_main(["--run", str(run), "--format", "labelstudio", "--encode",
+                        "--no-predictions", "--document-root", str(run / "videos" / "x")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is not under" in err and "--encode DIR" in err
 
 
 def test_encode_for_cvat_video_tasks(run, ds, capsys):

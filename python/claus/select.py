@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -43,10 +44,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fps", type=float, default=None,
                    help="labelstudio, cvat --encode: frame rate of the tasks and videos "
                    "(default: the video file's, else the dataset's, else 24)")
+    p.add_argument("--document-root", default=None, metavar="DIR",
+                   help="labelstudio --encode: Label Studio's LOCAL_FILES_DOCUMENT_ROOT, for the "
+                   "tasks' local-files URLs (default: that variable when set, else the parent "
+                   "of the videos folder)")
     p.add_argument("--video-url", default=None, metavar="TEMPLATE",
                    help="labelstudio: URL of a task's video, with {video}, {stem}, {path}, "
                    "{file} (the encoded file under DIR) (default with --encode: "
-                   "/data/local-files/?d=<DIR name>/{file}; else the video file, else "
+                   "/data/local-files/?d=<DIR under the document root>/{file}; else the "
+                   "video file, else "
                    "<video>.mp4)")
     p.add_argument("--fg-threshold", type=float, default=None,
                    help="labelstudio predictions: foreground threshold (default: the run's)")
@@ -80,9 +86,14 @@ def _export(a: argparse.Namespace) -> int:
     elif a.format == "cvat":
         written = export_cvat(pending, out, encode=encode, fps=a.fps)
     else:
+        # Label Studio reads LABEL_STUDIO_<name> first, then <name>.
+        root = a.document_root or next(
+            (os.environ[k] for k in ("LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT",
+                                     "LOCAL_FILES_DOCUMENT_ROOT") if os.environ.get(k)), None)
         written = export_labelstudio(pending, out, predictions=not a.no_predictions,
                                      video_url=a.video_url, fg_threshold=a.fg_threshold,
-                                     device=a.device, encode=encode, fps=a.fps)
+                                     device=a.device, encode=encode, fps=a.fps,
+                                     document_root=root)
     reqs = pending.requests
     print(f"round {pending.round} of {pending.run}: {sum(len(r.frames) for r in reqs)} frames "
           f"of {len(reqs)} videos to label → {written}")

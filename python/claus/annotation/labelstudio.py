@@ -29,9 +29,10 @@ actor.
 
 Videos: `encode` (`claus.select --encode`) writes the requested videos as H.264 MP4
 (`claus.annotation.encode`) and points the tasks at them: by default through Label Studio's
-local-files serving, `/data/local-files/?d=<folder name>/<video>.mp4` (the README gives the
-environment variables and the storage to add), or at `video_url` (`{file}` is the file's path
-inside the folder).
+local-files serving, `/data/local-files/?d=<path under document_root>/<video>.mp4` (the
+document root is Label Studio's LOCAL_FILES_DOCUMENT_ROOT, by default the folder's parent; the
+README gives the environment variables and the storage to add), or at `video_url` (`{file}` is
+the file's path inside the folder).
 
 Reading (`read_labelstudio`): a Label Studio JSON export (a list of tasks). Tasks of other
 rounds (their `data.claus_round`; one project may hold every round's tasks) are skipped. Of a
@@ -87,9 +88,23 @@ def labelling_config(classes: list[str]) -> str:
 """  # noqa: E501
 
 
+def _local_path(folder: Path, root: Path) -> str:
+    """The path of `folder` under Label Studio's document root `root` (POSIX, no slashes at the
+    ends); an error when it is not below it (Label Studio would not serve it)."""
+    try:
+        rel = folder.resolve().relative_to(root.resolve()).as_posix()
+        return "" if rel == "." else rel
+    except ValueError:
+        raise ValueError(f"--document-root (LOCAL_FILES_DOCUMENT_ROOT): the videos folder "
+                         f"{folder.resolve()} is not under {root.resolve()}, and Label Studio "
+                         "serves only files below it; encode into a folder below it (--encode "
+                         "DIR) or give a root it is under") from None
+
+
 def _video_url(template: str | None, video: str, source: dict,
-               encoded: EncodedVideo | None, folder: Path | None) -> str:
-    """A task's video URL (see `export_labelstudio`)."""
+               encoded: EncodedVideo | None, folder: Path | None, under: str) -> str:
+    """A task's video URL (see `export_labelstudio`); `under` is the folder's path under
+    Label Studio's document root."""
     file = ""
     if encoded is not None and folder is not None:
         file = encoded.path.relative_to(folder).as_posix()
@@ -98,7 +113,7 @@ def _video_url(template: str | None, video: str, source: dict,
         path = source["source"] if source["source_kind"] == "video" else None
     if template is None:
         if encoded is not None and folder is not None:
-            return LOCAL_FILES + quote(f"{folder.name}/{file}", safe="/")
+            return LOCAL_FILES + quote("/".join(x for x in (under, file) if x), safe="/")
         return path or f"{video}.mp4"
     return template.format(video=video, path=path or "", stem=video.rsplit("/", 1)[-1],
                            file=file)
@@ -121,6 +136,7 @@ def export_labelstudio(
     device: str | None = None,
     encode: str | Path | None = None,
     fps: float | None = None,
+    document_root: str | Path | None = None,
 ) -> Path:
     """Write tasks.json, config.xml and README.md (see the module docstring).
 
@@ -132,12 +148,14 @@ def export_labelstudio(
             last part), {path} (the video file: the encoded one with `encode`, else the
             dataset's, for datasets read from video files) and {file} (the encoded file's path
             inside `encode`). Default: with `encode`, Label Studio's local-files URL
-            `/data/local-files/?d=<encode folder name>/{file}`; else the video file's path,
-            else "<video>.mp4".
+            `/data/local-files/?d=<encode folder under document_root>/{file}`; else the video
+            file's path, else "<video>.mp4".
         fg_threshold, device: passed to `predict_requests`.
         encode: a folder to encode the requested videos into (`encode_videos`; files already
             there are reused), or None.
         fps: the tasks' frame rate (and the encoded videos'); default `task_fps`.
+        document_root: Label Studio's LOCAL_FILES_DOCUMENT_ROOT, for the default URLs of
+            encoded videos (default: the parent of `encode`); `encode` must lie below it.
     Returns:
         the folder.
     """
@@ -154,6 +172,11 @@ def export_labelstudio(
 
         preds = predict_requests(pending, fg_threshold=fg_threshold, device=device)
     folder = Path(encode) if encode is not None else None
+    root = None
+    under = ""
+    if folder is not None and video_url is None:
+        root = Path(document_root) if document_root is not None else folder.resolve().parent
+        under = _local_path(folder, root)
     encoded = encode_videos(pending, folder, fps=fps) if folder is not None else {}
     tasks = []
     for req in pending.requests:
@@ -162,7 +185,8 @@ def export_labelstudio(
         rate = enc.fps if enc is not None else task_fps(ds, v, fps)
         size = (enc.width, enc.height) if enc is not None else (v.width, v.height)
         ls_frames = [f + 1 for f in req.frames]
-        task = {"data": {"video": _video_url(video_url, v.name, frame_source(v), enc, folder),
+        task = {"data": {"video": _video_url(video_url, v.name, frame_source(v), enc, folder,
+                                             under),
                          "claus_video": v.name, "claus_round": pending.round,
                          "claus_size": list(size), "frames": ls_frames,
                          "frames_text": ", ".join(map(str, ls_frames)), "fps": rate}}
@@ -189,7 +213,7 @@ def export_labelstudio(
         tasks.append(task)
     atomic_write_json(out / "tasks.json", tasks)
     atomic_write_text(out / "config.xml", labelling_config(ds.classes))
-    atomic_write_text(out / "README.md", _readme(pending, tasks, folder, video_url))
+    atomic_write_text(out / "README.md", _readme(pending, tasks, folder, video_url, root, under))
     return out
 
 
@@ -197,7 +221,8 @@ _SERVE_LOCAL = """## 1. Start Label Studio serving the videos
 
 The videos are in `{folder}` (H.264 MP4 written by `claus.select --encode`, reused by later
 rounds). Label Studio serves them itself, with the byte ranges its player needs, once
-local-files serving is on with the folder's parent as document root:
+local-files serving is on with this document root (a folder the videos are under: the
+tasks' URLs are the videos' paths below it, `claus.select --document-root` sets another):
 
     export LOCAL_FILES_SERVING_ENABLED=true
     export LOCAL_FILES_DOCUMENT_ROOT={root}
@@ -277,7 +302,7 @@ is wrong."""
 
 
 def _readme(pending: PendingRound, tasks: list[dict], folder: Path | None,
-            video_url: str | None) -> str:
+            video_url: str | None, root: Path | None, under: str) -> str:
     run = pending.run
     frames = sum(len(t["data"]["frames"]) for t in tasks)
     rates = ", ".join(f"{r:g}" for r in sorted({t["data"]["fps"] for t in tasks})) or "-"
@@ -288,9 +313,10 @@ Studio's (1-based: claus frame f is frame f + 1). The tasks' frame rate (`data.f
 is their videos' rate, so Label Studio's frames are the videos' frames.
 
 """
-    if folder is not None and video_url is None:
-        serve = _SERVE_LOCAL.format(folder=folder.resolve(), root=folder.resolve().parent,
-                                    url=LOCAL_FILES + quote(folder.name, safe="/") + "/")
+    if folder is not None and root is not None:
+        serve = _SERVE_LOCAL.format(folder=folder.resolve(), root=root.resolve(),
+                                    url=LOCAL_FILES + quote(f"{under}/" if under else "",
+                                                            safe="/"))
     elif folder is not None:
         serve = _SERVE_URL.format(folder=folder.resolve(), template=video_url)
     else:
