@@ -33,6 +33,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -247,4 +248,21 @@ def _label_round(api: Api, root, run, ds, rnd: int, pid, tmp_path, capsys):
             assert np.allclose(np.reshape(boxes, (-1, 4)), np.reshape(exp, (-1, 4)),
                                atol=1e-3), (r.video, f, boxes, exp)
             assert got.is_labelled(r.video, f)
+    if os.environ.get("CLAUS_LS_FIXTURES"):  # keep the real export for tests without a server
+        version = api.call("GET", "/api/version").get("release")
+        _save_fixture(Path(os.environ["CLAUS_LS_FIXTURES"]), rnd, done, pending, want, version)
     return pid
+
+
+def _save_fixture(folder: Path, rnd: int, export: list, pending, want: dict,
+                  version: str | None) -> None:
+    """tests/fixtures/labelstudio/round<r>.json: the server's own export of round r, what the
+    round requested, and the boxes Label Studio shows on those frames (test_labelstudio_export
+    imports it without a server)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    doc = {"label_studio": version, "round": rnd,
+           "requested": {v: list(map(int, f)) for v, f in pending.requested().items()},
+           "want": [[v, int(f), [[float(x) for x in b] for b in bs]]
+                    for (v, f), bs in sorted(want.items())],
+           "export": export}
+    (folder / f"round{rnd}.json").write_text(json.dumps(doc, indent=1) + "\n")
