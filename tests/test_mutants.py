@@ -6,22 +6,36 @@ it was written against. Fast tests only: they run in CI and in the mutation grou
 
 from __future__ import annotations
 
+import io
 import json
+import threading
+import urllib.error
+import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 from claus.annotation import (
     AnnotationFileError,
     export_labelstudio,
+    import_files,
     open_pending,
+    read_ava_csv,
     read_cvat_images,
     read_cvat_video,
     read_labelstudio,
 )
 from claus.annotation.cvat import cvat_labels
+from claus.annotation.encode import DEFAULT_FPS, task_fps
+from claus.annotation.serve import _Slice, make_server
+from claus.data import VideoDataset
+from claus.eval import pipeline
+from claus.eval.inference import VideoPrediction
+from claus.eval.pipeline import DetectionSettings, video_class
 from claus.selection.strategies import Selection, default_videos_per_round, equidistant_frames
 
 import tests.test_annotation as ta
+import tests.test_training as tt
 from tests.test_annotation import run, waiting  # noqa: F401  (fixtures: a run awaiting labels)
 
 # ---------------------------------------------------------------------------- CVAT readers
@@ -179,3 +193,173 @@ def test_equidistant_frames_never_repeat_a_frame():
 def test_default_videos_per_round_of_an_empty_pool():
     assert default_videos_per_round(40, [], []) == 0
     assert default_videos_per_round(0, [100], [1.0]) == 1
+
+
+# ---------------------------------------------------------------------------- eval
+
+
+# pipeline.x_video_class__mutmut_3: the "frame" scope is the plain mean over covered frames
+def test_video_class_scopes_differ():
+    # Frames 0-3 hold the actor (class 1); frames 4-9 are idle (class 0): the frame mean says
+    # 0, the foreground-weighted video class says 1.
+    fg = np.zeros((10, 8, 8), np.float32)
+    fg[:4, 2:6, 2:6] = 0.9
+    cls = np.tile(np.array([0.8, 0.1, 0.1], np.float32), (10, 1))
+    cls[:4] = [0.1, 0.8, 0.1]
+    pred = VideoPrediction(fg=fg, cls=cls, covered=np.ones(10, bool))
+    frame = video_class(pred, DetectionSettings(class_scope="frame", smooth=0))
+    video = video_class(pred, DetectionSettings(class_scope="video", smooth=0))
+    np.testing.assert_allclose(frame, cls.mean(0), rtol=1e-6)
+    assert np.argmax(frame) == 0 and np.argmax(video) == 1
+
+
+def _oracle_at(ds, indices, scale: int = 1):
+    """Ground-truth masks as predictions (at 1/scale of the frame size), the true class."""
+    for vi, p in tt._oracle(ds, indices):
+        yield vi, VideoPrediction(p.fg[:, ::scale, ::scale].copy(), p.cls, p.covered)
+
+
+# pipeline.x_evaluate_split__mutmut_6 / _39 / _57 / _58 / _102 / _137 / _140 / _156 / _249
+def test_evaluate_split_forwards_settings_and_reports_every_key(ds, monkeypatch):
+    calls = []
+
+    def predict(model, d, idx, **kw):
+        calls.append(kw)
+        return _oracle_at(d, idx, scale=kw["size"] or 1)
+
+    monkeypatch.setattr(pipeline, "predict_videos", predict)
+    test = ds.split_indices("test")
+    res = pipeline.evaluate_split(None, ds, "test")
+    assert calls[-1] == {"T": 8, "stride": 2, "size": None, "batch_size": 32, "device": "cpu",
+                         "workers": 0, "amp": True, "progress": False}
+    assert set(res) == {"protocol", "split", "videos", "frames", "f-mAP@0.5", "v-mAP@0.1",
+                        "v-mAP@0.2", "v-mAP@0.3", "v-mAP@0.5", "v-mAP@0.5:0.95", "accuracy",
+                        "per_class", "settings", "seconds"}
+    assert (res["protocol"], res["split"], res["videos"]) == ("act", "test", len(test))
+    assert res["frames"] == sum(ds[i].num_frames for i in test)
+    assert set(res["per_class"]) == {"f-AP@0.5", "v-AP@0.5"}
+    assert all(len(v) == ds.num_classes for v in res["per_class"].values())
+    assert isinstance(res["seconds"], float) and res["accuracy"] == 100.0
+    # The localization protocol on predictions at half the frame size (scaled back to it).
+    loc = pipeline.evaluate_split(None, ds, "test", protocol="localization", T=4, stride=1,
+                                  size=2)
+    assert calls[-1]["T"] == 4 and calls[-1]["stride"] == 1 and calls[-1]["size"] == 2
+    assert {"f-mAP@0.1", "v-mAP@0.3", "per_class"} <= set(loc) and "v-mAP@0.5:0.95" not in loc
+    assert loc["f-mAP@0.5"] > 80 and set(loc["per_class"]) == {"f-AP@0.5", "v-AP@0.5"}
+
+
+# ---------------------------------------------------------------------------- annotation, more
+
+
+# serve.x_Slice_read__mutmut_15, RangeHandler.do_OPTIONS__mutmut_18, send_head__mutmut_28
+def test_serve_slice_cors_headers_and_a_missing_file(tmp_path):
+    s = _Slice(io.BytesIO(b"abcdefgh"), 5)
+    assert s.read(2) == b"ab" and s.read(10) == b"cde" and s.read() == b""
+    (tmp_path / "a").mkdir()
+    server = make_server(tmp_path, port=0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}/a/"
+    try:
+        req = urllib.request.Request(base + "v.mp4", method="OPTIONS")
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert r.headers["Access-Control-Allow-Headers"] == "Range"
+            assert r.headers["Access-Control-Allow-Methods"] == "GET, HEAD, OPTIONS"
+        req = urllib.request.Request(base + "missing.mp4", headers={"Range": "bytes=0-9"})
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(req, timeout=10)
+        assert e.value.code == 404
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+# ava.x_read_ava_csv__mutmut_35 / _36: normalized coordinates are accepted in [-1, 2]
+def test_ava_coordinates_bounds(run, ds):  # noqa: F811
+    p = open_pending(run, ds)
+    r = p.requests[0]
+    f, lab = r.frames[0], ds.classes[0]
+    ok = ta._write_ava(p, run / "ok.csv", [[r.video, f, -1.0, 0.1, 2.0, 0.2, lab, "7"]])
+    got = read_ava_csv(ok, p)
+    v = ds[r.video]
+    (box,) = [b.box for b in got.boxes if b.track == "7"]
+    assert box == pytest.approx((-v.width, 0.1 * v.height, 2.0 * v.width, 0.2 * v.height))
+    for bad in (-1.01, 2.01):
+        path = ta._write_ava(p, run / "bad.csv", [[r.video, f, bad, 0.1, 0.3, 0.2, lab, "7"]])
+        with pytest.raises(AnnotationFileError, match="not normalized"):
+            read_ava_csv(path, p)
+
+
+# encode.x_task_fps__mutmut_3 / _11
+def test_task_fps_rules(ds):
+    v = ds[0]
+    assert task_fps(ds, v, 12.5) == 12.5
+    with pytest.raises(ValueError, match="must be positive"):
+        task_fps(ds, v, 0)
+    # A dataset's native rate by its name, with or without a ":preset" part.
+    for name, fps in (("ucf101-24", 25.0), ("jhmdb-21:split2", 30.0), ("synthetic:tiny", None)):
+        other = VideoDataset(name, ds.classes, [v])
+        assert task_fps(other, v) == (fps or DEFAULT_FPS), name
+
+
+# importer.x_apply_annotations__mutmut_11 / _12: the report names the format and the files
+def test_import_report_names_format_and_files(run, ds):  # noqa: F811
+    p = open_pending(run, ds)
+    path = ta._write_ava(p, run / "all.csv")
+    rep = import_files(p, [path], "ava-csv")
+    assert rep.format == "ava-csv" and [Path(f) for f in rep.files] == [path]
+    saved = json.loads((p.folder / "import.json").read_text())["report"]
+    assert saved["format"] == "ava-csv" and [Path(f) for f in saved["files"]] == [path]
+
+
+def _ls_export(folder: Path, p):
+    # fg_threshold 0: the round's model detects a box in every frame, so every task has tracks.
+    tasks = json.loads((export_labelstudio(p, folder / "ls", fg_threshold=0.0)
+                        / "tasks.json").read_text())
+    return tasks, ta._labelstudio_export(p, tasks)
+
+
+# labelstudio.x_read_labelstudio__mutmut_39 / _42 / _110 / _114, x__when__mutmut_21
+def test_labelstudio_unknown_tasks_separate_labels_and_undated_annotations(run, ds):  # noqa: F811
+    p = open_pending(run, ds)
+    _, export = _ls_export(run, p)
+    want = read_labelstudio(_write(run, "ls.json", json.dumps(export)), p)
+    assert want.boxes
+    # A task of a video outside the pool, first: listed, and the other tasks still read.
+    stray = json.loads(json.dumps(export[0]))
+    stray["data"]["claus_video"] = "nope/v_x"
+    bare = json.loads(json.dumps(export[0]))
+    del bare["data"]["claus_video"]
+    got = read_labelstudio(_write(run, "stray.json", json.dumps([bare, stray, *export])), p)
+    assert got.unknown_videos[1:] == ["nope/v_x"] and _boxes(got) == _boxes(want)
+    assert "no data.claus_video" in got.unknown_videos[0]
+    # Labels as separate "labels" results with the region's id (how Label Studio may export
+    # them), and an annotation without any timestamp beside the dated one.
+    for task in export:
+        ann = task["annotations"][1]
+        for res in list(ann["result"]):
+            labels = res["value"].pop("labels")
+            ann["result"].append({"id": res["id"], "type": "labels", "from_name": "label",
+                                  "to_name": "video", "value": {"labels": labels}})
+        task["annotations"].insert(0, {"id": 9, "was_cancelled": False, "result": []})
+    got = read_labelstudio(_write(run, "split.json", json.dumps(export)), p)
+    assert _boxes(got) == _boxes(want)
+
+
+# labelstudio.x_export_labelstudio__mutmut_146 / _150 / _159 / _181, x__video_url__mutmut_49
+def test_labelstudio_prediction_json_and_url_template(run, ds):  # noqa: F811
+    p = open_pending(run, ds)
+    tasks, _ = _ls_export(run, p)
+    preds = [pr for t in tasks for pr in t["predictions"]]
+    assert preds and all(pr["result"] for pr in preds)
+    for pr in preds:
+        assert isinstance(pr["score"], float) and pr["score"] == round(pr["score"], 6)
+        for res in pr["result"]:
+            assert res["origin"] == "prediction" and res["to_name"] == "video"
+            assert isinstance(res["score"], float) and res["score"] == round(res["score"], 6)
+            assert {"framesCount", "duration", "sequence", "labels"} <= set(res["value"])
+    out = export_labelstudio(p, run / "ls2", predictions=False,
+                             video_url="https://host/{stem}/{video}.mp4")
+    urls = {t["data"]["claus_video"]: t["data"]["video"]
+            for t in json.loads((out / "tasks.json").read_text())}
+    for video, url in urls.items():
+        assert url == f"https://host/{video.rsplit('/', 1)[-1]}/{video}.mp4"
