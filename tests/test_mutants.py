@@ -29,9 +29,17 @@ from claus.annotation.cvat import cvat_labels
 from claus.annotation.encode import DEFAULT_FPS, task_fps
 from claus.annotation.serve import _Slice, make_server
 from claus.data import VideoDataset
-from claus.eval import pipeline
+from claus.eval import (
+    ap_from_tp,
+    components,
+    frame_ap,
+    frame_detections,
+    pipeline,
+    video_ap,
+    video_map_summary,
+)
 from claus.eval.inference import VideoPrediction
-from claus.eval.pipeline import DetectionSettings, video_class
+from claus.eval.pipeline import DetectionSettings, temporal_smooth, video_class
 from claus.selection.strategies import Selection, default_videos_per_round, equidistant_frames
 
 import tests.test_annotation as ta
@@ -363,3 +371,50 @@ def test_labelstudio_prediction_json_and_url_template(run, ds):  # noqa: F811
             for t in json.loads((out / "tasks.json").read_text())}
     for video, url in urls.items():
         assert url == f"https://host/{video.rsplit('/', 1)[-1]}/{video}.mp4"
+
+
+# ap.x__detections_array__mutmut_20 / _22, ap.x_ap_from_tp__mutmut_6, ap.x__video_ious__mutmut_21
+def test_ap_inputs_are_checked():
+    gt = {"v": {0: [np.array([[0, 0, 0, 9, 9]], np.float64)]}}
+    with pytest.raises(ValueError, match=r"column 1 \(frame\) must hold integers"):
+        frame_ap(gt, ["v"], np.array([[0, 0.5, 0, 0.9, 0, 0, 9, 9]]))
+    with pytest.raises(ValueError, match="num_gt must be > 0"):
+        ap_from_tp(np.array([True]), 0)
+    with pytest.raises(ValueError, match=r"gt\['v'\] has label 2 outside \[0, 2\)"):
+        video_ap({"v": {2: gt["v"][0]}}, ["v"], {}, 2)
+
+
+# ap.x_video_map_summary__mutmut_32: the mean over 0.5:0.05:0.95, not v-mAP@0.5 alone
+def test_video_map_summary_averages_ten_thresholds():
+    # One GT tube over frames 0-9 and one detection over the same frames whose boxes have IoU
+    # 11 * 8.2 / (11 * 11) = 0.745 (ACT's inclusive +1 pixels): a hit at 0.5 ... 0.7, a miss
+    # at 0.75 ... 0.95.
+    gt_tube = np.array([[f, 0, 0, 10, 10] for f in range(10)], np.float64)
+    det = np.array([[f, 0, 0, 10, 7.2] for f in range(10)], np.float64)
+    res = video_map_summary({"v": {0: [gt_tube]}}, ["v"], {"v": {0: [(det, 0.9)]}}, 1)
+    assert res["v-mAP@0.5"] == 100.0
+    assert res["v-mAP@0.5:0.95"] == pytest.approx(50.0)
+
+
+# detect.x_components__mutmut_40, x_frame_detections__mutmut_72
+def test_components_of_empty_frames_and_the_score_floor():
+    c = components(np.zeros((3, 8, 8), np.float32))
+    assert [len(x) for x in (c.frame, c.box, c.conf, c.area)] == [0, 0, 0, 0]
+    fg = np.zeros((1, 8, 8), np.float32)
+    fg[0, 1:4, 1:4] = 0.8
+    comps = components(fg)
+    probs = np.array([[0.1, 0.6, 0.3]], np.float32)
+    rows = frame_detections(comps, probs, 0, top_k=3, min_score=0.2)
+    # Scores 0.8 x (0.6, 0.3, 0.1): the 0.08 detection is below the floor; x1 = 1 is no score.
+    np.testing.assert_allclose(rows[:, 3], [0.48, 0.24], rtol=1e-6)
+    assert rows[:, 2].tolist() == [1, 2]
+
+
+# pipeline.x_temporal_smooth__mutmut_6 / _22
+def test_temporal_smooth_two_frames_and_float32():
+    fg = np.zeros((2, 1, 1), np.float64)
+    fg[1] = 1.0
+    out = temporal_smooth(fg, 1)
+    # Frame 0: mean of (0 repeated, 0, 1); frame 1: mean of (0, 1, 1 repeated).
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out[:, 0, 0], [1 / 3, 2 / 3], rtol=1e-6)
