@@ -6,6 +6,7 @@ it was written against. Fast tests only: they run in CI and in the mutation grou
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import threading
@@ -28,6 +29,7 @@ from claus.annotation import (
 from claus.annotation.cvat import cvat_labels
 from claus.annotation.encode import DEFAULT_FPS, task_fps
 from claus.annotation.serve import _Slice, make_server
+from claus.config import DataMovedError
 from claus.data import VideoDataset
 from claus.eval import (
     ap_from_tp,
@@ -40,9 +42,11 @@ from claus.eval import (
 )
 from claus.eval.inference import VideoPrediction
 from claus.eval.pipeline import DetectionSettings, temporal_smooth, video_class
+from claus.rounds import RunMismatchError, read_run_config, relocate_run, run_rounds
 from claus.selection.strategies import Selection, default_videos_per_round, equidistant_frames
 
 import tests.test_annotation as ta
+import tests.test_rounds as tr
 import tests.test_training as tt
 from tests.test_annotation import run, waiting  # noqa: F401  (fixtures: a run awaiting labels)
 
@@ -418,3 +422,43 @@ def test_temporal_smooth_two_frames_and_float32():
     # Frame 0: mean of (0 repeated, 0, 1); frame 1: mean of (0, 1, 1 repeated).
     assert out.dtype == np.float32
     np.testing.assert_allclose(out[:, 0, 0], [1 / 3, 2 / 3], rtol=1e-6)
+
+
+# ---------------------------------------------------------------------------- rounds
+
+
+# rounds.x_relocate_run__mutmut_6 / _23 / _25 / _40 (no test ran it)
+def test_relocate_run_rewrites_config_and_fingerprint(run, tmp_path):  # noqa: F811
+    # The synthetic data has no root; its frame store may move (any existing folder will do for
+    # the check, which finds no annotation files to compare).
+    data = read_run_config(run).data
+    new = dataclasses.replace(data, store=str(tmp_path))
+    assert relocate_run(run, data) == read_run_config(run)  # nothing moved
+    got = relocate_run(run, new)
+    assert got.data.store == str(tmp_path) and read_run_config(run).data.store == str(tmp_path)
+    assert json.loads((run / "dataset.json").read_text())["spec"]["store"] == str(tmp_path)
+    with pytest.raises(RunMismatchError, match="preset differ"):
+        relocate_run(run, dataclasses.replace(new, preset="demo"))
+    with pytest.raises(DataMovedError, match="does not exist"):
+        relocate_run(run, dataclasses.replace(new, store=str(tmp_path / "gone")))
+    assert read_run_config(run).data.store == str(tmp_path)
+
+
+# rounds.xǁ_Roundsǁcommit__mutmut_29, select__mutmut_100, x__cluster_videos__mutmut_6
+def test_round_files_record_strategy_budget_and_clusters(tmp_path, ds):
+    # More clusters asked than there are pool videos: K is capped at the number of videos.
+    cfg = tr.cfg("claus", clusters=10_000)
+    run_rounds(tmp_path / "run", cfg, trainer=tr.FakeTrainer().trainer(), dataset=ds,
+               progress=False)
+    rounds = sorted((tmp_path / "run").glob("round_*"))
+    assert len(rounds) == 3
+    for work in rounds:
+        summary = json.loads((work / "round.json").read_text())
+        assert (summary["strategy"], summary["seed"]) == ("claus", 3)
+    for work in rounds[:-1]:
+        sel = json.loads((work / "selection.json").read_text())
+        assert sel["budget_unit"] == "boxes" and sel["budget"] >= sel["cost"] > 0
+        assert "initial" not in sel  # round 0 starts from a random labelled set
+        names = [v.name for v in ds.videos if v.split == "train"]
+        assert sorted(sel["all_clusters"]) == sorted(names)
+        assert len(set(sel["all_clusters"].values())) <= len(names)
