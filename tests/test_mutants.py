@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from claus.annotation import (
     AnnotationFileError,
     export_labelstudio,
@@ -43,7 +44,15 @@ from claus.eval import (
 from claus.eval.inference import VideoPrediction
 from claus.eval.pipeline import DetectionSettings, temporal_smooth, video_class
 from claus.rounds import RunMismatchError, read_run_config, relocate_run, run_rounds
-from claus.selection.strategies import Selection, default_videos_per_round, equidistant_frames
+from claus.selection import FrameScores
+from claus.selection.pool import PoolScores
+from claus.selection.strategies import (
+    Selection,
+    allocate_clusters,
+    default_videos_per_round,
+    equidistant_frames,
+    select_round,
+)
 
 import tests.test_annotation as ta
 import tests.test_rounds as tr
@@ -462,3 +471,88 @@ def test_round_files_record_strategy_budget_and_clusters(tmp_path, ds):
         names = [v.name for v in ds.videos if v.split == "train"]
         assert sorted(sel["all_clusters"]) == sorted(names)
         assert len(set(sel["all_clusters"].values())) <= len(names)
+
+
+def _uniform_pool(n: int = 4, length: int = 40):
+    return dict(names=[f"v{i}" for i in range(n)], num_frames=[length] * n,
+                frame_costs=[np.ones(length, np.int64)] * n, labelled=[[] for _ in range(n)])
+
+
+# strategies.x_select_round__mutmut_76 / _91
+def test_equidistant_and_random_frames_per_video():
+    # budget 12 over V = 4 videos of 40 one-box frames: 3 frames each, centres of 3 segments.
+    pool = _uniform_pool()
+    sel = select_round("equidistant", budget=12, videos_per_round=4,
+                       rng=np.random.default_rng(0), **pool)
+    assert sel.frames == {f"v{i}": equidistant_frames(40, set(), 3) for i in range(4)}
+    assert equidistant_frames(40, set(), 3) == [6, 19, 33]  # centres 6.7, 20, 33.3 (tie: lower)
+    rnd = select_round("random", budget=12, videos_per_round=4,
+                       rng=np.random.default_rng(0), **pool)
+    assert rnd.cost == 12 and rnd.frames != sel.frames  # random frames, not spaced ones
+
+
+# strategies.x_select_round__mutmut_50: a fully labelled video is not "partly labelled"
+def test_fully_labelled_videos_do_not_top_up_the_pool():
+    pool = _uniform_pool(3, 10)
+    pool["labelled"] = [list(range(10)), [0], []]  # v0 full, v1 partly, v2 untouched
+    sel = select_round("equidistant", budget=6, videos_per_round=3,
+                       rng=np.random.default_rng(0), **pool)
+    # V = 2 videos, 3 frames each, spaced for 3 (with v0 counted V = 3 would space them for 2).
+    assert sel.frames == {"v2": equidistant_frames(10, set(), 3),
+                          "v1": equidistant_frames(10, {0}, 3)}
+    assert sel.cost == 6
+
+
+# strategies.x_select_round__mutmut_199: scored strategies keep each video's score
+def test_scored_selection_keeps_video_scores():
+    n, L = 4, 12
+    pool = _uniform_pool(n, L)
+    unc = torch.rand(n, L, generator=torch.Generator().manual_seed(0))
+    inside = torch.ones(n, L, dtype=torch.bool)
+    scores = FrameScores(uncertainty=unc, entropy=unc.clone(), informative=inside,
+                         covered=inside, lengths=torch.full((n,), L))
+    sel = select_round("uncertainty", budget=4, videos_per_round=2, scores=scores,
+                       rng=np.random.default_rng(0), **pool)
+    assert len(sel.video_scores) == 2
+    assert all(isinstance(s, float) and 0 <= s <= 1 for s in sel.video_scores.values())
+
+
+# strategies.x_allocate_clusters__mutmut_25: a cap without labelled counts: nothing labelled yet
+def test_allocate_clusters_without_labelled_counts():
+    assert allocate_clusters([3, 3], 4, cap=0.5).tolist() == allocate_clusters(
+        [3, 3], 4, labelled_counts=[0, 0], cap=0.5).tolist() == [2, 2]
+    assert int(allocate_clusters([5, 2, 1], 4).sum()) == 4
+
+
+# pool.xǁPoolScoresǁfrom_state__mutmut_17
+def test_pool_scores_state_round_trip():
+    n, L = 3, 5
+    lengths = torch.tensor([5, 3, 4])
+    inside = torch.arange(L)[None] < lengths[:, None]
+    fs = FrameScores(uncertainty=torch.rand(n, L), entropy=torch.rand(n, L), informative=inside,
+                     covered=inside & (torch.arange(L)[None] > 0), lengths=lengths)
+    ps = PoolScores(videos=[4, 0, 2], scores=fs, embeddings=torch.randn(n, 6), mode="mass",
+                    passes=3)
+    back = PoolScores.from_state(ps.to_state())
+    assert (back.videos, back.mode, back.passes) == ([4, 0, 2], "mass", 3)
+    assert torch.equal(back.embeddings, ps.embeddings)
+    for f in ("uncertainty", "entropy", "informative", "covered", "lengths"):
+        assert torch.equal(getattr(back.scores, f), getattr(fs, f)), f
+
+
+# strategies.x_select_round__mutmut_1: the rounds engine relies on select_round's default radius
+def test_select_round_default_suppression_radius_is_four():
+    # One video: frame 0 (1.0) is picked first; frame 5 (0.99) lies just outside radius 4, so it
+    # keeps its score and beats frame 15 (0.9); a radius of 5 would suppress it below 0.9.
+    pool = _uniform_pool(1, 20)
+    unc = torch.zeros(1, 20)
+    unc[0, 0], unc[0, 5], unc[0, 15] = 1.0, 0.99, 0.9
+    inside = torch.ones(1, 20, dtype=torch.bool)
+    scores = FrameScores(uncertainty=unc, entropy=unc.clone(), informative=inside,
+                         covered=inside, lengths=torch.tensor([20]))
+    sel = select_round("uncertainty", budget=2, videos_per_round=1, scores=scores,
+                       rng=np.random.default_rng(0), **pool)
+    assert sel.frames == {"v0": [0, 5]}
+    wide = select_round("uncertainty", budget=2, videos_per_round=1, scores=scores, radius=5,
+                        rng=np.random.default_rng(0), **pool)
+    assert wide.frames == {"v0": [0, 15]}
