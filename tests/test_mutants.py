@@ -44,7 +44,7 @@ from claus.eval import (
 from claus.eval.inference import VideoPrediction
 from claus.eval.pipeline import DetectionSettings, temporal_smooth, video_class
 from claus.rounds import RunMismatchError, read_run_config, relocate_run, run_rounds
-from claus.selection import FrameScores
+from claus.selection import FrameScores, stitch_clip_stats
 from claus.selection.pool import PoolScores
 from claus.selection.strategies import (
     Selection,
@@ -556,3 +556,16 @@ def test_select_round_default_suppression_radius_is_four():
     wide = select_round("uncertainty", budget=2, videos_per_round=1, scores=scores, radius=5,
                         rng=np.random.default_rng(0), **pool)
     assert wide.frames == {"v0": [0, 15]}
+
+
+# scoring.x_stitch_clip_stats__mutmut_27 / _40 / _43
+def test_stitch_clip_stats_edges():
+    # Two clips of 3 frames on video 0 (5 frames) and a video 1 of length 0; one-pixel frames.
+    fg = torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    st = stitch_clip_stats(fg, fg * 10, fg * 100, [0, 0], [0, 2], [5, 0], pixels=1)
+    assert st.pixels == 1 and st.coverage.tolist() == [[1, 1, 2, 1, 1], [0] * 5]
+    np.testing.assert_allclose(st.fg_count[0].tolist(), [1, 2, 3.5, 5, 6])
+    with pytest.raises(ValueError, match="pixels must be >= 1"):
+        stitch_clip_stats(fg, fg, fg, [0, 0], [0, 2], [5, 0], pixels=0)
+    with pytest.raises(ValueError, match="clip_start"):
+        stitch_clip_stats(fg, fg, fg, [0, 0], [0, 2, 4], [5, 0], pixels=1)
