@@ -25,7 +25,10 @@
 #
 # MUT_SAMPLE=N tests a uniform random sample of N mutants per group (seeded, kept in the copy's
 # sample.txt, so reruns resume the same sample and the report scores that sample only) instead
-# of all of them: the four groups hold about 7000 mutants, days of CPU on 2 shared cores.
+# of all of them: the four groups hold about 7000 mutants, days of CPU on 2 shared cores. A
+# larger MUT_SAMPLE after `rm $MUT_ROOT/GROUP/sample.txt` extends the same sample (same order).
+# MUT_NAMES=FILE tests only the mutants named in FILE instead (one a line; e.g. an earlier run's
+# survivors, in a new MUT_ROOT, after tests were written for them).
 #
 # Not mutated: raise statements and log calls (see do_not_mutate_patterns below).
 # Score = (killed + timeout) / (all mutants - skipped): a mutant with no test counts as survived.
@@ -116,7 +119,9 @@ run_sample() {  # group -> mutmut run on the sample's mutants not checked yet
   local g=$1 dir=$MUT_ROOT/$1 todo
   cd "$dir"
   [[ -f mutants/claus/__init__.py ]] || generate >/dev/null
-  if [[ ! -f sample.txt ]]; then
+  if [[ ! -f sample.txt && -n ${MUT_NAMES:-} ]]; then
+    cp "$MUT_NAMES" sample.txt
+  elif [[ ! -f sample.txt ]]; then
     mutant_names | python3 -c '
 import random, sys
 names = sorted(line.split()[0] for line in sys.stdin)
@@ -191,7 +196,7 @@ for g in ${@:-$ALL_GROUPS}; do
   [[ -n ${GROUP_MODULES[$g]:-} ]] || { echo "unknown group $g (one of: $ALL_GROUPS)" >&2; exit 2; }
   prepare "$g"
   echo "== $g: mutmut run ($(date -u +%FT%TZ))"
-  if [[ -n ${MUT_SAMPLE:-} ]]; then
+  if [[ -n ${MUT_SAMPLE:-} || -n ${MUT_NAMES:-} ]]; then
     run_sample "$g"
   else
     (cd "$MUT_ROOT/$g" && mutmut run --max-children "$MUT_JOBS") || echo "== $g: mutmut exited $?"

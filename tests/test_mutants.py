@@ -43,7 +43,15 @@ from claus.eval import (
 )
 from claus.eval.inference import VideoPrediction
 from claus.eval.pipeline import DetectionSettings, temporal_smooth, video_class
-from claus.rounds import RunMismatchError, read_run_config, relocate_run, run_rounds
+from claus.rounds import (
+    DamagedRunError,
+    RunMismatchError,
+    read_run_config,
+    relocate_run,
+    run_experiment,
+    run_rounds,
+    verify_round,
+)
 from claus.selection import FrameScores, stitch_clip_stats
 from claus.selection.pool import PoolScores
 from claus.selection.strategies import (
@@ -569,3 +577,25 @@ def test_stitch_clip_stats_edges():
         stitch_clip_stats(fg, fg, fg, [0, 0], [0, 2], [5, 0], pixels=0)
     with pytest.raises(ValueError, match="clip_start"):
         stitch_clip_stats(fg, fg, fg, [0, 0], [0, 2, 4], [5, 0], pixels=1)
+
+
+# rounds.x_verify_round__mutmut_1 / _4: a committed round's files are checked on resume
+def test_verify_round_names_a_changed_or_missing_file(tmp_path, ds):
+    run_rounds(tmp_path / "r", tr.cfg("random", target_percent=10),
+               trainer=tr.FakeTrainer().trainer(), dataset=ds, progress=False)
+    r0 = tmp_path / "r" / "round_000"
+    verify_round(r0)
+    sel = r0 / "selection.json"
+    sel.write_text(sel.read_text() + " ")
+    with pytest.raises(DamagedRunError, match=r"selection\.json: changed since round round_000"):
+        verify_round(r0)
+    sel.unlink()
+    with pytest.raises(DamagedRunError, match=r"selection\.json: missing from committed round"):
+        verify_round(r0)
+
+
+# rounds.x_run_experiment__mutmut_20: include_full adds the fully supervised reference run
+def test_run_experiment_includes_the_full_run(tmp_path, ds):
+    run_experiment(tmp_path, tr.cfg(target_percent=10), ["random"], [3], include_full=True,
+                   trainer=tr.FakeTrainer().trainer(), dataset=ds, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["full", "random"]
