@@ -12,7 +12,7 @@ import json
 import threading
 import urllib.error
 import urllib.request
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pytest
@@ -29,6 +29,7 @@ from claus.annotation import (
 )
 from claus.annotation.cvat import cvat_labels
 from claus.annotation.encode import DEFAULT_FPS, task_fps
+from claus.annotation.pending import safe_relpath
 from claus.annotation.serve import _Slice, make_server
 from claus.config import DataMovedError
 from claus.data import VideoDataset
@@ -599,3 +600,50 @@ def test_run_experiment_includes_the_full_run(tmp_path, ds):
     run_experiment(tmp_path, tr.cfg(target_percent=10), ["random"], [3], include_full=True,
                    trainer=tr.FakeTrainer().trainer(), dataset=ds, progress=False)
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["full", "random"]
+
+
+# pending.x_safe_relpath__mutmut_11: a video name may not climb out of the export folder
+def test_safe_relpath_refuses_escapes():
+    assert safe_relpath("Class/v_1") == PurePosixPath("Class/v_1")
+    for bad in ("../x", "a/../../x", "/abs/x", "a\\b", ""):
+        with pytest.raises(ValueError, match="cannot be used as a relative path"):
+            safe_relpath(bad)
+
+
+# serve: RangeHandler.end_headers__mutmut_16, send_head__mutmut_57 / _68
+def test_serve_exposed_headers_long_suffix_and_unsatisfiable_range(tmp_path):
+    (tmp_path / "a").mkdir()
+    data = bytes(range(256)) * 4
+    (tmp_path / "a" / "v.mp4").write_bytes(data)
+    server = make_server(tmp_path, port=0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/a/v.mp4"
+    try:
+        req = urllib.request.Request(url, headers={"Range": "bytes=-5000"})  # longer than it
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert r.status == 206 and r.read() == data
+            assert r.headers["Content-Range"] == f"bytes 0-{len(data) - 1}/{len(data)}"
+            assert r.headers["Access-Control-Expose-Headers"] == (
+                "Accept-Ranges, Content-Length, Content-Range")
+        req = urllib.request.Request(url, headers={"Range": f"bytes={len(data) + 5}-"})
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(req, timeout=10)
+        assert e.value.code == 416 and e.value.headers["Content-Range"] == f"bytes */{len(data)}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+# cvat.x_read_cvat_images__mutmut_69: an image of an unknown video does not end the file
+def test_cvat_images_after_an_unknown_video_are_read(run, ds):  # noqa: F811
+    p = open_pending(run, ds)
+    r = p.requests[0]
+    v = ds[r.video]
+    f = r.frames[0]
+    box = f'<box label="{ds.classes[0]}" xtl="1" ytl="2" xbr="5" ybr="6" occluded="0"/>'
+    text = (f'<annotations><image id="0" name="nope/v_9/000001.jpg" width="4" height="4"/>'
+            f'<image id="1" name="{r.video}/{f:06d}.jpg" width="{v.width}" '
+            f'height="{v.height}">{box}</image></annotations>')
+    got = read_cvat_images(_write(run, "unknown_first.xml", text), p)
+    assert got.unknown_videos == ["nope/v_9"]
+    assert [(b.video, b.frame, b.box) for b in got.boxes] == [(r.video, f, (1.0, 2.0, 5.0, 6.0))]
