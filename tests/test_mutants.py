@@ -47,6 +47,8 @@ from claus.eval.pipeline import DetectionSettings, temporal_smooth, video_class
 from claus.rounds import (
     DamagedRunError,
     RunMismatchError,
+    _committed,
+    config_diff,
     read_run_config,
     relocate_run,
     run_experiment,
@@ -647,3 +649,24 @@ def test_cvat_images_after_an_unknown_video_are_read(run, ds):  # noqa: F811
     got = read_cvat_images(_write(run, "unknown_first.xml", text), p)
     assert got.unknown_videos == ["nope/v_9"]
     assert [(b.video, b.frame, b.box) for b in got.boxes] == [(r.video, f, (1.0, 2.0, 5.0, 6.0))]
+
+
+# rounds.x__committed__mutmut_3 (round 100 and later), x_config_diff__mutmut_9,
+# x__manifest__mutmut_1, xǁ_Roundsǁcommit__mutmut_43 (a frame budget is said in round.json)
+def test_round_numbers_config_diff_manifest_and_frame_budgets(tmp_path, ds):
+    for r in (0, 7, 123):
+        (tmp_path / f"round_{r:03d}").mkdir()
+        (tmp_path / f"round_{r:03d}" / "round.json").write_text("{}")
+    (tmp_path / "round_008").mkdir()  # not committed: no round.json
+    assert _committed(tmp_path) == [0, 7, 123]
+    # A field that is a dict on one side only (an older config without "train") is compared
+    # key by key, as data.* and train.* are.
+    assert config_diff({"train": {"epochs": 3}, "seed": 1}, {"train": None, "seed": 2}) == [
+        "seed: 1 → 2", "train.epochs: 3 → None"]
+    run_rounds(tmp_path / "r", tr.cfg("random", target_percent=10, budget_unit="frames"),
+               trainer=tr.FakeTrainer().trainer(), dataset=ds, progress=False)
+    r0 = tmp_path / "r" / "round_000"
+    assert json.loads((r0 / "manifest.json").read_text())["format"] == "claus.manifest"
+    summary = json.loads((r0 / "round.json").read_text())
+    assert summary["budget_unit"] == "frames"
+    assert summary["total_frames"] == ds.num_frames("train")
