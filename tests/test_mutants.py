@@ -670,3 +670,25 @@ def test_round_numbers_config_diff_manifest_and_frame_budgets(tmp_path, ds):
     summary = json.loads((r0 / "round.json").read_text())
     assert summary["budget_unit"] == "frames"
     assert summary["total_frames"] == ds.num_frames("train")
+
+
+# labelstudio.x_read_labelstudio__mutmut_299, tracks.x_track_boxes__mutmut_22 (rotated boxes
+# are counted, each keyframe once), labelstudio.x__task_size__mutmut_7 (a bad claus_size)
+def test_labelstudio_counts_rotated_keyframes_and_ignores_a_bad_size(run, ds):  # noqa: F811
+    p = open_pending(run, ds)
+    _, export = _ls_export(run, p)
+    want = read_labelstudio(_write(run, "plain.json", json.dumps(export)), p)
+    task = next(t for t in export
+                if any(len(r["value"]["sequence"]) >= 2 for r in t["annotations"][1]["result"]))
+    region = next(r for r in task["annotations"][1]["result"]
+                  if len(r["value"]["sequence"]) >= 2)
+    for item in region["value"]["sequence"][:2]:
+        item["rotation"] = 30
+    got = read_labelstudio(_write(run, "rotated.json", json.dumps(export)), p)
+    assert got.rotated == 2
+    for item in region["value"]["sequence"][:2]:
+        item["rotation"] = 0
+    for t in export:
+        t["data"]["claus_size"] = [0, 0]  # not a size: the video's own is used
+    got = read_labelstudio(_write(run, "size.json", json.dumps(export)), p)
+    assert _boxes(got) == _boxes(want) and got.rotated == 0
