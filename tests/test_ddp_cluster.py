@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -84,16 +82,9 @@ def _launch(out: Path, cache: Path, stop: str = "-", die: str = "-") -> tuple[in
     log = out.parent / f"{out.name}.{stop}.{Path(die).name}.log"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
            "2", __file__, "--worker", str(out), stop, die]
-    with open(log, "w") as f:
-        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env,
-                                start_new_session=True)
-        try:
-            rc = proc.wait(TIMEOUT)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            pytest.fail(f"torchrun (stop {stop}, die {die}) hung for {TIMEOUT} s; log:\n"
-                        + log.read_text()[-4000:])
+    from tests.procs import run_group  # here: the ranks run this file as a script
+
+    rc = run_group(cmd, env, log, TIMEOUT)
     if rc != 0 and die == "-":
         pytest.fail(f"exit status {rc}; log:\n" + log.read_text()[-6000:])
     return rc, log.read_text()[-6000:]

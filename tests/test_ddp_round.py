@@ -22,8 +22,6 @@ import hashlib
 import json
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -154,16 +152,9 @@ def _worker(record: str, out: str, argv: list[str]) -> int:
 # --------------------------------------------------------------------------- the test's side
 def _launch(cmd: list[str], env: dict, log: Path) -> None:
     """Run `cmd` in its own process group; kill the whole group on a timeout (a hang)."""
-    with open(log, "w") as f:
-        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env,
-                                start_new_session=True)
-        try:
-            rc = proc.wait(TIMEOUT)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            pytest.fail(f"{' '.join(cmd[:6])} ... hung for {TIMEOUT} s; log:\n"
-                        + log.read_text()[-4000:])
+    from tests.procs import run_group  # here: the ranks run this file as a script
+
+    rc = run_group(cmd, env, log, TIMEOUT)
     if rc != 0:
         pytest.fail(f"exit status {rc}; log:\n" + log.read_text()[-6000:])
 
