@@ -29,10 +29,11 @@ from claus.annotation import (
 )
 from claus.annotation.cvat import cvat_labels
 from claus.annotation.encode import DEFAULT_FPS, task_fps
-from claus.annotation.pending import safe_relpath
+from claus.annotation.pending import frame_source, safe_relpath
 from claus.annotation.serve import _Slice, make_server
 from claus.config import DataMovedError
-from claus.data import VideoDataset
+from claus.data import Video, VideoDataset
+from claus.data.frames import ImageFolderFrames, VideoFileFrames
 from claus.eval import (
     ap_from_tp,
     components,
@@ -692,3 +693,32 @@ def test_labelstudio_counts_rotated_keyframes_and_ignores_a_bad_size(run, ds):  
         t["data"]["claus_size"] = [0, 0]  # not a size: the video's own is used
     got = read_labelstudio(_write(run, "size.json", json.dumps(export)), p)
     assert _boxes(got) == _boxes(want) and got.rotated == 0
+
+
+# pending.x_frame_source__mutmut_4 / _8 / _10 / _16 / _18: the requests' frame-source fields
+def test_frame_source_fields():
+    frames = ImageFolderFrames("/data/Class/v_1/{:05d}.jpg", first=1, num_frames=3)
+    video = VideoFileFrames("/data/Class/v_1.avi", num_frames=3)
+
+    def with_source(s):
+        return Video("Class/v_1", 0, 3, 24, 32, "train", [], source=s)
+
+    assert frame_source(with_source(frames)) == {
+        "source": "/data/Class/v_1", "source_kind": "frames",
+        "frame_pattern": "/data/Class/v_1/{:05d}.jpg", "first_frame": 1}
+    assert frame_source(with_source(video)) == {"source": "/data/Class/v_1.avi",
+                                                "source_kind": "video"}
+
+
+# labelstudio.x_export_labelstudio__mutmut_138 / _141, predictions.x_predict_requests__mutmut_127
+def test_labelstudio_prediction_times_and_order(run, ds):  # noqa: F811
+    p = open_pending(run, ds)
+    tasks, _ = _ls_export(run, p)
+    for t in tasks:
+        fps = t["data"]["fps"]
+        (pred,) = t["predictions"]
+        scores = [res["score"] for res in pred["result"]]
+        assert scores == sorted(scores, reverse=True)  # best track first
+        for res in pred["result"]:
+            for item in res["value"]["sequence"]:
+                assert item["time"] == round(item["frame"] / fps, 6)
