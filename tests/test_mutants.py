@@ -722,3 +722,16 @@ def test_labelstudio_prediction_times_and_order(run, ds):  # noqa: F811
         for res in pred["result"]:
             for item in res["value"]["sequence"]:
                 assert item["time"] == round(item["frame"] / fps, 6)
+
+
+# labelstudio.x_export_labelstudio__mutmut_114 (a video without detections),
+# x__video_url__mutmut_42 ({path} is empty for a video that is no file)
+def test_labelstudio_tasks_without_detections_and_an_empty_path(run, ds):  # noqa: F811
+    p = open_pending(run, ds)
+    out = export_labelstudio(p, run / "none", fg_threshold=0.9999, video_url="v/{path}{stem}")
+    tasks = json.loads((out / "tasks.json").read_text())
+    assert tasks
+    for t in tasks:
+        assert t["predictions"] == [{"model_version": t["predictions"][0]["model_version"],
+                                     "score": 0.0, "result": []}]
+        assert t["data"]["video"] == "v/" + t["data"]["claus_video"].rsplit("/", 1)[-1]
