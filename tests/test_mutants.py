@@ -735,3 +735,11 @@ def test_labelstudio_tasks_without_detections_and_an_empty_path(run, ds):  # noq
         assert t["predictions"] == [{"model_version": t["predictions"][0]["model_version"],
                                      "score": 0.0, "result": []}]
         assert t["data"]["video"] == "v/" + t["data"]["claus_video"].rsplit("/", 1)[-1]
+
+
+# rounds.xǁ_Roundsǁscore__mutmut_45: entropy scores the pool in one deterministic pass
+def test_entropy_rounds_score_deterministically(tmp_path, ds):
+    run_rounds(tmp_path / "r", tr.cfg("entropy", target_percent=10),
+               trainer=tr.FakeTrainer().trainer(), dataset=ds, progress=False)
+    state = torch.load(tmp_path / "r" / "round_000" / "scores.pt", weights_only=True)
+    assert state["mode"] == "deterministic"
