@@ -6,6 +6,7 @@ it was written against. Fast tests only: they run in CI and in the mutation grou
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import io
 import json
@@ -31,7 +32,7 @@ from claus.annotation.cvat import cvat_labels
 from claus.annotation.encode import DEFAULT_FPS, task_fps
 from claus.annotation.pending import frame_source, safe_relpath
 from claus.annotation.serve import _Slice, make_server
-from claus.config import DataMovedError
+from claus.config import DataMovedError, DatasetSpec
 from claus.data import Video, VideoDataset
 from claus.data.frames import ImageFolderFrames, VideoFileFrames
 from claus.eval import (
@@ -743,3 +744,12 @@ def test_entropy_rounds_score_deterministically(tmp_path, ds):
                trainer=tr.FakeTrainer().trainer(), dataset=ds, progress=False)
     state = torch.load(tmp_path / "r" / "round_000" / "scores.pt", weights_only=True)
     assert state["mode"] == "deterministic"
+
+
+# rounds.x__dataset__mutmut_3: a dataset= opened from other data than the config names
+def test_run_rounds_refuses_a_dataset_of_other_data(tmp_path, ds):
+    other = copy.copy(ds)
+    other.spec = DatasetSpec(name="synthetic", preset="demo")
+    with pytest.raises(ValueError, match="dataset= was opened as"):
+        run_rounds(tmp_path / "r", tr.cfg("random"), trainer=tr.FakeTrainer().trainer(),
+                   dataset=other, progress=False)
