@@ -47,6 +47,7 @@ __all__ = [
     "add_arguments",
     "check_data",
     "convert",
+    "flag",
     "load_config_file",
     "write_data_fingerprint",
 ]
@@ -552,6 +553,11 @@ def _all_fields() -> dict[str, list[Field]]:
 #: of a run and `strategies` of an experiment, which share the --strategy flag).
 FIELDS: dict[str, list[Field]] = _all_fields()
 _BY_NAME: dict[str, Field] = {f.name: f for group in FIELDS.values() for f in group}
+
+
+def flag(name: str) -> str:
+    """The command-line flag of a field's flat name (`target_percent` → `--target-percent`)."""
+    return _BY_NAME[name].flag
 
 
 def field_names(*groups: str) -> list[str]:

@@ -93,6 +93,7 @@ def run_experiment_values(values: dict[str, Any], *, progress: bool = True,
 
     exp = C.experiment_spec(values, source)
     seeds = exp.seed_list
+    # Every run's config is built (and so validated) before anything is written.
     configs = [C.run_config(values, s, seeds[0], source) for s in exp.strategies]
     base = configs[0]
     check_runtime(base.training())
@@ -136,7 +137,7 @@ def resume(run: str, progress: bool = True, args: argparse.Namespace | None = No
 
 def refuse_flags_on_resume(args: argparse.Namespace, groups: tuple[str, ...]) -> None:
     """A resumed run keeps its stored configuration: only where its data lives may change."""
-    extra = [C._BY_NAME[k].flag for k in C.field_names(*groups)
+    extra = [C.flag(k) for k in C.field_names(*groups)
              if k not in ("root", "store", "split") and getattr(args, k, None) is not None]
     if getattr(args, "config", None):
         extra.append("--config")

@@ -41,7 +41,6 @@ from .experiment import (
 )
 from .training import TrainConfig
 
-SUPERVISED_GROUPS = ("data", "labels (supervised runs)", "training")
 ALL_GROUPS = ("data", "active learning", "experiment", "labels (supervised runs)", "training")
 _TITLES = {
     "active learning": "active learning (with --strategy): strategies, budgets in %% of the "
@@ -106,7 +105,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _given_of(values: dict, *groups: str) -> list[str]:
-    return [C._BY_NAME[k].flag for k in C.field_names(*groups) if k in values]
+    return [C.flag(k) for k in C.field_names(*groups) if k in values]
 
 
 def config_from_args(args: argparse.Namespace, values: dict | None = None

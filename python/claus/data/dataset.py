@@ -63,16 +63,17 @@ def usable_tubes(label: int, start: int, boxes: np.ndarray, width: int, height: 
     if len(bad):
         raise ValueError(f"{where}: the box of frame {start + int(bad[0])} is not finite "
                          f"({np.asarray(boxes)[bad[0]].tolist()}); fix the annotation file")
-    b, clipped = clip_boxes(boxes, width, height)
+    orig = np.asarray(boxes, np.float32)
+    b, _ = clip_boxes(orig, width, height)
     keep = (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1])
     tubes = []
     # Runs of consecutive kept boxes: each becomes a tube.
     edges = np.flatnonzero(np.diff(np.concatenate([[0], keep.astype(np.int8), [0]])))
     for a, e in zip(edges[::2], edges[1::2], strict=True):
         tubes.append(Tube(label, start + int(a), b[a:e]))
-    dropped = int((~keep).sum())
-    return tubes, clipped - int((~keep & np.any(b != np.asarray(boxes, np.float32), axis=1))
-                                .sum()), dropped
+    # A dropped box counts as dropped, not as clipped.
+    clipped = int((np.any(b != orig, axis=1) & keep).sum())
+    return tubes, clipped, int((~keep).sum())
 
 
 def warn_boxes(where: str, clipped: int, dropped: int) -> None:
