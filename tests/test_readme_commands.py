@@ -9,6 +9,8 @@ import shlex
 from pathlib import Path
 
 import pytest
+from claus.__main__ import ALIASES
+from claus.__main__ import COMMANDS as SUBCOMMANDS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -24,7 +26,14 @@ def readme_commands() -> list[tuple[int, str, list[str]]]:
         for k, line in enumerate(lines):
             line = line.split(" #")[0].strip()
             m = re.search(r"-m (claus[\w.]*)(.*)$", line)
-            if not m or "..." in line or "[" in line or "|" in line:
+            sub = re.match(r"claus ([\w-]+)(.*)$", line)  # the console script: claus COMMAND
+            if not (m or sub) or "..." in line or "[" in line or "|" in line:
+                continue
+            if m and m.group(1) == "claus":  # python -m claus COMMAND
+                sub, m = re.match(r"([\w-]+)(.*)$", m.group(2).strip()), None
+            if sub:
+                module = SUBCOMMANDS[ALIASES.get(sub.group(1), sub.group(1))][0]
+                out.append((start + k, module, shlex.split(sub.group(2))))
                 continue
             out.append((start + k, m.group(1), shlex.split(m.group(2))))
     return out

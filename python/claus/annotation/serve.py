@@ -93,19 +93,25 @@ def make_server(folder: str | os.PathLike, host: str = "127.0.0.1",
     folder = Path(folder)
     if not folder.is_dir():
         raise NotADirectoryError(f"{folder} is not a folder; give the folder of the videos "
-                                 "(claus.select --encode writes RUN/videos)")
+                                 "(claus.export --encode writes RUN/videos)")
     return ThreadingHTTPServer((host, port), partial(RangeHandler, directory=str(folder)))
 
 
-def main(argv: list[str] | None = None) -> int:
-    from ..cli import Parser, run_command
+def build_parser() -> argparse.ArgumentParser:
+    from ..cli import Parser
 
     p = Parser(prog="python -m claus.annotation.serve", description=__doc__,
                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("folder", help="the folder to serve (e.g. RUN/videos)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on")
     p.add_argument("--port", type=int, default=8081, help="port to listen on")
-    a = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ..cli import run_command
+
+    a = build_parser().parse_args(argv)
 
     def body() -> int:
         server = make_server(a.folder, a.host, a.port)
