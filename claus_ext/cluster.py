@@ -170,6 +170,9 @@ def _cluster_loss_fake(x, centers, beta):
 def _cluster_loss_backward_fake(grad, x, centers, assign, beta):
     _check_points("claus::cluster_loss_backward", x, centers)
     _check_assign("claus::cluster_loss_backward", assign, x)
+    if grad.numel() != 1:
+        raise ValueError("claus::cluster_loss_backward: grad must hold one value (the loss is a "
+                         f"scalar), got shape {tuple(grad.shape)}")
     return torch.empty_like(x, memory_format=torch.contiguous_format)
 
 

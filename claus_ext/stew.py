@@ -113,7 +113,12 @@ def _stew_stats_fake(z, y, annotated, sigma, radius, window):
 
 @torch.library.register_fake("claus::stew_stats_backward")
 def _stew_stats_backward_fake(grad, z, y, annotated, sigma, radius, window):
-    _check_logits("claus::stew_stats_backward", z, y)
+    op = "claus::stew_stats_backward"
+    _check_logits(op, z, y)
+    _check_labels(op, y, annotated, sigma, radius, window)
+    if grad.dim() != 2 or tuple(grad.shape) != (z.shape[0], 5):
+        raise ValueError(f"{op}: grad must have shape (B,5) = [{z.shape[0]}, 5], got "
+                         f"{tuple(grad.shape)}")
     return torch.empty_like(z, memory_format=torch.contiguous_format)
 
 

@@ -7,7 +7,6 @@ import torch
 import torch.nn.functional as F
 
 import claus_ext
-from claus_ext.reference import stew_loss_from_stats
 
 
 def stew_loss(
@@ -41,6 +40,22 @@ def stew_loss(
     """
     stats = claus_ext.stew_stats(z, y, annotated, sigma, radius, window)
     return stew_loss_from_stats(stats, dice_weight, smooth)
+
+
+def stew_loss_from_stats(stats: torch.Tensor, dice_weight: float = 1.0,
+                         smooth: float = 1.0) -> torch.Tensor:
+    """(B,5) STeW sums of `claus_ext.stew_stats` -> the scalar loss of `stew_loss`.
+
+    Clips without weight (S1 = 0) are left out of the mean; none with weight gives a zero that
+    still carries a (zero) gradient, so a batch of unlabelled clips does not break backward.
+    (`claus_ext.reference` defines the same loss independently; the tests compare the two.)
+    """
+    s0, s1, s2, s3, s4 = stats.unbind(1)
+    weighted = s1 > 0
+    bce = s0 / torch.where(weighted, s1, torch.ones_like(s1))
+    dice = 1 - (2 * s2 + smooth) / (s3 + s4 + smooth)
+    per_clip = torch.where(weighted, bce + dice_weight * dice, torch.zeros_like(s0))
+    return per_clip.sum() / weighted.sum().clamp_min(1).to(stats.dtype)
 
 
 def bce_dice_loss(z: torch.Tensor, y: torch.Tensor, dice_weight: float = 1.0,
