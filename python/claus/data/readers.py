@@ -142,19 +142,7 @@ def load_ucf24(
         (`ucf24_xywh_to_edges`).
     """
     root = Path(root) if root is not None else None
-    if annotations is None:
-        if root is None:
-            raise ValueError("load_ucf24: give the dataset folder or the annotation file")
-        for cand in ("pyannot_with_class_names.pkl", "pyannot.pkl", "UCF101v2-GT.pkl"):
-            if (root / cand).is_file():
-                annotations = root / cand
-                break
-        else:
-            raise FileNotFoundError(
-                f"{root}: no UCF-101-24 annotation file (pyannot_with_class_names.pkl, "
-                "pyannot.pkl or UCF101v2-GT.pkl)"
-            )
-    annotations = Path(annotations)
+    annotations = Path(annotations) if annotations is not None else _ucf24_annotations(root)
     frames_root = Path(frames_root) if frames_root is not None else (root or annotations.parent)
     data = safe_load(annotations)
     if isinstance(data, dict) and "gttubes" in data:
@@ -167,6 +155,42 @@ def load_ucf24(
             data=data,
         )
     where = str(annotations)
+    db, trainvideos, classes = _pyannot_db(data, where)
+    tl = Path(testlist) if testlist is not None else (root / "testlist01.txt" if root else None)
+    train_set, test = _ucf24_splits(db, trainvideos, tl, where)
+
+    H, W = frame_size
+    videos, clipped, dropped = [], 0, 0
+    for name in sorted(db):
+        split = "train" if name in train_set else ("test" if test is None or name in test else None)
+        label, numf, tubes, c, d = _pyannot_video(db[name], name, where, W, H)
+        clipped += c
+        dropped += d
+        if split is None:
+            continue  # neither list names it
+        videos.append(
+            Video(name, label, numf, H, W, split, tubes, group=_ucf_group(name),
+                  source=_frame_source(frames_root, name, "rgb-images", "jpg", numf))
+        )
+    warn_boxes(where, clipped, dropped)
+    return VideoDataset("ucf101-24", classes, videos)
+
+
+def _ucf24_annotations(root: Path | None) -> Path:
+    """The first annotation file of UCF-101-24 found in `root`."""
+    if root is None:
+        raise ValueError("load_ucf24: give the dataset folder or the annotation file")
+    for cand in ("pyannot_with_class_names.pkl", "pyannot.pkl", "UCF101v2-GT.pkl"):
+        if (root / cand).is_file():
+            return root / cand
+    raise FileNotFoundError(
+        f"{root}: no UCF-101-24 annotation file (pyannot_with_class_names.pkl, "
+        "pyannot.pkl or UCF101v2-GT.pkl)"
+    )
+
+
+def _pyannot_db(data, where: str) -> tuple[dict, list | None, list[str]]:
+    """(database {video: record}, train list or None, class names) of a pyannot pickle."""
     if isinstance(data, dict) and "db" in data:
         db, trainvideos, classes = data["db"], data.get("trainvideos"), data.get("classes")
     elif (
@@ -185,9 +209,15 @@ def load_ucf24(
     db = {str(k): v for k, v in db.items()}
     if classes is None:
         classes = sorted({k.split("/")[0] for k in db})
-    classes = [str(c) for c in classes]
+    return db, trainvideos, [str(c) for c in classes]
 
-    tl = Path(testlist) if testlist is not None else (root / "testlist01.txt" if root else None)
+
+def _ucf24_splits(db: dict, trainvideos: list | None, tl: Path | None,
+                  where: str) -> tuple[set[str], set[str] | None]:
+    """(train videos, test videos or None: every video not in the train list) of UCF-101-24.
+
+    The pickle's train list wins over the test list for train; videos a list names but the
+    database lacks are left out with a warning."""
     test = set(_read_list(tl)) if tl is not None and tl.is_file() else None
     if test is None and trainvideos is None:
         raise FileNotFoundError(f"{where}: pyannot.pkl has no train list; give testlist01.txt")
@@ -198,7 +228,7 @@ def load_ucf24(
             warnings.warn(
                 f"{where}: {len(missing)} videos in the train list have no annotation and "
                 f"are left out: {missing}",
-                stacklevel=2,
+                stacklevel=3,
             )
         train_set = set(train) & set(db)
     else:
@@ -209,55 +239,38 @@ def load_ucf24(
             warnings.warn(
                 f"{tl}: {len(unknown)} test videos have no annotation and are left out: "
                 f"{unknown[:10]}",
-                stacklevel=2,
+                stacklevel=3,
             )
+    return train_set, test
 
-    H, W = frame_size
-    videos, clipped, dropped = [], 0, 0
-    for name in sorted(db):
-        rec = db[name]
-        try:
-            numf = int(rec["numf"])
-            label = int(rec["label"])
-            annots = rec["annotations"]
-        except (KeyError, TypeError, ValueError) as e:
-            raise AnnotationError(f"{where}: video {name!r}: missing or bad field ({e})") from e
-        tubes = []
-        for k, a in enumerate(annots):
-            sf, ef = int(a["sf"]), int(a["ef"])
-            b = np.asarray(a["boxes"])
-            if b.ndim != 2 or b.shape[1] != 4:
-                raise AnnotationError(
-                    f"{where}: video {name!r} tube {k}: boxes shape {b.shape}, expected (n, 4)"
-                )
-            if len(b) != ef - sf:
-                raise AnnotationError(
-                    f"{where}: video {name!r} tube {k}: {len(b)} boxes but "
-                    f"ef - sf = {ef} - {sf} = {ef - sf}"
-                )
-            kept, c, d = usable_tubes(int(a["label"]), sf, ucf24_xywh_to_edges(b), W, H,
-                                      f"{where}: video {name!r} tube {k}")
-            tubes += kept
-            clipped += c
-            dropped += d
-        split = "train" if name in train_set else ("test" if test is None or name in test else None)
-        if split is None:
-            continue  # neither list names it
-        videos.append(
-            Video(
-                name,
-                label,
-                numf,
-                H,
-                W,
-                split,
-                tubes,
-                group=_ucf_group(name),
-                source=_frame_source(frames_root, name, "rgb-images", "jpg", numf),
+
+def _pyannot_video(rec, name: str, where: str, W: int, H: int) -> tuple[int, int, list, int, int]:
+    """(label, frames, usable tubes, boxes clipped, boxes dropped) of one pyannot record."""
+    try:
+        numf = int(rec["numf"])
+        label = int(rec["label"])
+        annots = rec["annotations"]
+    except (KeyError, TypeError, ValueError) as e:
+        raise AnnotationError(f"{where}: video {name!r}: missing or bad field ({e})") from e
+    tubes, clipped, dropped = [], 0, 0
+    for k, a in enumerate(annots):
+        sf, ef = int(a["sf"]), int(a["ef"])
+        b = np.asarray(a["boxes"])
+        if b.ndim != 2 or b.shape[1] != 4:
+            raise AnnotationError(
+                f"{where}: video {name!r} tube {k}: boxes shape {b.shape}, expected (n, 4)"
             )
-        )
-    warn_boxes(where, clipped, dropped)
-    return VideoDataset("ucf101-24", classes, videos)
+        if len(b) != ef - sf:
+            raise AnnotationError(
+                f"{where}: video {name!r} tube {k}: {len(b)} boxes but "
+                f"ef - sf = {ef} - {sf} = {ef - sf}"
+            )
+        kept, c, d = usable_tubes(int(a["label"]), sf, ucf24_xywh_to_edges(b), W, H,
+                                  f"{where}: video {name!r} tube {k}")
+        tubes += kept
+        clipped += c
+        dropped += d
+    return label, numf, tubes, clipped, dropped
 
 
 def _ucf_group(name: str) -> str | None:
