@@ -354,41 +354,10 @@ class LabelState:
             raise LabelStateError(
                 f"{where}: made for dataset {doc.get('dataset')!r}, not {ds.name!r}"
             )
-        num = {}
-        for v, d in vids.items():
-            try:
-                num[v] = int(d["num_frames"])
-            except (KeyError, TypeError, ValueError):
-                raise LabelStateError(
-                    f"{where}: video {v!r}: missing or bad 'num_frames'"
-                ) from None
-            if ds is not None:
-                try:
-                    real = ds.video(v).num_frames
-                except KeyError:
-                    raise LabelStateError(
-                        f"{where}: unknown video {v!r} (not in {ds.name})"
-                    ) from None
-                if real != num[v]:
-                    raise LabelStateError(
-                        f"{where}: video {v!r} has {num[v]} frames here but {real} in {ds.name}"
-                    )
-        st = cls(str(doc.get("dataset")), num)
+        st = cls(str(doc.get("dataset")), _frame_counts(vids, where, ds))
         for v, d in vids.items():
             for f, e in d.get("frames", {}).items():
-                try:
-                    fi = int(f)
-                    boxes = [
-                        (int(b["tube"]), int(b["label"]), [float(x) for x in b["box"]])
-                        for b in e["boxes"]
-                    ]
-                    rd = int(e["round"])
-                except (KeyError, TypeError, ValueError) as err:
-                    raise LabelStateError(
-                        f"{where}: video {v!r} frame {f!r}: bad entry ({err})"
-                    ) from None
-                if rd < 0:
-                    raise LabelStateError(f"{where}: video {v!r} frame {fi}: round {rd} < 0")
+                fi, rd, boxes = _frame_entry(v, f, e, where)
                 if ds is not None and any(not 0 <= b[1] < ds.num_classes for b in boxes):
                     raise LabelStateError(
                         f"{where}: video {v!r} frame {fi}: label outside [0, {ds.num_classes})"
@@ -412,3 +381,40 @@ class LabelState:
         except ValueError as e:
             raise LabelStateError(str(e)) from None
         return cls.from_json(doc, str(p), ds)
+
+
+def _frame_counts(vids: dict, where: str, ds: VideoDataset | None) -> dict[str, int]:
+    """{video: frames} of a label-state file's videos, checked against `ds` when given."""
+    num = {}
+    for v, d in vids.items():
+        try:
+            num[v] = int(d["num_frames"])
+        except (KeyError, TypeError, ValueError):
+            raise LabelStateError(f"{where}: video {v!r}: missing or bad 'num_frames'") from None
+        if ds is None:
+            continue
+        try:
+            real = ds.video(v).num_frames
+        except KeyError:
+            raise LabelStateError(f"{where}: unknown video {v!r} (not in {ds.name})") from None
+        if real != num[v]:
+            raise LabelStateError(
+                f"{where}: video {v!r} has {num[v]} frames here but {real} in {ds.name}"
+            )
+    return num
+
+
+def _frame_entry(v: str, f: str, e, where: str) -> tuple[int, int, list]:
+    """(frame, round, [(tube, label, box)]) of one labelled frame of a label-state file."""
+    try:
+        fi = int(f)
+        boxes = [
+            (int(b["tube"]), int(b["label"]), [float(x) for x in b["box"]])
+            for b in e["boxes"]
+        ]
+        rd = int(e["round"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise LabelStateError(f"{where}: video {v!r} frame {f!r}: bad entry ({err})") from None
+    if rd < 0:
+        raise LabelStateError(f"{where}: video {v!r} frame {fi}: round {rd} < 0")
+    return fi, rd, boxes
