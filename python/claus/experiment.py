@@ -8,6 +8,9 @@ Examples::
         --weights rgb_imagenet.pt --strategies random claus --target 5 --out runs/ucf
     python -m claus.experiment --config configs/ucf101-24-i3d.yaml --root data/ucf101-24
     python -m claus.experiment --resume runs/compare/claus/seed0     # continue one run
+    python -m claus.experiment --export experiments/cmp --out runs/compare  # results to commit
+    python -m claus.experiment --export experiments/cmp --out runs/more-seeds   # add seeds
+    python -m claus.experiment --tabulate experiments/cmp    # results.md from those files
 
 Every (strategy, seed) run lives in OUT/<strategy>/seed<k>/ and resumes where it stopped when
 the command is repeated (a folder from another configuration is refused with what differs).
@@ -15,6 +18,12 @@ Fields come from the dataclasses of `claus.config` (flags and config-file keys a
 names); precedence: defaults < the dataset's training defaults < --config file < flags. With
 `--oracle human` a run stops after each selection until people's labels are imported
 (`claus.select`, `claus.annotate`); the command then exits 0 and says what to run next.
+
+results.md gives, under the table of means, the paired differences between strategies (per
+seed, at every budget; mean with a 95% CI by paired t, or --ci bootstrap). `--export DIR` keeps
+an experiment's results as small files to commit (config + per-seed metrics, no weights,
+`claus.compare`); exporting later seeds' folders into the same DIR extends it, and
+`--tabulate DIR` rewrites DIR/results.md from those files alone.
 """
 
 from __future__ import annotations
@@ -52,11 +61,28 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    help="table only, no pictures")
 
 
+def add_record_options(p: argparse.ArgumentParser) -> None:
+    """--export, --tabulate and --ci: the committed record of an experiment's results."""
+    from .compare import CI_METHODS
+
+    g = p.add_argument_group("results to commit (claus.compare)")
+    g.add_argument("--export", metavar="DIR", default=None,
+                   help="copy the results of the experiment folder --out into DIR (e.g. "
+                   "experiments/NAME): experiment.json + metrics/<strategy>/seed<k>.jsonl, no "
+                   "weights; an existing export gains the runs it lacks (add seeds over days)")
+    g.add_argument("--tabulate", metavar="DIR", default=None,
+                   help="rewrite DIR/results.md (and pictures) from an export's files alone")
+    g.add_argument("--ci", choices=CI_METHODS, default="t",
+                   help="95%% CI of the paired differences: paired t (default) or a seeded "
+                   "percentile bootstrap")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="python -m claus.experiment", description=__doc__,
                formatter_class=argparse.RawDescriptionHelpFormatter)
     C.add_arguments(p, AL_GROUPS)
     add_run_options(p)
+    add_record_options(p)
     return p
 
 
@@ -86,7 +112,8 @@ def check_runtime(train) -> None:
 
 
 def run_experiment_values(values: dict[str, Any], *, progress: bool = True,
-                          pictures: bool = True, source: str = "command line") -> int:
+                          pictures: bool = True, source: str = "command line",
+                          ci: str = "t") -> int:
     """Validate every run of an experiment, then run them and write the report."""
     from . import reports
     from .rounds import AwaitingLabels, run_experiment
@@ -108,7 +135,7 @@ def run_experiment_values(values: dict[str, Any], *, progress: bool = True,
 
     if dist.is_initialized() and dist.get_rank() > 0:
         return 0  # under torchrun rank 0 alone writes the report (the runs are complete)
-    path, figs = reports.write_report(exp.out, lines, dataset=ds, pictures=pictures)
+    path, figs = reports.write_report(exp.out, lines, dataset=ds, pictures=pictures, ci=ci)
     print(path.read_text())
     print(f"results: {path}")
     for f in figs:
@@ -135,16 +162,52 @@ def resume(run: str, progress: bool = True, args: argparse.Namespace | None = No
     return 0
 
 
+def _extra_flags(args: argparse.Namespace, groups: tuple[str, ...], keep: tuple[str, ...],
+                 config: bool = False) -> list[str]:
+    """The field flags given besides `keep` (and --config unless `config` allows it)."""
+    extra = [C.flag(k) for k in C.field_names(*groups)
+             if k not in keep and getattr(args, k, None) is not None]
+    if getattr(args, "config", None) and not config:
+        extra.append("--config")
+    return extra
+
+
 def refuse_flags_on_resume(args: argparse.Namespace, groups: tuple[str, ...]) -> None:
     """A resumed run keeps its stored configuration: only where its data lives may change."""
-    extra = [C.flag(k) for k in C.field_names(*groups)
-             if k not in ("root", "store", "split") and getattr(args, k, None) is not None]
-    if getattr(args, "config", None):
-        extra.append("--config")
+    extra = _extra_flags(args, groups, ("root", "store", "split"))
     if extra:
         raise ValueError(f"{' '.join(extra)}: {args.resume} resumes with its stored "
                          "configuration; drop these flags (only --root / --store may point "
                          "it at moved data)")
+
+
+def records(args: argparse.Namespace, groups: tuple[str, ...] = AL_GROUPS) -> int:
+    """--export (the experiment folder --out into an export folder) or --tabulate (an export's
+    results.md from its files): print the tables, say what was written (exit code)."""
+    from .compare import export_experiment, tabulate
+
+    if args.tabulate is not None:
+        extra = _extra_flags(args, groups, ())
+        if extra:
+            raise ValueError(f"{' '.join(extra)}: --tabulate reads {args.tabulate} alone; drop "
+                             "these flags")
+        path, figs = tabulate(args.tabulate, pictures=not args.no_pictures, method=args.ci)
+    else:
+        extra = _extra_flags(args, groups, ("out",), config=True)
+        if extra:
+            raise ValueError(f"{' '.join(extra)}: --export copies the runs of --out as they "
+                             "ran; drop these flags")
+        live = C.experiment_spec(file_and_flags(args, groups)).out
+        summary = export_experiment(live, args.export, pictures=not args.no_pictures,
+                                    method=args.ci)
+        print(summary)
+        path, figs = summary.folder / "results.md", sorted(
+            (summary.folder / "figures").glob("*.png"))
+    print(path.read_text())
+    print(f"results: {path}")
+    for f in figs:
+        print(f"picture: {f}")
+    return 0
 
 
 def main(argv: list[str] | None = None, *, defaults: dict[str, Any] | None = None) -> int:
@@ -153,12 +216,18 @@ def main(argv: list[str] | None = None, *, defaults: dict[str, Any] | None = Non
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     def body() -> int:
+        modes = [f for f, v in (("--resume", args.resume), ("--export", args.export),
+                                ("--tabulate", args.tabulate)) if v is not None]
+        if len(modes) > 1:
+            raise ValueError(f"{' '.join(modes)}: give one of them")
         if args.resume is not None:
             refuse_flags_on_resume(args, AL_GROUPS)
             return resume(args.resume, progress=not args.quiet, args=args)
+        if modes:
+            return records(args)
         values = {**(defaults or {}), **file_and_flags(args, AL_GROUPS)}
         return run_experiment_values(values, progress=not args.quiet,
-                                     pictures=not args.no_pictures)
+                                     pictures=not args.no_pictures, ci=args.ci)
 
     return run_command(body)
 

@@ -2,7 +2,8 @@
 
 * `results_table`: the paper's "Comparing with baselines" layout — one row per strategy, one
   column pair (f-mAP@0.5, v-mAP@0.5) per labelled budget, mean ± std over seeds (in %), plus
-  the `full` upper bound;
+  the `full` upper bound; `write_report` puts the paired differences between strategies
+  (`claus.compare`) under it;
 * pictures (matplotlib, the optional `plots` extra): mAP vs budget per strategy; a cluster map
   (2-D PCA of video embeddings coloured by cluster, selected videos marked); STeW weight maps of
   a sample clip (`claus_ext.stew_weights`); a strip of detections (ground truth red, prediction
@@ -26,6 +27,7 @@ from .io import atomic_write
 __all__ = [
     "METRICS",
     "aggregate",
+    "order_strategies",
     "plot_cluster_map",
     "plot_detections",
     "plot_map_vs_budget",
@@ -78,15 +80,24 @@ def _cell(stat: tuple[float, float, int] | None) -> str:
     return f"{mean:.1f} ± {std:.1f}" if n > 1 else f"{mean:.1f}"
 
 
+#: The paper's order of the strategies in tables; others follow by name.
+STRATEGY_ORDER = ("random", "equidistant", "entropy", "uncertainty", "claus")
+
+
+def order_strategies(names) -> list[str]:
+    """`names` in the report's order: the paper's strategies first (random first), then the
+    others by name; `full` (the upper bound) is left out."""
+    first = [s for s in STRATEGY_ORDER if s in names]
+    return first + sorted(s for s in names if s not in first and s != "full")
+
+
 def results_table(agg: dict, metrics: Sequence[str] = METRICS) -> str:
     """Markdown table: strategy × budget → each metric (in %, as the trainer reports them;
     mean ± std over seeds)."""
     budgets = sorted({p for s, per in agg.items() if s != "full" for p in per})
     head = ["strategy"] + [f"{m} @{p:g}%" for p in budgets for m in metrics]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    order = [s for s in ("random", "equidistant", "entropy", "uncertainty", "claus") if s in agg]
-    order += [s for s in sorted(agg) if s not in order and s != "full"]
-    for s in order:
+    for s in order_strategies(agg):
         cells = [_cell(agg[s].get(p, {}).get(m)) for p in budgets for m in metrics]
         rows.append(f"| {s} | " + " | ".join(cells) + " |")
     if "full" in agg:
@@ -236,17 +247,21 @@ def plot_detections(model: torch.nn.Module, ds, video: int, path: str | os.PathL
 
 def write_report(out_dir: str | os.PathLike, lines: Sequence[dict], *, dataset=None,
                  title: str = "claus active-learning comparison", pictures: bool = True,
-                 device: str = "cpu") -> tuple[Path, list[Path]]:
-    """OUT/results.md (the table, the runs' wall times) and OUT/figures/*.png.
+                 device: str = "cpu", ci: str = "t") -> tuple[Path, list[Path]]:
+    """OUT/results.md (the table, the paired differences between strategies, the runs' wall
+    times) and OUT/figures/*.png.
 
     Args:
         out_dir: an experiment folder laid out by `claus.rounds.run_experiment`.
         lines: the runs' metric lines.
         dataset: the dataset (needed for the cluster map, STeW and detection pictures).
         pictures: draw pictures (needs matplotlib).
+        ci: confidence interval of the paired differences: "t" or "bootstrap"
+            (`claus.compare`).
     Returns:
         (results.md path, picture paths).
     """
+    from .compare import compare, plot_paired_differences, report_tables
     from .data import LabelState, TrainClips
     from .io import atomic_write_text
 
@@ -258,7 +273,7 @@ def write_report(out_dir: str | os.PathLike, lines: Sequence[dict], *, dataset=N
     text = [f"# {title}\n",
             f"f-mAP@0.5 and v-mAP@0.5 in %, mean ± std over seeds {seeds} (sample std; one "
             f"seed: no ±). Columns: % of the training split's {unit} labelled.\n",
-            results_table(agg)]
+            report_tables(lines, method=ci)]
     notes = sorted({x["note"] for x in lines if x.get("note") and not x.get("metrics")
                     and x.get("labelled_frames", 1)})
     if notes:
@@ -273,6 +288,10 @@ def write_report(out_dir: str | os.PathLike, lines: Sequence[dict], *, dataset=N
             pictures = False
     if pictures:
         figs.append(plot_map_vs_budget(agg, out / "figures" / "map_vs_budget.png"))
+        stats = compare(lines, method=ci)
+        if stats:
+            figs.append(plot_paired_differences(stats, out / "figures" /
+                                                "paired_differences.png"))
         claus_rounds = sorted((out / "claus").glob("seed*/round_*/scores.pt"))
         if dataset is not None and "test" in dataset.splits:
             names = [dataset[i].name for i in dataset.split_indices("train")]
