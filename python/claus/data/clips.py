@@ -19,6 +19,15 @@ Frame t of a clip is `centre + stride·(t - T//2)` (training) — the labelled c
 at position T//2 — clamped to the video. Randomness (which labelled frame, crop, flip) comes
 from a generator derived from (seed, epoch, item index), so results do not depend on the
 number of DataLoader workers; call `set_epoch` each epoch.
+
+Unreadable videos (`skip_unreadable=True`; `claus.data.faults`): a `FrameReadError` inside a
+DataLoader worker must not end a run. A training item whose video cannot be read is made from
+another labelled video instead (drawn from (seed, epoch, index) too), so batches keep their
+size; an inference item comes back as a marker. Either way the item lists the failure under
+"unreadable" and `collate_clips` gathers those lists (and drops the markers), so the main
+process learns which videos failed; `TrainClips.exclude` leaves them out from the next
+`set_epoch` on (workers are copies made at the start of an epoch). Nothing changes while every
+video reads: no item carries the key and the sample order is the same.
 """
 
 from __future__ import annotations
@@ -28,13 +37,35 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, default_collate
 
 from .dataset import VideoDataset
+from .faults import one_line
+from .frames import FrameReadError
 from .labels import LabelState
 from .pseudo import PseudoTracks, pseudo_tracks, render_boxes
 
-__all__ = ["TrainClips", "InferenceClips", "clip_frames", "sliding_windows"]
+__all__ = ["TrainClips", "InferenceClips", "clip_frames", "collate_clips", "sliding_windows"]
+
+#: Salt of the generator that draws a replacement for an unreadable training item.
+_REPLACE = 0x5B5
+
+
+def _failure(ds: VideoDataset, vi: int, err: FrameReadError) -> dict:
+    """What an item reports about an unreadable video (plain values: it crosses processes)."""
+    return {"index": int(vi), "video": ds[vi].name, "file": err.path, "reason": one_line(err)}
+
+
+def collate_clips(items: list[dict]) -> dict:
+    """`default_collate` of the items that hold a clip, plus "unreadable": every item's
+    failures (dicts with index, video, file, reason) and "dropped": the number of markers
+    (items without a clip) left out."""
+    failures = [f for it in items for f in it.get("unreadable", ())]
+    good = [{k: v for k, v in it.items() if k != "unreadable"} for it in items if "clip" in it]
+    out = default_collate(good) if good else {}
+    out["unreadable"] = failures
+    out["dropped"] = len(items) - len(good)
+    return out
 
 
 def clip_frames(centre: int, num_frames: int, T: int = 8, stride: int = 2) -> np.ndarray:
@@ -229,6 +260,8 @@ class TrainClips(_ClipBase):
             gets the same number of clips however few videos it has (the epoch's length is
             unchanged). Videos without a class (label < 0) form a class of their own.
         seed: the run's seed (randomness derives from (seed, epoch, index)).
+        skip_unreadable: an item whose video cannot be read is made from another labelled
+            video (module docstring); without it the `FrameReadError` propagates.
     """
 
     def __init__(
@@ -247,8 +280,12 @@ class TrainClips(_ClipBase):
         color_jitter: float = 0.0,
         channel_shuffle: bool = False,
         balance: bool = False,
+        skip_unreadable: bool = False,
     ):
         super().__init__(ds, labels, T, stride, size, seed)
+        self.skip_unreadable = bool(skip_unreadable)
+        self.bad: set[int] = set()  # videos found unreadable (main process)
+        self._excluded: frozenset[int] = frozenset()  # those left out this epoch
         if not 0 <= color_jitter < 1:
             raise ValueError(f"color_jitter must be in [0, 1), got {color_jitter}")
         self.color_jitter, self.channel_shuffle = float(color_jitter), bool(channel_shuffle)
@@ -274,6 +311,15 @@ class TrainClips(_ClipBase):
             len(self.items) if self.sampling == "frame" else len(self.videos) * self.clips_per_video
         )
 
+    def set_epoch(self, epoch: int) -> None:
+        """Change the random stream and leave out the videos `exclude` named (once per epoch)."""
+        super().set_epoch(epoch)
+        self._excluded = frozenset(self.bad)
+
+    def exclude(self, videos: Sequence[int | str]) -> None:
+        """Leave these videos (indices or names) out from the next `set_epoch` on."""
+        self.bad.update(self.ds.index(v) if isinstance(v, str) else int(v) for v in videos)
+
     def __getitem__(self, i: int) -> dict:
         if not 0 <= i < len(self):
             raise IndexError(i)
@@ -282,13 +328,52 @@ class TrainClips(_ClipBase):
             vi, centre = self.items[i]
         else:
             vi = self._balanced_video(i) if self.balance else self.videos[i % len(self.videos)]
-            lab = self.labels.frames(self.ds[vi].name)
-            centre = lab[int(rng.integers(len(lab)))]
+            centre = self._centre(vi, rng)
+        if not self.skip_unreadable:
+            return self._item(vi, centre, rng)
+        failures: list[dict] = []
+        tried: set[int] = set()
+        while True:
+            if vi not in self._excluded:
+                try:
+                    item = self._item(vi, centre, rng)
+                except FrameReadError as e:
+                    failures.append(_failure(self.ds, vi, e))
+                else:
+                    if failures:
+                        item["unreadable"] = failures
+                    return item
+            tried.add(vi)
+            pick = self._replacement(i, len(tried), tried)
+            if pick is None:  # no labelled video left to read: a marker
+                return {"unreadable": failures}
+            vi, centre = pick
+
+    def _centre(self, vi: int, rng: np.random.Generator) -> int:
+        lab = self.labels.frames(self.ds[vi].name)
+        return lab[int(rng.integers(len(lab)))]
+
+    def _item(self, vi: int, centre: int, rng: np.random.Generator) -> dict:
         frames = clip_frames(centre, self.ds[vi].num_frames, self.T, self.stride)
         item = self._make(vi, frames, rng if self.augment else None, self.crop_scale, self.flip,
                           self.color_jitter, self.channel_shuffle)
         item["valid"] = torch.ones(self.T, dtype=torch.bool)
         return item
+
+    def _replacement(self, i: int, attempt: int, tried: set[int]) -> tuple[int, int] | None:
+        """(video, centre) standing in for item i after `attempt` unreadable videos: a random
+        labelled video (a random labelled item with "frame" sampling) not left out this epoch
+        and not tried yet, drawn from (seed, epoch, i, attempt); None when none is left."""
+        rng = np.random.default_rng([self.seed, self.epoch, i, attempt, _REPLACE])
+        skip = self._excluded | tried
+        if self.sampling == "frame":
+            items = [k for k, (vi, _) in enumerate(self.items) if vi not in skip]
+            return self.items[items[int(rng.integers(len(items)))]] if items else None
+        videos = [vi for vi in self.videos if vi not in skip]
+        if not videos:
+            return None
+        vi = videos[int(rng.integers(len(videos)))]
+        return vi, self._centre(vi, rng)
 
     def _balanced_video(self, i: int) -> int:
         # Item i takes class i mod C and that class's (i div C)-th video of this epoch's
@@ -311,6 +396,8 @@ class InferenceClips(_ClipBase):
         videos: video indices, or a split name ("test"), or None for all videos.
         T, stride, size: as in `TrainClips`.
         labels: optional label state.
+        skip_unreadable: a window whose frames cannot be read comes back as a marker
+            {"unreadable": [failure]} (`collate_clips` drops it) instead of raising.
     """
 
     def __init__(
@@ -321,8 +408,10 @@ class InferenceClips(_ClipBase):
         stride: int = 2,
         size: tuple[int, int] | int | None = None,
         labels: LabelState | None = None,
+        skip_unreadable: bool = False,
     ):
         super().__init__(ds, labels, T, stride, size, 0)
+        self.skip_unreadable = bool(skip_unreadable)
         vids = (
             ds.split_indices(videos) if videos is None or isinstance(videos, str) else list(videos)
         )
@@ -335,6 +424,11 @@ class InferenceClips(_ClipBase):
 
     def __getitem__(self, i: int) -> dict:
         vi, frames, valid = self.windows[i]
-        item = self._make(vi, frames, None, (1.0, 1.0), False)
+        try:
+            item = self._make(vi, frames, None, (1.0, 1.0), False)
+        except FrameReadError as e:
+            if not self.skip_unreadable:
+                raise
+            return {"unreadable": [_failure(self.ds, vi, e)]}
         item["valid"] = torch.from_numpy(valid.copy())
         return item

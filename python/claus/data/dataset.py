@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .frames import ArrayFrames, FrameReadError, FrameSource
+from .frames import ArrayFrames, FrameReadError, FrameSource, MissingFrames
 
 log = logging.getLogger(__name__)
 
@@ -354,12 +354,25 @@ class VideoDataset:
     def with_store(self, store) -> VideoDataset:
         """A copy whose frames come from a `FrameStore` (memory-mapped, resized).
 
-        Videos missing from the store (skipped as corrupt) keep no source and raise on read;
-        `store.missing(self)` lists them.
+        A video the store lacks reads as a `FrameReadError` that says why: skipped while
+        preparing the store (with the reason `prepare` recorded), or not prepared yet; the
+        stages that read frames leave it out (`claus.data.faults`). `store.missing(self)` lists
+        them.
         """
         videos = []
         for v in self.videos:
-            src = ArrayFrames(store.file(v.name)) if store.has(v.name) else None
+            if store.has(v.name):
+                src: FrameSource = ArrayFrames(store.file(v.name))
+            elif v.name in store.failed:
+                src = MissingFrames(
+                    f"video {v.name!r} was skipped while preparing the frame store {store.root} "
+                    f"({store.failed[v.name]}); fix it and prepare the store again with "
+                    "--retry-failed", store.root / "index.json", v.num_frames)
+            else:
+                src = MissingFrames(
+                    f"video {v.name!r} is not in the frame store {store.root} (prepared "
+                    "before it was added, or interrupted); run python -m claus.data.prepare "
+                    "again", store.root / "index.json", v.num_frames)
             videos.append(
                 Video(
                     v.name, v.label, v.num_frames, v.height, v.width, v.split, v.tubes, v.group,

@@ -14,11 +14,20 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["FrameReadError", "FrameSource", "ImageFolderFrames", "ArrayFrames", "VideoFileFrames"]
+__all__ = ["FrameReadError", "FrameSource", "ImageFolderFrames", "ArrayFrames",
+           "MissingFrames", "VideoFileFrames"]
 
 
 class FrameReadError(RuntimeError):
-    """A frame could not be read: missing folder or file, unreadable or truncated image/video."""
+    """A frame could not be read: missing folder or file, unreadable or truncated image/video.
+
+    Attributes:
+        path: the file or folder that failed, when known (`claus.data.faults` records it).
+    """
+
+    def __init__(self, message: str, path: str | os.PathLike | None = None):
+        super().__init__(message)
+        self.path = None if path is None else str(path)
 
 
 def _as_indices(
@@ -67,7 +76,7 @@ class ImageFolderFrames(FrameSource):
         idx = _as_indices(frames, self.num_frames, self.pattern)
         folder = Path(self.pattern).parent
         if not folder.is_dir():
-            raise FrameReadError(f"frames folder {folder} does not exist")
+            raise FrameReadError(f"frames folder {folder} does not exist", folder)
         out = []
         for f in idx:
             p = self.path(int(f))
@@ -76,16 +85,16 @@ class ImageFolderFrames(FrameSource):
                     im.load()  # forces a full decode, so truncated files fail here
                     out.append(np.asarray(im.convert("RGB"), dtype=np.uint8))
             except FileNotFoundError as e:
-                raise FrameReadError(f"frame {int(f)}: image {p} is missing") from e
+                raise FrameReadError(f"frame {int(f)}: image {p} is missing", p) from e
             except (UnidentifiedImageError, OSError, SyntaxError) as e:
                 raise FrameReadError(
-                    f"frame {int(f)}: image {p} is unreadable or truncated ({e})"
+                    f"frame {int(f)}: image {p} is unreadable or truncated ({e})", p
                 ) from e
         if not out:
             return np.zeros((0, 0, 0, 3), np.uint8)
         shapes = {a.shape for a in out}
         if len(shapes) > 1:
-            raise FrameReadError(f"{folder}: images of different sizes {sorted(shapes)}")
+            raise FrameReadError(f"{folder}: images of different sizes {sorted(shapes)}", folder)
         return np.stack(out)
 
     def describe(self) -> str:
@@ -110,7 +119,8 @@ class ArrayFrames(FrameSource):
     def _check(a: np.ndarray, where: str) -> None:
         if a.dtype != np.uint8 or a.ndim != 4 or a.shape[3] != 3:
             raise FrameReadError(
-                f"{where}: expected a (T,H,W,3) uint8 array, got {a.dtype} {a.shape}"
+                f"{where}: expected a (T,H,W,3) uint8 array, got {a.dtype} {a.shape}",
+                None if where == "array" else where,
             )
 
     @property
@@ -120,7 +130,7 @@ class ArrayFrames(FrameSource):
                 a = np.load(self.file, mmap_mode="r", allow_pickle=False)
             except (OSError, ValueError) as e:
                 raise FrameReadError(
-                    f"frame array {self.file} is missing or unreadable ({e})"
+                    f"frame array {self.file} is missing or unreadable ({e})", self.file
                 ) from e
             self._check(a, self.file)
             self._arr = a
@@ -129,7 +139,13 @@ class ArrayFrames(FrameSource):
 
     def read(self, frames: Sequence[int] | np.ndarray) -> np.ndarray:
         a = self.array
-        idx = _as_indices(frames, a.shape[0], self.file or "array")
+        try:
+            idx = _as_indices(frames, a.shape[0], self.file or "array")
+        except IndexError as e:
+            # The video's frame count was checked by the dataset: the array is short (a store
+            # written for other data, or damaged).
+            raise FrameReadError(f"frame array {self.file or 'array'} holds {a.shape[0]} "
+                                 f"frames, fewer than asked for ({e})", self.file) from e
         return np.ascontiguousarray(a[idx])
 
     def __getstate__(self) -> dict:
@@ -163,18 +179,19 @@ class VideoFileFrames(FrameSource):
             raise ImportError("reading video files needs PyAV: pip install 'claus[video]'") from e
         if self._container is None or self._pid != os.getpid():
             if not Path(self.path).is_file():
-                raise FrameReadError(f"video file {self.path} does not exist")
+                raise FrameReadError(f"video file {self.path} does not exist", self.path)
             try:
                 self._container = av.open(self.path)
             except Exception as e:  # PyAV raises its own error tree (av.error.*)
-                raise FrameReadError(f"video file {self.path} is unreadable ({e})") from e
+                raise FrameReadError(f"video file {self.path} is unreadable ({e})",
+                                     self.path) from e
             self._pid = os.getpid()
         return self._container
 
     def _stream(self):
         c = self._open()
         if not c.streams.video:
-            raise FrameReadError(f"video file {self.path} has no video stream")
+            raise FrameReadError(f"video file {self.path} has no video stream", self.path)
         return c, c.streams.video[0]
 
     def count_frames(self) -> int:
@@ -188,7 +205,7 @@ class VideoFileFrames(FrameSource):
                     n += 1
             except Exception as e:
                 raise FrameReadError(
-                    f"video file {self.path}: decoding failed after {n} frames ({e})"
+                    f"video file {self.path}: decoding failed after {n} frames ({e})", self.path
                 ) from e
             self.num_frames = n
         return self.num_frames
@@ -229,12 +246,13 @@ class VideoFileFrames(FrameSource):
                 if pos >= hi:
                     break
         except Exception as e:
-            raise FrameReadError(f"video file {self.path}: decoding failed ({e})") from e
+            raise FrameReadError(f"video file {self.path}: decoding failed ({e})",
+                                 self.path) from e
         missing = [i for i in want if i not in got]
         if missing:
             raise FrameReadError(
                 f"video file {self.path}: frame {min(missing)} could not be decoded "
-                "(truncated file or frame index past the end)"
+                "(truncated file or frame index past the end)", self.path
             )
         return np.stack([got[int(i)] for i in idx])
 
@@ -246,3 +264,21 @@ class VideoFileFrames(FrameSource):
 
     def describe(self) -> str:
         return f"video {self.path}"
+
+
+class MissingFrames(FrameSource):
+    """A video whose frames are known to be unavailable (e.g. skipped while preparing a frame
+    store): every read raises `FrameReadError(reason, path)`, so the stages that read it leave
+    it out (`claus.data.faults`) with the reason it has no frames."""
+
+    def __init__(self, reason: str, path: str | os.PathLike | None = None,
+                 num_frames: int | None = None):
+        self.reason = str(reason)
+        self.path = None if path is None else str(path)
+        self.num_frames = num_frames
+
+    def read(self, frames: Sequence[int] | np.ndarray) -> np.ndarray:
+        raise FrameReadError(self.reason, self.path)
+
+    def describe(self) -> str:
+        return f"no frames ({self.reason})"

@@ -15,6 +15,7 @@ import logging
 import sys
 
 from ..cli import Parser, run_command
+from .faults import DEFAULT_MAX_BAD_SHARE
 from .store import prepare_store
 
 
@@ -45,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="HxW (exact), S (short side, aspect kept) or 'orig' (default: orig)",
     )
     p.add_argument("--retry-failed", action="store_true", help="retry videos that failed before")
+    p.add_argument("--max-bad-share", type=float, default=DEFAULT_MAX_BAD_SHARE, metavar="S",
+                   help="stop when more than this share of the videos cannot be read "
+                   f"[{DEFAULT_MAX_BAD_SHARE}]")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return p
 
@@ -63,7 +67,8 @@ def _prepare(a: argparse.Namespace) -> int:
     if spec.store is not None:
         raise ValueError("--store: prepare writes a store (--out); it does not read one")
     summary = prepare_store(
-        spec.open(), a.out, a.size, progress=not a.no_progress, retry_failed=a.retry_failed
+        spec.open(), a.out, a.size, progress=not a.no_progress, retry_failed=a.retry_failed,
+        max_bad_share=a.max_bad_share,
     )
     print(f"{a.out}: {summary}")
     return 1 if summary.failed and not (summary.written or summary.reused) else 0

@@ -11,7 +11,10 @@ Training reads clips from it without decoding images. Layout of a store folder::
 Writing is atomic per video (the `.npy` appears complete or not at all) and the index is
 rewritten atomically every few videos, so an interrupted `prepare` resumes where it stopped:
 videos whose array is present with the right shape are not redone. A video that cannot be
-read is skipped with a warning naming it and counted in the summary; the job goes on.
+read is skipped with a warning naming it, recorded in index.json's "failed" (a dataset opened
+on the store then says the video was skipped while preparing it, and why) and counted in the
+summary; the job goes on unless more than `max_bad_share` of the videos failed
+(`claus.data.faults`).
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ import json
 import logging
 import os
 import urllib.parse
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +30,7 @@ import numpy as np
 
 from ..io import atomic_save_npy, atomic_write_json
 from .dataset import VideoDataset
+from .faults import BadVideos, TooManyBadVideos, one_line
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +129,16 @@ def _valid_array(path: Path, shape: tuple[int, ...]) -> bool:
     return a.dtype == np.uint8 and a.shape == shape
 
 
+def _note_failure(bad: BadVideos, name: str, reason: str, file: str | None, ipath: Path,
+                  index: dict, *, warn: bool) -> None:
+    """Record a failed video; past the share, save the index (a rerun resumes) and raise."""
+    try:
+        bad.add(name, "prepare", reason, file, warn=warn)
+    except TooManyBadVideos:
+        atomic_write_json(ipath, index, indent=None)
+        raise
+
+
 def prepare_store(
     ds: VideoDataset,
     root: str | os.PathLike,
@@ -135,6 +148,7 @@ def prepare_store(
     save_every: int = 20,
     progress: bool = True,
     retry_failed: bool = False,
+    max_bad_share: float | None = None,
 ) -> PrepareSummary:
     """Write (or resume writing) the frame store of `ds` at `root`.
 
@@ -146,9 +160,15 @@ def prepare_store(
         save_every: rewrite index.json after this many videos (resume granularity).
         progress: show a tqdm bar.
         retry_failed: retry videos an earlier run recorded as failed (default: skip them again).
+        max_bad_share: stop (after saving the index) once more than this share of the
+            dataset's videos failed, now or in an earlier run; None: never stop.
 
     Returns:
         A `PrepareSummary`. Failures are also logged as warnings naming the video.
+
+    Raises:
+        TooManyBadVideos: more than `max_bad_share` of the videos failed (one line, naming the
+            store and the first failure).
     """
     from tqdm.auto import tqdm
 
@@ -179,6 +199,7 @@ def prepare_store(
             "failed": {},
         }
     summary = PrepareSummary()
+    bad = BadVideos(str(root), len(ds), max_bad_share)
     since_save = 0
     bar = tqdm(ds.videos, desc=f"prepare {ds.name}", unit="video", disable=not progress)
     for v in bar:
@@ -190,6 +211,8 @@ def prepare_store(
             continue
         if v.name in index["failed"] and not retry_failed:
             summary.failed[v.name] = index["failed"][v.name]
+            # Warned about when it failed; it still counts against the share.
+            _note_failure(bad, v.name, summary.failed[v.name], None, ipath, index, warn=False)
             continue
         try:
             parts = []
@@ -201,13 +224,13 @@ def prepare_store(
             arr = np.concatenate(parts)
             atomic_save_npy(root / rel, arr)
         except (FrameReadError, OSError, ValueError, IndexError, ImportError) as e:
-            reason = f"{type(e).__name__}: {e}"
+            reason = one_line(f"{type(e).__name__}: {e}")
             summary.failed[v.name] = reason
-            # Name the first few; a dataset with no frames at all would otherwise flood the log.
-            if len(summary.failed) <= 10:
-                warnings.warn(f"prepare: skipping video {v.name!r}: {reason}", stacklevel=2)
             index["failed"][v.name] = reason
             index["videos"].pop(v.name, None)
+            # Name the first few; a dataset with no frames at all would otherwise flood the log.
+            _note_failure(bad, v.name, reason, getattr(e, "path", None), ipath, index,
+                          warn=len(summary.failed) <= 10)
             continue
         index["videos"][v.name] = {"file": rel, "num_frames": v.num_frames, "height": h, "width": w}
         index["failed"].pop(v.name, None)
