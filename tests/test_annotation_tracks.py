@@ -11,8 +11,10 @@ about a library function.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import threading
+import time
 import urllib.request
 from pathlib import Path
 
@@ -517,3 +519,182 @@ def test_serve_sends_cors_and_ranges(tmp_path):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_encode_keeps_frame_order_past_the_first_chunk(tmp_path):
+    """Frames are read and encoded 64 at a time: frame i of the file is claus frame i in every
+    chunk. Each source frame shows its own number in binary (8 black or white blocks), read
+    back from the decoded file; an odd size (padded) and a last chunk that is not full."""
+    av = pytest.importorskip("av")
+    from fractions import Fraction
+    from types import SimpleNamespace
+
+    from claus.annotation.encode import encode_videos
+    from claus.data import Video, VideoDataset
+    from claus.data.frames import ArrayFrames
+
+    n, bits = 100, 7  # chunks of 64 and 36 frames
+
+    def block(k):  # the pixels of bit k: 10 × 20, 2 px inside a 12-px cell
+        return slice(12, 32), slice(4 + 12 * k, 14 + 12 * k)
+
+    src = np.full((n, H, W, 3), 96, np.uint8)
+    for i in range(n):
+        for k in range(bits):
+            src[i][block(k)] = 255 if i >> k & 1 else 0
+    v = Video("clips/long", 0, n, H, W, "train", source=ArrayFrames(src))
+    ds_long = VideoDataset("custom", ["a"], [v])
+    # encode_videos reads only the waiting round's dataset and requested videos.
+    pending = SimpleNamespace(dataset=ds_long, requests=[SimpleNamespace(video=v.name)])
+    enc = encode_videos(pending, tmp_path / "videos", fps=25)[v.name]
+    assert not enc.reused and (enc.width, enc.height) == (W + 1, H + 1)
+    with av.open(str(enc.path)) as c:
+        s = c.streams.video[0]
+        assert (s.frames, s.average_rate) == (n, Fraction(25))
+        got = np.stack([fr.to_ndarray(format="rgb24") for fr in c.decode(s)])
+    assert got.shape == (n, H + 1, W + 1, 3)
+    shown = [sum(1 << k for k in range(bits) if got[i][block(k)].mean() > 128)
+             for i in range(n)]
+    assert shown == list(range(n))
+    assert np.abs(got[:, :H, :W].astype(np.float64) - src).mean() < 4
+    # Current files are kept: a second call encodes nothing.
+    assert encode_videos(pending, tmp_path / "videos", fps=25)[v.name].reused
+
+
+def test_predict_requests_lists_several_tracks_best_first(run, ds, monkeypatch):
+    """Several actors in a video: one track each, best score first, each with its own boxes
+    on the requested frames. The model's output is a stand-in: two blobs of constant
+    confidence and one class, through the real detector (each track's score is confidence ×
+    class probability; both placements of the better blob are tried), then tubes of two
+    classes given by a stand-in detector in label order, not score order."""
+    from claus.annotation import predict_requests
+    from claus.eval import VideoPrediction
+
+    p = open_pending(run, ds)
+    C = ds.num_classes
+    cls_prob = np.full(C, 0.3 / (C - 1), np.float32)
+    cls_prob[1] = 0.7
+    region = {"top": (slice(5, 15), slice(10, 30)), "bottom": (slice(25, 40), slice(60, 90))}
+    edges = {"top": (10.0, 5.0, 30.0, 15.0), "bottom": (60.0, 25.0, 90.0, 40.0)}  # x1 y1 x2 y2
+    for conf in ({"top": 0.6, "bottom": 0.9}, {"top": 0.9, "bottom": 0.6}):
+        def predict(model, d, idx, conf=conf, **kw):
+            for vi in idx:
+                v = d[vi]
+                fg = np.zeros((v.num_frames, v.height, v.width), np.float32)
+                for b, c in conf.items():
+                    fg[(slice(None), *region[b])] = c
+                yield vi, VideoPrediction(fg, np.tile(cls_prob, (v.num_frames, 1)),
+                                          np.ones(v.num_frames, bool))
+
+        monkeypatch.setattr("claus.eval.pipeline.predict_videos", predict)
+        got = predict_requests(p)
+        assert set(got) == {r.video for r in p.requests}
+        for r in p.requests:
+            order = sorted(conf, key=conf.get, reverse=True)
+            want = [(1, pytest.approx(conf[b] * 0.7, rel=1e-5),
+                     {f: edges[b] for f in r.frames}) for b in order]
+            assert [(t.label, t.score, t.boxes) for t in got[r.video]] == want, r.video
+
+    # Tubes {label: [(rows of frame (1-based), x1, y1, x2, y2 inclusive), score]}, by label.
+    def tube(n, box):
+        return np.array([[f + 1, *box] for f in range(n)], np.float64)
+
+    def detect(pred, height, width, video_index, settings, smoothed=None):
+        n = len(pred.fg)
+        return None, {0: [(tube(n, (0, 0, 9, 9)), 0.2)],
+                      1: [(tube(n, (20, 5, 29, 14)), 0.9), (tube(n, (50, 30, 200, 44)), 0.5)]}
+
+    monkeypatch.setattr("claus.eval.pipeline.detect_video", detect)
+    got = predict_requests(p)
+    for r in p.requests:
+        want = [(1, 0.9, (20.0, 5.0, 30.0, 15.0)), (1, 0.5, (50.0, 30.0, W, H)),
+                (0, 0.2, (0.0, 0.0, 10.0, 10.0))]  # edges, inside the frame
+        assert [(t.label, t.score, t.boxes) for t in got[r.video]] == [
+            (lab, score, dict.fromkeys(r.frames, box)) for lab, score, box in want]
+
+
+def test_serve_command_line(tmp_path, capsys, monkeypatch):
+    """`python -m claus.annotation.serve FOLDER`: serves FOLDER at the address it prints
+    (127.0.0.1 and port 8081 unless --host / --port say otherwise), stops on Ctrl-C with exit
+    status 0 and its socket closed, and ends a bad folder or flag with one error line. Run in
+    a thread or with an interrupted serve_forever, so nothing waits for Ctrl-C."""
+    from claus.annotation import serve
+
+    data = bytes(range(256)) * 4
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "v.mp4").write_bytes(data)
+    made, real = [], serve.make_server
+
+    def recording(folder, host, port):
+        made.append((folder, host, port, real(folder, host, port)))
+        return made[-1][3]
+
+    monkeypatch.setattr(serve, "make_server", recording)
+    # A real server on a free port (--port 0), stopped from here.
+    rc = []
+
+    def command():
+        try:
+            rc.append(serve.main([str(tmp_path), "--port", "0"]))
+        except BaseException as e:  # noqa: BLE001  (reported below, not lost in the thread)
+            rc.append(e)
+
+    thread = threading.Thread(target=command, daemon=True)
+    thread.start()
+    out, t0 = "", time.monotonic()
+    while thread.is_alive() and not out.endswith("\n") and time.monotonic() - t0 < 10:
+        out += capsys.readouterr().out
+        time.sleep(0.01)
+    assert made and out.endswith("\n"), f"the server did not start: {out!r}, {rc}"
+    server = made[-1][3]
+    port = server.server_address[1]
+    assert made[-1][:3] == (str(tmp_path), "127.0.0.1", 0)
+    assert out == (f"serving {tmp_path.resolve()} at http://127.0.0.1:{port}/ (CORS, byte "
+                   "ranges); Ctrl-C stops\n")
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/a/v.mp4",
+                                 headers={"Range": "bytes=-7"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        assert r.status == 206 and r.read() == data[-7:]
+    server.shutdown()
+    thread.join(10)
+    assert not thread.is_alive() and rc == [0] and server.socket.fileno() == -1
+
+    # Defaults and Ctrl-C: the server is made for 127.0.0.1:8081 (bound here to a free port,
+    # 8081 may be in use), and an interrupt ends serve_forever.
+    def interrupted(folder, host, port):
+        made.append((folder, host, port, real(folder, host, 0)))
+
+        def serve_forever():
+            raise KeyboardInterrupt
+
+        made[-1][3].serve_forever = serve_forever
+        return made[-1][3]
+
+    monkeypatch.setattr(serve, "make_server", interrupted)
+    assert serve.main([str(tmp_path)]) == 0
+    assert made[-1][:3] == (str(tmp_path), "127.0.0.1", 8081)
+    assert made[-1][3].socket.fileno() == -1
+    assert serve.main([str(tmp_path), "--host", "localhost", "--port", "9"]) == 0
+    assert made[-1][:3] == (str(tmp_path), "localhost", 9)
+    capsys.readouterr()
+
+    # Errors: one line, exit status 2, no traceback.
+    monkeypatch.setattr(serve, "make_server", real)
+    assert serve.main([str(tmp_path / "nope")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "is not a folder" in err
+    with pytest.raises(SystemExit) as e:
+        serve.main([str(tmp_path), "--port", "eighty"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.count("\n") == 1
+    assert err.startswith("error: argument --port: invalid int value: 'eighty'")
+
+    # --help: what the command does (the module's docstring) and a line for every flag.
+    with pytest.raises(SystemExit) as e:
+        serve.main(["--help"])
+    out = capsys.readouterr().out
+    assert e.value.code == 0
+    for line in serve.__doc__.strip().splitlines():
+        assert line in out
+    for flag in ("--host HOST", "--port PORT"):
+        assert re.search(rf"^  {flag} +\S", out, re.M), flag
