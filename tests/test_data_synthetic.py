@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from dataclasses import replace
 
 import numpy as np
 import pytest
 from claus.data import PRESETS, SyntheticConfig, load_dataset, synthetic_dataset
-from claus.data.synthetic import CLASSES, video_plan
+from claus.data.synthetic import (
+    CLASSES,
+    _cache_key,
+    _tail_counts,
+    distractor_patterns,
+    generate_video,
+    video_plan,
+)
 
 
 def _digest(folder) -> str:
@@ -164,3 +172,144 @@ def test_concurrent_first_use_generates_once(tmp_path):
     folder = next((tmp_path / "synthetic").iterdir())
     assert not list(folder.rglob("*.tmp"))
     assert len(list((folder / "frames").glob("*.npy"))) == a["videos"]
+
+
+# ---------------------------------------------------------------------------- longtail preset
+def _video_digest(cfg, seed: int, group_index: int = 0, clip: int = 0) -> str:
+    plan = video_plan(cfg, seed)
+    frames, tubes = generate_video(cfg, seed, plan[group_index], clip)
+    h = hashlib.sha256(frames.tobytes())
+    for t in tubes:
+        h.update(t.boxes.tobytes())
+        h.update(str((t.label, t.start)).encode())
+    return h.hexdigest()
+
+
+def test_presets_made_before_the_later_fields_keep_keys_and_bytes():
+    # Values measured before long_tail, min_test_groups and distractor motion existed: a
+    # changed key would orphan every cache, a changed byte every result measured on demo.
+    assert _cache_key(PRESETS["tiny"], 0) == "37ab8deb17"
+    assert _cache_key(PRESETS["demo"], 0) == "98ac936cd3"
+    assert _cache_key(PRESETS["demo"], 3) == "c867823ad5"
+    assert _cache_key(PRESETS["full"], 0) == "d929570ae7"
+    assert (
+        _video_digest(PRESETS["demo"], 0)
+        == "8d16806a83543eba5233bca65e3ea73610a0d4a0e16f73610ad6216835384af1"
+    )
+    # A later field that is set enters the key.
+    assert _cache_key(replace(PRESETS["demo"], distractor_motion=0.5), 0) != "98ac936cd3"
+
+
+def _split_counts(cfg, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Train videos, train groups and test groups per class, each (C,) int."""
+    C = cfg.num_classes
+    videos, train_g, test_g = np.zeros(C, int), np.zeros(C, int), np.zeros(C, int)
+    for g in video_plan(cfg, seed):
+        if g.split == "train":
+            videos[g.label] += g.size
+            train_g[g.label] += 1
+        else:
+            test_g[g.label] += 1
+    return videos, train_g, test_g
+
+
+def test_longtail_classes_are_long_tailed():
+    cfg = PRESETS["longtail"]
+    videos, train_g, test_g = _split_counts(cfg, seed=0)
+    # Measured (README, The synthetic benchmark): walk 129, circle 74, jump 39, crouch 23, run 7.
+    assert videos.tolist() == [129, 74, 39, 23, 7]
+    assert train_g.tolist() == [23, 13, 7, 4, 1] and test_g.tolist() == [10, 6, 3, 2, 2]
+    for seed in range(10):  # the tail's shape is set by the config, not the draw
+        videos, train_g, test_g = _split_counts(cfg, seed)
+        assert videos.max() >= 10 * videos.min(), (seed, videos)
+        assert (np.diff(train_g) <= 0).all() and (test_g >= cfg.min_test_groups).all()
+        assert (train_g >= 1).all()
+    # Group counts: shares ∝ ratio^(-k/(C-1)) rounded to the total, with a floor.
+    counts = _tail_counts(71, 5, 10.0, 3)
+    assert counts.tolist() == [33, 19, 10, 6, 3] and counts.sum() == 71
+    assert _tail_counts(20, 5, 10.0, 3).tolist() == [6, 5, 3, 3, 3]
+    assert _tail_counts(10, 2, 1.0, 2).tolist() == [5, 5]
+
+
+def test_longtail_groups_have_real_sizes_and_stay_whole():
+    cfg = PRESETS["longtail"]
+    plan = video_plan(cfg, seed=0)
+    sizes = [g.size for g in plan]
+    assert sum(sizes) == cfg.num_videos
+    # Groups of 4–7 videos as UCF-101-24's; only the last one is cut to the total.
+    assert all(4 <= s <= 7 for s in sizes[:-1]) and 1 <= sizes[-1] <= 7
+    test = sum(g.size for g in plan if g.split == "test") / cfg.num_videos
+    assert 0.25 <= test <= 0.35
+
+
+@pytest.fixture(scope="module")
+def small_longtail(tmp_path_factory):
+    # The longtail preset's sizes and difficulty with fewer videos (each class still needs a
+    # train group and min_test_groups test groups of 4–7 videos).
+    cache = tmp_path_factory.mktemp("lt")
+    return synthetic_dataset("longtail", seed=0, cache_dir=cache, workers=1, num_videos=100)
+
+
+def test_small_longtail_lengths_vary_and_groups_are_split_whole(small_longtail):
+    ds = small_longtail
+    cfg = PRESETS["longtail"]
+    lens = np.array([v.num_frames for v in ds])
+    assert lens.min() >= cfg.min_len and lens.max() <= cfg.max_len
+    assert lens.max() - lens.min() >= 60 and lens.std() > 15
+    by_group: dict[str, set] = {}
+    for v in ds:
+        by_group.setdefault(v.group, set()).add((v.split, v.label))
+    assert all(len(s) == 1 for s in by_group.values())  # one split and class per group
+    assert (ds.class_counts("train") > 0).all() and (ds.class_counts("test") > 0).all()
+
+
+def _largest_motion_in_a_box(frames: np.ndarray, tubes) -> list[bool]:
+    """Per action frame: does the 8×8 block of largest frame-to-frame change touch a GT box?"""
+    d = np.abs(np.diff(frames.astype(np.float32), axis=0)).sum(-1)  # (T-1, S, S)
+    n, S = d.shape[0], d.shape[1]
+    blocks = d.reshape(n, S // 8, 8, S // 8, 8).sum((2, 4))
+    out = []
+    for f in range(n):
+        boxes = [t.boxes[f - t.start] for t in tubes if t.start <= f < t.end]
+        if boxes:
+            by, bx = np.unravel_index(blocks[f].argmax(), blocks[f].shape)
+            cx, cy = bx * 8 + 4, by * 8 + 4
+            out.append(
+                any(b[0] - 4 <= cx <= b[2] + 4 and b[1] - 4 <= cy <= b[3] + 4 for b in boxes)
+            )
+    return out
+
+
+def test_distractor_motion_moves_figures_outside_the_ground_truth():
+    # The same videos rendered with and without distractor motion (no noise, still camera):
+    # the tubes are identical (a moving distractor never carries a tube or moves an actor's),
+    # frames differ where distractors move, and the largest motion in a frame is then more
+    # often away from the actor, so motion alone does not localize it.
+    cfg = replace(PRESETS["longtail"], num_videos=120, noise=(0.0, 0.0), jitter=0.0)
+    off = replace(cfg, distractor_motion=0.0)
+    moved, on_hits, off_hits = 0, [], []
+    for g in video_plan(cfg, seed=0)[:24]:
+        a, tubes_a = generate_video(cfg, 0, g, 0)
+        b, tubes_b = generate_video(off, 0, g, 0)
+        assert [(t.label, t.start) for t in tubes_a] == [(t.label, t.start) for t in tubes_b]
+        assert all(np.array_equal(s.boxes, t.boxes) for s, t in zip(tubes_a, tubes_b, strict=True))
+        moved += int(not np.array_equal(a, b))
+        on_hits += _largest_motion_in_a_box(a, tubes_a)
+        off_hits += _largest_motion_in_a_box(b, tubes_b)
+    assert moved >= 6  # 0–3 distractors, each moving with probability 0.6
+    miss_on, miss_off = 1 - np.mean(on_hits), 1 - np.mean(off_hits)
+    assert miss_on >= 0.15 and miss_on >= 3 * miss_off, (miss_on, miss_off)
+
+
+def test_distractor_patterns_are_never_labelled_classes():
+    cfg = PRESETS["longtail"]
+    assert not set(distractor_patterns(cfg)) & set(cfg.classes)
+    assert set(distractor_patterns(PRESETS["demo"])) == set(CLASSES) - set(PRESETS["demo"].classes)
+    with pytest.raises(ValueError, match="distractor_classes"):
+        replace(cfg, distractor_classes=("wave", "run"))
+    with pytest.raises(ValueError, match="needs a pattern"):
+        SyntheticConfig(num_classes=12, num_videos=600, distractor_motion=0.5)
+    with pytest.raises(ValueError, match="long_tail"):
+        replace(cfg, long_tail=0.5)
+    with pytest.raises(ValueError, match="too few"):
+        replace(cfg, num_videos=50)
