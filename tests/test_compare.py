@@ -249,7 +249,7 @@ def test_extend_with_a_new_seed_and_refuse_mixed_configs(tmp_path, live, ds, cap
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1
     assert err.startswith(f"error: {other / 'equidistant' / 'seed3' / 'config.json'}: differs "
-                          f"from {dest / 'experiment.json'} in target_percent: 10 → 15; ")
+                          f"from {dest / 'experiment.json'} in target_percent: 10.0 → 15.0; ")
     assert {p: p.read_bytes() for p in dest.rglob("*") if p.is_file()} == before
 
 
@@ -318,3 +318,15 @@ def test_tabulate_without_matplotlib_says_so(tmp_path, live, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if not installed
     path, figs = tabulate(dest)
     assert figs == [] and "(No pictures: pictures need matplotlib" in path.read_text()
+
+
+# ---------------------------------------------------------------------------- committed exports
+COMMITTED = sorted(p.parent for p in (Path(__file__).resolve().parents[1] / "experiments")
+                   .glob("*/experiment.json"))
+
+
+@pytest.mark.parametrize("folder", COMMITTED, ids=[p.name for p in COMMITTED])
+def test_committed_export_tables_match_its_metrics(folder):
+    # Anyone can check the numbers: a committed results.md holds the tables its files give.
+    _, lines = read_export(folder)
+    assert report_tables(lines) in (folder / "results.md").read_text(encoding="utf-8")

@@ -124,7 +124,8 @@ class Paired:
         metric: e.g. "f-mAP@0.5" (values in %, so differences are in points).
         seeds: the paired seeds, ascending; diffs: B − A per seed, in that order.
         mean: mean of diffs; ci: (low, high) or None (fewer than two seeds).
-        method: "t" or "bootstrap"; level: the interval's coverage.
+        method: "t" or "bootstrap"; level: the interval's coverage; resamples, boot_seed:
+            the bootstrap's (0 for t).
     """
 
     a: str
@@ -137,6 +138,8 @@ class Paired:
     ci: tuple[float, float] | None
     method: str = "t"
     level: float = 0.95
+    resamples: int = 0
+    boot_seed: int = 0
 
     @property
     def n(self) -> int:
@@ -177,10 +180,12 @@ def paired_stats(index: dict[tuple[str, int, float], dict], a: str, b: str, perc
             diffs.append(float(vb) - float(va))
     if not seeds:
         return None
-    ci = (t_interval(diffs, level) if method == "t"
-          else bootstrap_interval(diffs, level, resamples=resamples, seed=seed))
+    if method == "t":
+        ci, resamples, seed = t_interval(diffs, level), 0, 0
+    else:
+        ci = bootstrap_interval(diffs, level, resamples=resamples, seed=seed)
     return Paired(a, b, percent, metric, tuple(seeds), tuple(diffs), float(np.mean(diffs)), ci,
-                  method, level)
+                  method, level, resamples, seed)
 
 
 def compare(lines: Iterable[dict], *, method: str = "t", level: float = 0.95,
@@ -209,11 +214,11 @@ def compare(lines: Iterable[dict], *, method: str = "t", level: float = 0.95,
 
 
 # ---------------------------------------------------------------------------- table, picture
-def method_label(method: str, level: float = 0.95) -> str:
+def method_label(st: Paired) -> str:
     """The interval's name in a table header, e.g. "95% CI, paired t"."""
-    what = ("paired t" if method == "t" else
-            f"paired bootstrap, {BOOTSTRAP_RESAMPLES} resamples, seed {BOOTSTRAP_SEED}")
-    return f"{level * 100:g}% CI, {what}"
+    what = ("paired t" if st.method == "t" else
+            f"paired bootstrap, {st.resamples} resamples, seed {st.boot_seed}")
+    return f"{st.level * 100:g}% CI, {what}"
 
 
 def _mean_cell(st: Paired | None, n: int) -> str:
@@ -237,12 +242,11 @@ def paired_table(stats: Sequence[Paired], metrics: Sequence[str] = METRICS) -> s
     without it) says its own n. Values in points of %, one decimal."""
     if not stats:
         return "(No budget with a seed that ran two strategies.)\n"
-    method, level = stats[0].method, stats[0].level
     rows: dict[tuple[str, str, float], dict[str, Paired]] = {}
     for st in stats:
         rows.setdefault((st.a, st.b, st.percent), {})[st.metric] = st
     head = (["pair", "budget", "seeds"]
-            + [f"Δ {m} ({method_label(method, level)})" for m in metrics]
+            + [f"Δ {m} ({method_label(stats[0])})" for m in metrics]
             + [f"Δ {m} per seed" for m in metrics])
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for (a, b, p), cells in rows.items():
@@ -275,9 +279,15 @@ def report_tables(lines: Sequence[dict], *, method: str = "t", level: float = 0.
 def plot_paired_differences(stats: Sequence[Paired], path: str | os.PathLike,
                             metrics: Sequence[str] = METRICS) -> Path:
     """One panel per metric: per (pair, budget), each seed's difference as a dot (colour by
-    seed), the mean as a bar with its confidence interval, zero as a dashed line."""
+    seed), the mean as a square with its confidence interval, zero as a dashed line.
+
+    Args:
+        stats: `compare`'s rows (at least one).
+    """
     from .reports import _save
 
+    if not stats:
+        raise ValueError("plot_paired_differences: no paired differences to draw")
     plt = require_matplotlib()
     keys = list(dict.fromkeys((st.a, st.b, st.percent) for st in stats))
     seeds = sorted({s for st in stats for s in st.seeds})
@@ -302,12 +312,12 @@ def plot_paired_differences(stats: Sequence[Paired], path: str | os.PathLike,
         ax.set_xticklabels([f"{b} − {a} @{p:g}%" for a, b, p in keys], rotation=60,
                            ha="right", fontsize=7)
         ax.set_ylabel(f"Δ {m} (points)")
-        ax.set_title(f"{m}: per-seed B − A, mean with "
-                     f"{method_label(stats[0].method, stats[0].level) if stats else 'CI'}",
-                     fontsize=8)
+        ax.set_title(f"{m}: per-seed B − A, mean with {method_label(stats[0])}", fontsize=8)
         ax.grid(alpha=0.3)
     handles = [plt.Line2D([], [], marker="o", ls="", color=colours[s], label=f"seed {s}")
                for s in seeds]
+    handles.append(plt.Line2D([], [], marker="s", ls="", color="k",
+                              label=f"mean, {method_label(stats[0])}"))
     axes[0][0].legend(handles=handles, fontsize=7)
     return _save(fig, path)
 
@@ -352,9 +362,10 @@ def _config_diff(old: dict, new: dict) -> list[str]:
 _SEED_DIR = re.compile(r"seed(\d+)")
 
 
-def _live_runs(live: Path) -> list[tuple[str, int, Path]]:
-    """(strategy, seed, run folder) of an experiment folder's runs, checked against their
-    config.json; sorted by strategy then seed."""
+def _live_runs(live: Path) -> list[tuple[str, int, Path, dict]]:
+    """(strategy, seed, run folder, shared config) of an experiment folder's runs, checked
+    against their config.json (read as this claus reads it: old versions upgraded); sorted by
+    strategy then seed."""
     from .rounds import is_rounds_run, read_run_config
 
     if not live.is_dir():
@@ -370,7 +381,7 @@ def _live_runs(live: Path) -> list[tuple[str, int, Path]]:
             raise ValueError(f"{run / 'config.json'}: a run of {cfg.strategy} seed {cfg.seed} "
                              f"in the folder of {run.parent.name} seed {m.group(1)}; move it "
                              "to OUT/<strategy>/seed<k>")
-        runs.append((cfg.strategy, cfg.seed, run))
+        runs.append((cfg.strategy, cfg.seed, run, _shared_config(cfg.to_json())))
     if not runs:
         raise FileNotFoundError(f"{live}: no runs (OUT/<strategy>/seed<k>/config.json); give "
                                 "the --out folder of python -m claus.experiment")
@@ -378,14 +389,14 @@ def _live_runs(live: Path) -> list[tuple[str, int, Path]]:
 
 
 def _relative_donor(line: dict, live: Path) -> dict:
-    """The line with `round0_from` (a donor run's path) relative to the experiment folder, so
-    an export names no machine's paths."""
+    """The line with `round0_from` (the path of the run whose round 0 it adopted) as
+    "<strategy>/seed<k>" when that run is in the experiment folder, so an export names no
+    machine's paths."""
     donor = line.get("round0_from")
     if not donor:
         return line
-    try:
-        rel = Path(donor).resolve().relative_to(live.resolve())
-    except ValueError:
+    rel = Path(*Path(donor).parts[-2:])
+    if len(rel.parts) < 2 or not (live / rel / "config.json").is_file():
         return line
     return {**line, "round0_from": rel.as_posix()}
 
@@ -446,20 +457,18 @@ def export_experiment(live: str | os.PathLike, dest: str | os.PathLike, *,
 
     live, dest = Path(live), Path(dest)
     runs = _live_runs(live)
-    docs = {run: _shared_config(json.loads((run / "config.json").read_text("utf-8")))
-            for _, _, run in runs}
     spec = _read_spec(dest)
     ref_doc, ref_name = ((spec["run"], dest / "experiment.json") if spec else
-                         (docs[runs[0][2]], runs[0][2] / "config.json"))
-    for _, _, run in runs:
-        diff = _config_diff(ref_doc, docs[run])
+                         (runs[0][3], runs[0][2] / "config.json"))
+    for _, _, run, doc in runs:
+        diff = _config_diff(ref_doc, doc)
         if diff:
             raise ValueError(f"{run / 'config.json'}: differs from {ref_name} in "
                              f"{', '.join(diff)}; export runs of one configuration per folder "
                              "(another configuration goes to another export)")
     summary = ExportSummary(dest)
     writes: list[tuple[Path, list[dict]]] = []
-    for s, k, run in runs:
+    for s, k, run, _ in runs:
         lines = [_relative_donor(x, live) for x in load_metrics(run)]
         if not lines:
             continue  # nothing committed yet: nothing to compare
@@ -469,6 +478,9 @@ def export_experiment(live: str | os.PathLike, dest: str | os.PathLike, *,
         getattr(summary, what).append((s, k))
         if what != "unchanged":
             writes.append((path, lines))
+    if not spec and not writes:
+        raise ValueError(f"{live}: no run has committed a round yet; export once round 0 "
+                         "has committed")
     names = set(spec["strategies"] if spec else []) | {
         s for s, _ in summary.added + summary.updated + summary.unchanged}
     strategies = order_strategies(names) + (["full"] if "full" in names else [])
