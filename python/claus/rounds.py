@@ -16,12 +16,19 @@ Run folder (everything `--resume` needs)::
         scores.pt                    pool scores (frame scores + video embeddings)
         selection.json               the chosen videos/frames with their scores (+ clusters)
         next_labels.json             labels after the oracle revealed the selection
-        round.json                   summary; written last, then the folder is renamed
+        round.json                   summary; written last, then the folder is renamed;
+                                     "skipped": {stage: {video: {"file", "reason"}}} lists the
+                                     videos a stage left out as unreadable
     RUN/round_001.partial/           the round in progress: each step's file appears atomically
 
 A kill at any moment leaves committed rounds intact and a `.partial` folder whose finished
 steps are reused on resume (training resumes from its own checkpoint). A round becomes visible
 only by the one atomic rename of its folder, so no round is ever half-written.
+
+Unreadable videos (`claus.data.faults`): a video whose frames cannot be read is left out of
+training, evaluation and pool scoring with a warning naming it, is never selected again, and is
+listed in each round's round.json; a run stops only when more than `max_bad_share` of the
+dataset's videos are unreadable.
 
 Training and evaluation are injected (`Trainer`): by default `claus.training.fit` and
 `claus.training.evaluate`; labelling is a function of its own (`simulated_oracle` reveals the
@@ -60,6 +67,7 @@ from .config import (
     write_data_fingerprint,
 )
 from .data import BUDGET_UNITS, BudgetUnit, LabelState, VideoDataset, total_boxes
+from .data.faults import BadVideos
 from .io import (
     atomic_torch_save,
     atomic_write_json,
@@ -362,12 +370,18 @@ def run_rounds(
     done = _committed(run)
     for r in done:
         verify_round(_round_dir(run, r))
+        engine.recall(r)
     for r in range(len(plan.percents)):
         if r not in done:
             engine.round(r, round0_from if r == 0 else None)
     if _main():
         _write_metrics(run)  # also after a kill between a commit and its metrics line
     _sync()
+    if len(engine.bad) and _main():
+        names = engine.bad.names()
+        log.warning("%s: %d unreadable video(s) left out: %s%s (round.json lists them under "
+                    "\"skipped\")", run, len(names), ", ".join(names[:10]),
+                    f", ... ({len(names) - 10} more)" if len(names) > 10 else "")
     return load_metrics(run)
 
 
@@ -421,6 +435,23 @@ class _Rounds:
         self.names = [ds[i].name for i in self.train_idx]
         self.geo = trainer.geometry(cfg.training())
         self.model: torch.nn.Module | None = None
+        # Unreadable videos of the whole run (each stage's files hold its own, so a resumed
+        # run knows them), and those of the round in progress by stage.
+        self.bad = BadVideos.of(ds, cfg.training().max_bad_share)
+        self.skipped: dict[str, dict] = {}
+
+    def recall(self, r: int) -> None:
+        """Remember the unreadable videos a committed round left out."""
+        doc = read_json(_round_dir(self.run, r) / "round.json", "round summary")
+        for stage, entries in (doc.get("skipped") or {}).items():
+            self.bad.add_json(stage, entries, check=False)
+
+    def note_skipped(self, stage: str, entries: dict) -> None:
+        """A step's unreadable videos: into the round's summary and the run's ledger (they were
+        warned about when found), which checks the run's share."""
+        if entries:
+            self.skipped[stage] = dict(entries)
+            self.bad.add_json(stage, entries)
 
     def checkpoint(self, step: str, r: int) -> None:
         if self.stop_after == f"round{r}:{step}":
@@ -428,6 +459,7 @@ class _Rounds:
 
     def round(self, r: int, round0_from: str | os.PathLike | None) -> None:
         t0 = time.perf_counter()
+        self.skipped = {}
         work = self.run / f"round_{r:03d}.partial"
         human = self.cfg.oracle == "human"
         if human and _awaits_labels(work):
@@ -484,6 +516,9 @@ class _Rounds:
             if _main():
                 atomic_torch_save(work / "model.pt", {"model": self.model.state_dict()})
         _sync()
+        from .training import METRICS, read_metrics, unreadable_videos
+
+        self.note_skipped("train", unreadable_videos(read_metrics(work / "train" / METRICS)))
 
     def centers(self, work: Path, labels: LabelState, init) -> torch.Tensor:
         """Cluster loss (claus only): KMeans on the labelled videos' embeddings when training
@@ -493,9 +528,12 @@ class _Rounds:
             geo, ds = self.geo, self.ds
             start = init if init is not None else _fresh_model(self.cfg, ds)
             lab_idx = [ds.index(n) for n in labels.labelled_videos()]
-            emb = score_pool(start, ds, lab_idx, T=geo["T"], stride=geo["stride"],
-                             size=geo["size"], device=geo["device"], mode="deterministic",
-                             batch_size=self.cfg.score_batch).embeddings
+            ps = score_pool(start, ds, lab_idx, T=geo["T"], stride=geo["stride"],
+                            size=geo["size"], device=geo["device"], mode="deterministic",
+                            batch_size=self.cfg.score_batch, bad=self.bad)
+            emb = ps.embeddings
+            if ps.skipped:  # an unreadable video has no embedding to cluster
+                emb = emb[[j for j, v in enumerate(lab_idx) if ds[v].name not in ps.skipped]]
             from .cluster import KMeans
 
             km = KMeans(min(self.cfg.clusters, len(lab_idx)), seed=self.cfg.seed).fit(emb)
@@ -514,12 +552,16 @@ class _Rounds:
                                                 progress=self.progress)
             else:
                 log.warning("%s has no labelled test videos: evaluation skipped", self.ds.name)
+            out = {k: (None if v is None else float(v)) for k, v in metrics.items()
+                   if v is None or isinstance(v, (int, float))}
+            if isinstance(metrics.get("skipped"), dict) and metrics["skipped"]:
+                out["skipped"] = metrics["skipped"]  # unreadable videos left out
             if _main():
-                atomic_write_json(path, {
-                    k: (None if v is None else float(v)) for k, v in metrics.items()
-                    if v is None or isinstance(v, (int, float))})
+                atomic_write_json(path, out)
         _sync()
-        return read_json(path, "round file")
+        metrics = read_json(path, "round file")
+        self.note_skipped("eval", metrics.pop("skipped", {}))
+        return metrics
 
     def select(self, r: int, work: Path, labels: LabelState) -> Selection:
         """Score the pool (strategies that need it) and choose the frames to label next."""
@@ -535,26 +577,31 @@ class _Rounds:
         self.checkpoint("score", r)
         path = work / "selection.json"
         if not path.exists():
+            # Videos found unreadable (this round or before) are not selectable.
+            keep = [j for j, n in enumerate(self.names) if n not in self.bad]
+            names, idx = [self.names[j] for j in keep], [self.train_idx[j] for j in keep]
+            scores, emb, whole = None, None, len(keep) == len(self.names)
+            if pool is not None:
+                scores = pool.scores if whole else pool.scores.take(keep)
+                emb = pool.embeddings if whole else pool.embeddings[keep]
             clusters = None
             if strategy == "claus":
-                clusters = _cluster_videos(pool.embeddings, cfg.clusters, cfg.seed * 1000 + r)
+                clusters = _cluster_videos(emb, cfg.clusters, cfg.seed * 1000 + r)
             per_video = max(1, cfg.init_frames_per_video)
             selection = select_round(
-                strategy, names=self.names, num_frames=[ds[i].num_frames for i in self.train_idx],
-                frame_costs=[unit.costs(ds[i]) for i in self.train_idx],
-                labelled=[labels.frames(n) for n in self.names], budget=budget,
+                strategy, names=names, num_frames=[ds[i].num_frames for i in idx],
+                frame_costs=[unit.costs(ds[i]) for i in idx],
+                labelled=[labels.frames(n) for n in names], budget=budget,
                 videos_per_round=max(1, budget // per_video) if initial
                 else cfg.videos_per_round,
-                rng=np.random.default_rng([cfg.seed, r, 3]),
-                scores=pool.scores if pool is not None else None,
+                rng=np.random.default_rng([cfg.seed, r, 3]), scores=scores,
                 clusters=clusters, cluster_cap=cfg.cluster_cap)
             out = selection.to_json()
             out.update(budget=budget, budget_unit=unit.name)
             if initial:
                 out["initial"] = True
             if clusters is not None:
-                out["all_clusters"] = {n: int(c) for n, c in zip(self.names, clusters,
-                                                                 strict=False)}
+                out["all_clusters"] = {n: int(c) for n, c in zip(names, clusters, strict=False)}
             if _main():
                 atomic_write_json(path, out)
         _sync()
@@ -575,11 +622,14 @@ class _Rounds:
                             mode="deterministic" if cfg.strategy == "entropy" else "mc",
                             passes=cfg.passes, batch_size=cfg.score_batch,
                             seed=int(np.random.SeedSequence([cfg.seed, r, 2])
-                                     .generate_state(1)[0]), progress=self.progress)
+                                     .generate_state(1)[0]), progress=self.progress,
+                            bad=self.bad)
             if _main():
                 atomic_torch_save(path, ps.to_state())
         _sync()
-        return PoolScores.from_state(_load_step(path, "pool scores"))
+        ps = PoolScores.from_state(_load_step(path, "pool scores"))
+        self.note_skipped("score", ps.skipped)
+        return ps
 
     def label(self, r: int, work: Path, labels: LabelState, selection: Selection,
               human: bool) -> None:
@@ -609,6 +659,8 @@ class _Rounds:
                    "wall_s": round(time.perf_counter() - t0, 3)}
         if unit.name != "boxes":
             summary.update(budget_unit=unit.name, total_frames=ds.num_frames("train"))
+        if self.skipped:
+            summary["skipped"] = self.skipped
         if not labels.num_labelled_frames():
             summary["note"] = "initial selection: nothing labelled yet, no model"
         elif not self.plan.evaluate:

@@ -8,7 +8,9 @@
       labels.json      the label state trained on (a `--budget` draw is saved, not redrawn)
       checkpoint.pt    model, optimizer, scheduler, RNG states, epoch (atomic, every epoch)
       metrics.jsonl    one record per epoch (losses, lr, seconds) and per evaluation
-      results.json     final test metrics (f-mAP@0.5, v-mAP@0.1..0.5, @0.5:0.95, accuracy)
+      results.json     final test metrics (f-mAP@0.5, v-mAP@0.1..0.5, @0.5:0.95, accuracy);
+                       "skipped": {"train"|"eval": {video: {"file", "reason"}}} lists the
+                       videos left out because their frames could not be read
       curves.png       training curves (needs matplotlib: pip install "claus[plots]")
       detections.png   test frames, ground truth red, predictions blue
       tensorboard/     when TensorBoard is installed
@@ -37,6 +39,8 @@ from claus.config import (
     write_data_fingerprint,
 )
 from claus.data import LabelState, VideoDataset
+from claus.data.faults import BadVideos
+from claus.data.frames import FrameReadError
 from claus.io import atomic_write_json, atomic_write_text
 from claus.training import (
     CHECKPOINT,
@@ -48,6 +52,7 @@ from claus.training import (
     load_checkpoint_model,
     read_metrics,
     resolve_device,
+    unreadable_videos,
 )
 
 log = logging.getLogger(__name__)
@@ -128,10 +133,14 @@ def train_run(spec: RunSpec, cfg: TrainConfig, run_dir: str | Path, *, resume: b
 
     A fresh run writes config and labels first; with `resume` the folder's labels.json is used
     and training continues from its checkpoint. Only rank 0 evaluates and writes under DDP.
+    Videos whose frames cannot be read are left out of training and evaluation, each named in
+    a warning and in results.json's "skipped"; the run stops only when more than
+    `cfg.max_bad_share` of the dataset's videos are unreadable (`claus.data.faults`).
 
     Returns:
-        The final evaluation (see `claus.training.evaluate`) plus "run" (the folder) and
-        "pictures" (paths written); other ranks return {}.
+        The final evaluation (see `claus.training.evaluate`) plus "run" (the folder),
+        "pictures" (paths written) and "skipped" when videos were left out; other ranks
+        return {}.
     """
     run_dir = Path(run_dir)
     rank = _rank()
@@ -159,22 +168,41 @@ def train_run(spec: RunSpec, cfg: TrainConfig, run_dir: str | Path, *, resume: b
         return {}
     results = evaluate(model, ds, cfg, "test", protocol=spec.protocol, progress=progress)
     results["run"] = str(run_dir)
-    results["pictures"] = _pictures(model, ds, cfg, run_dir) if plots else []
+    bad = _skipped(ds, cfg, run_dir, results)
+    results["pictures"] = _pictures(model, ds, cfg, run_dir, bad) if plots else []
     atomic_write_json(run_dir / "results.json", results)
+    bad.check()  # each stage kept to the share; both together may not (results are kept)
     return results
 
 
-def _pictures(model, ds: VideoDataset, cfg: TrainConfig, run_dir: Path) -> list[str]:
+def _skipped(ds: VideoDataset, cfg: TrainConfig, run_dir: Path, results: dict) -> BadVideos:
+    """The videos training (its metrics) and evaluation left out, as results["skipped"]
+    ({stage: {video: {"file", "reason"}}})."""
+    bad = BadVideos.of(ds, cfg.max_bad_share)
+    bad.add_json("train", unreadable_videos(read_metrics(run_dir / METRICS)), check=False)
+    bad.add_json("eval", results.pop("skipped", {}), check=False)
+    if len(bad):
+        results["skipped"] = bad.to_json()
+    return bad
+
+
+def _pictures(model, ds: VideoDataset, cfg: TrainConfig, run_dir: Path,
+              bad: BadVideos | None = None) -> list[str]:
     from claus.plots import detection_strip, training_curves
 
     out = []
     curves = training_curves(read_metrics(run_dir / METRICS), run_dir / "curves.png")
     if curves is not None:
         out.append(str(curves))
-    out.append(str(detection_strip(model, ds, run_dir / "detections.png", T=cfg.T,
-                                   stride=cfg.stride, size=cfg.size,
-                                   device=resolve_device(cfg.device),
-                                   settings=cfg.detection_settings())))
+    # The strip shows readable videos only; a picture is not worth losing the results over.
+    shown = ds if not bad else ds.subset([i for i, v in enumerate(ds) if v.name not in bad])
+    try:
+        out.append(str(detection_strip(model, shown, run_dir / "detections.png", T=cfg.T,
+                                       stride=cfg.stride, size=cfg.size,
+                                       device=resolve_device(cfg.device),
+                                       settings=cfg.detection_settings())))
+    except FrameReadError as exc:
+        log.warning("%s: no detections picture (%s)", run_dir, exc)
     return out
 
 
@@ -211,6 +239,8 @@ def evaluate_run(run_dir: str | Path, split: str = "test", protocol: str | None 
         raise ValueError(f"{run_dir}: the checkpoint's classes {ckpt['classes']} differ from "
                          f"the dataset's {ds.classes}")
     results = evaluate(model, ds, cfg, split, protocol=protocol, progress=progress)
+    if "skipped" in results:  # the stage's, as train_run's results.json lists them
+        results["skipped"] = {"eval": results["skipped"]}
     results["run"] = str(run_dir)
     results["epoch"] = int(ckpt["epoch"])
     if write:

@@ -35,6 +35,8 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler
 
 from claus.data import LabelState, TrainClips, VideoDataset
+from claus.data.clips import collate_clips
+from claus.data.faults import DEFAULT_MAX_BAD_SHARE, BadVideos
 from claus.eval.pipeline import CLASS_SCOPES, DetectionSettings, evaluate_split
 from claus.io import atomic_torch_save, atomic_write_text
 from claus.losses import bce_dice_loss, classification_loss, stew_loss
@@ -58,6 +60,7 @@ __all__ = [
     "load_checkpoint_model",
     "read_metrics",
     "make_generator",
+    "unreadable_videos",
     "resolve_device",
     "set_seed",
 ]
@@ -98,6 +101,8 @@ TRAIN_HELP = {
     "eval_every": "also evaluate every N epochs during training (0 = only at the end)",
     "eval_batch_size": "clips per inference batch",
     "max_nonfinite": "abort after this many consecutive non-finite losses",
+    "max_bad_share": "unreadable videos (missing or truncated frames) are left out and named; "
+    "stop only when more than this share of the dataset's videos are",
     "fg_threshold": "foreground probability threshold of detections",
     "min_area": "smallest foreground region kept (pixels)",
     "nms_iou": "tube NMS IoU",
@@ -130,7 +135,10 @@ class TrainConfig:
     `dice_weight` configure STeW.
     Runtime: `amp` (bf16 autocast, CUDA only), `workers` (DataLoader processes), `seed`,
     `device` ("auto" = CUDA when available), `eval_every` (evaluate every N epochs during `fit`;
-    0 = never), `max_nonfinite` (consecutive non-finite losses before aborting).
+    0 = never), `max_nonfinite` (consecutive non-finite losses before aborting),
+    `max_bad_share` (videos whose frames cannot be read are left out of each stage and named;
+    a run stops only when more than this share of the dataset's videos are, see
+    `claus.data.faults`).
     Evaluation: `eval_batch_size` and the detection settings (`fg_threshold`, `min_area`,
     `nms_iou`, `class_scope`, see `claus.eval.pipeline.DetectionSettings`).
     """
@@ -169,6 +177,7 @@ class TrainConfig:
     eval_every: int = 0
     eval_batch_size: int = 32
     max_nonfinite: int = 5
+    max_bad_share: float = DEFAULT_MAX_BAD_SHARE
     fg_threshold: float = 0.5
     min_area: int = 4
     nms_iou: float = 0.5
@@ -196,6 +205,7 @@ class TrainConfig:
         need(self.workers >= 0, "workers", "must be >= 0")
         need(self.eval_every >= 0, "eval_every", "must be >= 0 (0 = never during fit)")
         need(self.max_nonfinite >= 1, "max_nonfinite", "must be >= 1")
+        need(0 <= self.max_bad_share <= 1, "max_bad_share", "must be a share in [0, 1]")
         need(0 < self.fg_threshold < 1, "fg_threshold", "must lie in (0, 1)")
         need(self.class_scope in CLASS_SCOPES, "class_scope", f"must be one of {CLASS_SCOPES}")
 
@@ -232,7 +242,7 @@ def _convert(f: dataclasses.Field, value: Any, source: str) -> Any:
 #: Fields that change neither the trained weights nor the order of anything random: a
 #: checkpoint written under other values still resumes.
 RUNTIME_FIELDS = ("workers", "device", "eval_every", "eval_batch_size", "max_nonfinite",
-                  "fg_threshold", "min_area", "nms_iou", "class_scope")
+                  "max_bad_share", "fg_threshold", "min_area", "nms_iou", "class_scope")
 
 
 class NonFiniteLossError(ValueError):
@@ -482,6 +492,12 @@ def fit(
     `cfg.eval_every > 0`, every `eval_every`-th epoch is also evaluated on the "test" split
     (a record with "split": "test").
 
+    A labelled video whose frames cannot be read (`claus.data.faults`) is left out: its clips
+    are made from other labelled videos, a warning names it once, later epochs do not read it
+    again, and the epoch's record lists it under "unreadable" ({video: {"file", "reason"}}),
+    which is also how a resumed run knows it. More than `cfg.max_bad_share` of the dataset's
+    videos unreadable, or no labelled video left, ends the run (`TooManyBadVideos`).
+
     Args:
         cfg: the training configuration.
         dataset: the dataset (its "train" videos that `labels` labels are used).
@@ -505,184 +521,270 @@ def fit(
 
     Raises:
         NonFiniteLossError: `cfg.max_nonfinite` consecutive non-finite losses or gradients.
+        TooManyBadVideos: too many unreadable videos (see above).
         ValueError: a checkpoint of another run in `run_dir`, or `beta > 0` without centres.
     """
-    from tqdm.auto import tqdm
-
-    run_dir = Path(run_dir)
-    rank, distributed = _rank(), _distributed()
-    world = dist.get_world_size() if distributed else 1
-    device = resolve_device(cfg.device)
     if cfg.beta > 0 and centers is None:
         raise ValueError("TrainConfig.beta > 0 needs cluster centres: pass centers= to fit()")
+    loop = _FitLoop(cfg, dataset, labels, Path(run_dir), model, centers, progress)
+    loop.start(resume)
+    loop.run(evaluate_every, on_epoch_end)
+    return loop.model
 
-    if model is None:
-        set_seed(cfg.seed)
-        model = build_model(cfg.model, dataset.num_classes, weights=cfg.weights)
-    model.to(device)
-    if centers is not None:
-        centers = _as_centers(centers, device)
 
-    per_video = cfg.clips_per_video
-    if cfg.min_clips_per_epoch:
-        # Few labelled videos (early active-learning rounds) still get a full training run.
-        n_videos = max(1, len(labels.labelled_videos()))
-        per_video = max(per_video, math.ceil(cfg.min_clips_per_epoch / n_videos))
-    clips = TrainClips(dataset, labels, T=cfg.T, stride=cfg.stride, size=cfg.size,
-                       augment=cfg.augment, clips_per_video=per_video, seed=cfg.seed,
-                       color_jitter=cfg.color_jitter, channel_shuffle=cfg.channel_shuffle,
-                       balance=cfg.balance_classes)
-    # One sampler for both cases: with a single replica it is a seeded shuffle by epoch.
-    sampler = DistributedSampler(clips, num_replicas=world, rank=rank, shuffle=True,
-                                 seed=cfg.seed, drop_last=False)
-    loader = DataLoader(clips, batch_size=cfg.batch_size, sampler=sampler,
-                        num_workers=cfg.workers, pin_memory=device.type == "cuda",
-                        persistent_workers=False)
-    steps_per_epoch = len(loader)
-    optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, _warmup_cosine(cfg.epochs * steps_per_epoch,
-                                  int(round(cfg.warmup_epochs * steps_per_epoch))))
-    dropout_gen = make_generator(cfg.seed, 1, rank)
+def unreadable_videos(records: list[dict]) -> dict[str, dict]:
+    """{video: {"file", "reason"}} that training left out, from its metrics records."""
+    out: dict[str, dict] = {}
+    for r in records:
+        for name, e in (r.get("unreadable") or {}).items():
+            out.setdefault(name, e)
+    return out
 
-    ckpt_path, metrics_path = run_dir / CHECKPOINT, run_dir / METRICS
-    fingerprint = _fingerprint(cfg, dataset, labels)
-    start_epoch, step, records = 0, 0, []
-    if resume and ckpt_path.is_file():
-        ckpt = load_checkpoint(ckpt_path)
-        diff = _fingerprint_diff(ckpt.get("fingerprint", {}), fingerprint)
+
+class _FitLoop:
+    """The state of one `fit` call: `start` builds or resumes it, `run` trains the epochs
+    (`_step` one batch, `_finish_epoch` the record and checkpoint)."""
+
+    def __init__(self, cfg: TrainConfig, dataset: VideoDataset, labels: LabelState,
+                 run_dir: Path, model: torch.nn.Module | None, centers, progress: bool):
+        self.cfg, self.dataset, self.labels, self.run_dir = cfg, dataset, labels, run_dir
+        self.progress = progress
+        self.rank, self.distributed = _rank(), _distributed()
+        world = dist.get_world_size() if self.distributed else 1
+        self.device = device = resolve_device(cfg.device)
+        if model is None:
+            set_seed(cfg.seed)
+            model = build_model(cfg.model, dataset.num_classes, weights=cfg.weights)
+        self.model = model.to(device)
+        self.centers = _as_centers(centers, device) if centers is not None else None
+        per_video = cfg.clips_per_video
+        if cfg.min_clips_per_epoch:
+            # Few labelled videos (early active-learning rounds) still get a full training run.
+            n_videos = max(1, len(labels.labelled_videos()))
+            per_video = max(per_video, math.ceil(cfg.min_clips_per_epoch / n_videos))
+        self.clips = TrainClips(dataset, labels, T=cfg.T, stride=cfg.stride, size=cfg.size,
+                                augment=cfg.augment, clips_per_video=per_video, seed=cfg.seed,
+                                color_jitter=cfg.color_jitter,
+                                channel_shuffle=cfg.channel_shuffle,
+                                balance=cfg.balance_classes, skip_unreadable=True)
+        # One sampler for both cases: with a single replica it is a seeded shuffle by epoch.
+        self.sampler = DistributedSampler(self.clips, num_replicas=world, rank=self.rank,
+                                          shuffle=True, seed=cfg.seed, drop_last=False)
+        self.loader = DataLoader(self.clips, batch_size=cfg.batch_size, sampler=self.sampler,
+                                 num_workers=cfg.workers, pin_memory=device.type == "cuda",
+                                 persistent_workers=False, collate_fn=collate_clips)
+        steps_per_epoch = len(self.loader)
+        self.optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, _warmup_cosine(cfg.epochs * steps_per_epoch,
+                                           int(round(cfg.warmup_epochs * steps_per_epoch))))
+        self.dropout_gen = make_generator(cfg.seed, 1, self.rank)
+        self.bad = BadVideos.of(dataset, cfg.max_bad_share)
+        self.ckpt_path, self.metrics_path = run_dir / CHECKPOINT, run_dir / METRICS
+        self.fingerprint = _fingerprint(cfg, dataset, labels)
+        self.start_epoch, self.step = 0, 0
+        self.records: list[dict] = []
+        self.nonfinite = 0
+        self.net: torch.nn.Module = model
+        self.tb = None
+
+    def start(self, resume: bool) -> None:
+        """Resume from the run folder's checkpoint, or start a fresh metrics file."""
+        if resume and self.ckpt_path.is_file():
+            self._resume(load_checkpoint(self.ckpt_path))
+        elif self.rank == 0:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            _write_metrics(self.metrics_path, [])
+        self.tb = _tensorboard(self.run_dir) if self.rank == 0 else None
+        if self.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            dev = self.device
+            self.net = DistributedDataParallel(
+                self.model, device_ids=[dev.index] if dev.type == "cuda" else None)
+
+    def _resume(self, ckpt: dict) -> None:
+        diff = _fingerprint_diff(ckpt.get("fingerprint", {}), self.fingerprint)
         if diff:
-            raise ValueError(f"{ckpt_path} belongs to another run (differs in "
+            raise ValueError(f"{self.ckpt_path} belongs to another run (differs in "
                              f"{', '.join(diff)}); use another run folder or resume=False")
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        _set_rng_state(ckpt["rng"][min(rank, len(ckpt["rng"]) - 1)], dropout_gen)
-        if centers is not None and ckpt.get("centers") is not None:
-            centers.load_state_dict(ckpt["centers"])
-        start_epoch, step = int(ckpt["epoch"]), int(ckpt["step"])
-        records = [r for r in read_metrics(metrics_path) if r.get("epoch", 0) < start_epoch]
-        if rank == 0:
-            log.info("resuming %s at epoch %d/%d", run_dir, start_epoch + 1, cfg.epochs)
-    elif rank == 0:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        _write_metrics(metrics_path, [])
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        _set_rng_state(ckpt["rng"][min(self.rank, len(ckpt["rng"]) - 1)], self.dropout_gen)
+        if self.centers is not None and ckpt.get("centers") is not None:
+            self.centers.load_state_dict(ckpt["centers"])
+        self.start_epoch, self.step = int(ckpt["epoch"]), int(ckpt["step"])
+        self.records = [r for r in read_metrics(self.metrics_path)
+                        if r.get("epoch", 0) < self.start_epoch]
+        # Videos earlier epochs found unreadable stay out, as they did in the first process.
+        known = unreadable_videos(self.records)
+        self.bad.add_json("train", known)
+        self.clips.exclude(list(known))
+        if self.rank == 0:
+            log.info("resuming %s at epoch %d/%d", self.run_dir, self.start_epoch + 1,
+                     self.cfg.epochs)
+            if known:
+                log.warning("%s: %d unreadable video(s) stay out of training: %s", self.run_dir,
+                            len(known), ", ".join(known))
 
-    tb = _tensorboard(run_dir) if rank == 0 else None
-    net = model
-    if distributed:
-        from torch.nn.parallel import DistributedDataParallel
+    def run(self, evaluate_every: bool, on_epoch_end: Callable[[int, dict], None] | None
+            ) -> None:
+        from tqdm.auto import tqdm
 
-        net = DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
+        cfg = self.cfg
+        for epoch in range(self.start_epoch, cfg.epochs):
+            self.model.train()
+            self.clips.set_epoch(epoch)
+            self.sampler.set_epoch(epoch)
+            t0 = time.perf_counter()
+            self.sums: dict[str, float] = {}
+            self.counted = self.skipped = 0
+            self.found: dict[str, dict] = {}  # videos first found unreadable this epoch
+            bar = tqdm(self.loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
+                       disable=not self.progress or self.rank != 0, leave=False)
+            for batch in bar:
+                self._step(epoch, batch, bar)
+            bar.close()
+            self._finish_epoch(epoch, t0, evaluate_every, on_epoch_end)
+        if self.tb is not None:
+            self.tb.close()
 
-    nonfinite = 0
-    for epoch in range(start_epoch, cfg.epochs):
-        model.train()
-        clips.set_epoch(epoch)
-        sampler.set_epoch(epoch)
-        t0 = time.perf_counter()
-        sums: dict[str, float] = {}
-        counted = skipped = 0
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
-                   disable=not progress or rank != 0, leave=False)
-        for batch in bar:
-            clip = batch["clip"].to(device, non_blocking=True)
-            with _autocast(device, cfg.amp):
-                out = net(clip, generator=dropout_gen)
-                losses = compute_losses(cfg, out, batch, centers)
-            loss = losses["loss"]
-            if distributed and "cluster" not in losses:
-                # Without the cluster loss the embedding head gets no gradient, and DDP waits
-                # for every parameter's; a zero-weighted term gives it a zero gradient.
-                loss = loss + 0.0 * out.emb.float().sum()
-            optimizer.zero_grad(set_to_none=True)
-            ok = bool(torch.isfinite(loss))
-            if ok or distributed:
-                # Under DDP every rank must run backward (its all-reduce); a non-finite loss on
-                # one rank then makes every rank's gradient norm non-finite, so all skip.
-                loss.backward()
-                # max_norm = inf measures the norm without clipping (non-finite gradients).
-                norm = torch.nn.utils.clip_grad_norm_(
-                    model.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else math.inf)
-                ok = ok and bool(torch.isfinite(norm))
-            if distributed:
-                # Every rank must take (or skip) the step together.
-                flag = torch.tensor([float(ok)], device=device)
-                dist.all_reduce(flag, op=dist.ReduceOp.MIN)
-                ok = bool(flag.item())
-            if ok:
-                optimizer.step()
-                if centers is not None:
-                    _update_centers(centers, out.emb.detach().float(), losses["assign"])
-                nonfinite = 0
-                counted += 1
-                for k in ("loss", "cls", "loc", "cluster"):
-                    if k in losses:
-                        sums[k] = sums.get(k, 0.0) + float(losses[k].detach())
-                bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
-            else:
-                optimizer.zero_grad(set_to_none=True)
-                nonfinite += 1
-                skipped += 1
-                warnings.warn(f"epoch {epoch + 1} step {step + 1}: non-finite loss or gradient "
-                              f"(loss={float(loss.detach())}); step skipped ({nonfinite} in a row)",
-                              RuntimeWarning, stacklevel=2)
-                if nonfinite >= cfg.max_nonfinite:
-                    last = (f"the last good checkpoint is {ckpt_path} (after epoch {epoch})"
-                            if ckpt_path.is_file() else "no checkpoint was written yet")
-                    raise NonFiniteLossError(
-                        f"{run_dir}: training aborted after {nonfinite} consecutive steps with a "
-                        f"non-finite loss or gradient (epoch {epoch + 1}, step {step + 1}); "
-                        f"lower the learning rate (--lr {cfg.lr}), keep --grad-clip > 0, or "
-                        f"check the inputs; {last}")
-            with warnings.catch_warnings():
-                # The schedule counts steps, taken or skipped; torch warns when the very
-                # first optimizer step was skipped.
-                warnings.filterwarnings("ignore", message=".*lr_scheduler.step.*")
-                scheduler.step()
-            step += 1
-        bar.close()
-        if distributed:
+    def _note_unreadable(self, batch: dict) -> None:
+        """Record the batch's unreadable videos (warned once each) and leave them out of the
+        next epochs; a batch without a single readable clip means none is left."""
+        for f in batch["unreadable"]:
+            if self.bad.add(f["video"], "train", f["reason"], f["file"]):
+                self.found[f["video"]] = {"file": f["file"], "reason": f["reason"]}
+            self.clips.exclude([f["index"]])
+        if batch["dropped"]:
+            raise self.bad.none_left(
+                f"the {len(self.clips.videos)} labelled training videos")
+
+    def _step(self, epoch: int, batch: dict, bar) -> None:
+        """One optimizer step on a batch (skipped when its loss or gradient is not finite)."""
+        cfg, device, model = self.cfg, self.device, self.model
+        if batch["unreadable"] or batch["dropped"]:
+            self._note_unreadable(batch)
+        clip = batch["clip"].to(device, non_blocking=True)
+        with _autocast(device, cfg.amp):
+            out = self.net(clip, generator=self.dropout_gen)
+            losses = compute_losses(cfg, out, batch, self.centers)
+        loss = losses["loss"]
+        if self.distributed and "cluster" not in losses:
+            # Without the cluster loss the embedding head gets no gradient, and DDP waits
+            # for every parameter's; a zero-weighted term gives it a zero gradient.
+            loss = loss + 0.0 * out.emb.float().sum()
+        self.optimizer.zero_grad(set_to_none=True)
+        ok = bool(torch.isfinite(loss))
+        if ok or self.distributed:
+            # Under DDP every rank must run backward (its all-reduce); a non-finite loss on
+            # one rank then makes every rank's gradient norm non-finite, so all skip.
+            loss.backward()
+            # max_norm = inf measures the norm without clipping (non-finite gradients).
+            norm = torch.nn.utils.clip_grad_norm_(
+                model.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else math.inf)
+            ok = ok and bool(torch.isfinite(norm))
+        if self.distributed:
+            # Every rank must take (or skip) the step together.
+            flag = torch.tensor([float(ok)], device=device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+            ok = bool(flag.item())
+        if ok:
+            self.optimizer.step()
+            if self.centers is not None:
+                _update_centers(self.centers, out.emb.detach().float(), losses["assign"])
+            self.nonfinite = 0
+            self.counted += 1
+            for k in ("loss", "cls", "loc", "cluster"):
+                if k in losses:
+                    self.sums[k] = self.sums.get(k, 0.0) + float(losses[k].detach())
+            bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
+        else:
+            self._skip_step(epoch, float(loss.detach()))
+        with warnings.catch_warnings():
+            # The schedule counts steps, taken or skipped; torch warns when the very
+            # first optimizer step was skipped.
+            warnings.filterwarnings("ignore", message=".*lr_scheduler.step.*")
+            self.scheduler.step()
+        self.step += 1
+
+    def _skip_step(self, epoch: int, loss: float) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        self.nonfinite += 1
+        self.skipped += 1
+        warnings.warn(f"epoch {epoch + 1} step {self.step + 1}: non-finite loss or gradient "
+                      f"(loss={loss}); step skipped ({self.nonfinite} in a row)",
+                      RuntimeWarning, stacklevel=3)
+        if self.nonfinite >= self.cfg.max_nonfinite:
+            last = (f"the last good checkpoint is {self.ckpt_path} (after epoch {epoch})"
+                    if self.ckpt_path.is_file() else "no checkpoint was written yet")
+            raise NonFiniteLossError(
+                f"{self.run_dir}: training aborted after {self.nonfinite} consecutive steps "
+                f"with a non-finite loss or gradient (epoch {epoch + 1}, step {self.step + 1}); "
+                f"lower the learning rate (--lr {self.cfg.lr}), keep --grad-clip > 0, or "
+                f"check the inputs; {last}")
+
+    def _share_unreadable(self) -> None:
+        """Under DDP, every rank leaves out the videos any rank found unreadable (the same
+        clips next epoch, the same record), and the share is checked on all of them alike."""
+        if not self.distributed:
+            return
+        parts: list = [None] * dist.get_world_size()
+        dist.all_gather_object(parts, self.found)
+        for part in parts:
+            for name, e in part.items():
+                self.found.setdefault(name, e)
+        self.bad.add_json("train", self.found)
+        self.clips.exclude(list(self.found))
+
+    def _finish_epoch(self, epoch: int, t0: float, evaluate_every: bool,
+                      on_epoch_end: Callable[[int, dict], None] | None) -> None:
+        cfg, model, rank = self.cfg, self.model, self.rank
+        if self.distributed:
             _average_buffers(model)
-        record = {"epoch": epoch, "step": step, "lr": optimizer.param_groups[0]["lr"],
-                  "skipped": skipped, "seconds": round(time.perf_counter() - t0, 3)}
-        record.update({k: _mean_over_ranks(v, counted, device, distributed)
-                       for k, v in sums.items()})
-        records.append(record)
+        self._share_unreadable()
+        record = {"epoch": epoch, "step": self.step, "lr": self.optimizer.param_groups[0]["lr"],
+                  "skipped": self.skipped, "seconds": round(time.perf_counter() - t0, 3)}
+        record.update({k: _mean_over_ranks(v, self.counted, self.device, self.distributed)
+                       for k, v in self.sums.items()})
+        if self.found:
+            record["unreadable"] = dict(sorted(self.found.items()))
+        self.records.append(record)
         if evaluate_every and cfg.eval_every > 0 and (epoch + 1) % cfg.eval_every == 0:
             if rank == 0:
-                res = evaluate(model, dataset, cfg, "test", progress=progress)
-                records.append({"epoch": epoch, "step": step, **_scalars(res)})
-            if distributed:
+                res = evaluate(model, self.dataset, cfg, "test", progress=self.progress)
+                self.records.append({"epoch": epoch, "step": self.step, **_scalars(res)})
+            if self.distributed:
                 dist.barrier()
-        rng_states = _gather_rng(dropout_gen, distributed)
+        rng_states = _gather_rng(self.dropout_gen, self.distributed)
         if rank == 0:
-            _write_metrics(metrics_path, records)
-            atomic_torch_save(ckpt_path, {
+            _write_metrics(self.metrics_path, self.records)
+            atomic_torch_save(self.ckpt_path, {
                 "format": "claus.checkpoint", "version": 1,
-                "config": cfg.to_dict(), "fingerprint": fingerprint,
-                "num_classes": dataset.num_classes, "classes": list(dataset.classes),
-                "epoch": epoch + 1, "step": step,
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "rng": rng_states,
-                "centers": centers.state_dict() if centers is not None else None,
+                "config": cfg.to_dict(), "fingerprint": self.fingerprint,
+                "num_classes": self.dataset.num_classes, "classes": list(self.dataset.classes),
+                "epoch": epoch + 1, "step": self.step,
+                "model": model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "rng": rng_states,
+                "centers": self.centers.state_dict() if self.centers is not None else None,
             })
-            if tb is not None:
-                for r in records[-2:]:
-                    if r["epoch"] == epoch:
-                        for k, v in r.items():
-                            if k not in ("epoch", "step") and isinstance(v, (int, float)):
-                                tb.add_scalar(("test/" if "split" in r else "train/") + k, v,
-                                              epoch + 1)
-                tb.flush()
+            self._tensorboard(epoch)
             if on_epoch_end is not None:
                 on_epoch_end(epoch, record)
-        if distributed:
+        if self.distributed:
             dist.barrier()
-    if tb is not None:
-        tb.close()
-    return model
+
+    def _tensorboard(self, epoch: int) -> None:
+        if self.tb is None:
+            return
+        for r in self.records[-2:]:
+            if r["epoch"] == epoch:
+                for k, v in r.items():
+                    if k not in ("epoch", "step") and isinstance(v, (int, float)):
+                        self.tb.add_scalar(("test/" if "split" in r else "train/") + k, v,
+                                           epoch + 1)
+        self.tb.flush()
 
 
 def _average_buffers(model: torch.nn.Module) -> None:
@@ -753,7 +855,8 @@ def evaluate(model: torch.nn.Module, dataset: VideoDataset, cfg: TrainConfig,
     Returns:
         JSON-ready dict with at least "f-mAP@0.5", "v-mAP@0.1", "v-mAP@0.2", "v-mAP@0.3",
         "v-mAP@0.5", "v-mAP@0.5:0.95" (act protocol) and "accuracy", in percent (None where
-        undefined), plus "per_class", "videos", "frames", "seconds".
+        undefined), plus "per_class", "videos", "frames", "seconds", and "skipped" ({video:
+        {"file", "reason"}}) when videos could not be read (left out, `cfg.max_bad_share`).
     """
     device = resolve_device(cfg.device)
     if isinstance(model, torch.nn.parallel.DistributedDataParallel):
@@ -762,4 +865,5 @@ def evaluate(model: torch.nn.Module, dataset: VideoDataset, cfg: TrainConfig,
     return evaluate_split(model, dataset, split, protocol=protocol, T=cfg.T, stride=cfg.stride,
                           size=cfg.size, batch_size=cfg.eval_batch_size, device=device,
                           workers=cfg.workers, amp=cfg.amp,
-                          settings=cfg.detection_settings(), progress=progress)
+                          settings=cfg.detection_settings(), progress=progress,
+                          bad=BadVideos.of(dataset, cfg.max_bad_share))

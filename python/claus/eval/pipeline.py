@@ -28,7 +28,9 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from claus.data import InferenceClips, VideoDataset
+from claus.data.clips import collate_clips
 from claus.data.dataset import edges_to_inclusive
+from claus.data.faults import BadVideos
 
 from .ap import frame_ap, video_ap, video_map_summary
 from .detect import components, frame_detections, nms_all, video_tubes
@@ -124,6 +126,7 @@ def predict_videos(
     workers: int = 0,
     amp: bool = True,
     progress: bool = False,
+    bad: BadVideos | None = None,
 ) -> Iterator[tuple[int, VideoPrediction]]:
     """Per-frame predictions of each video, from sliding clips (`InferenceClips`).
 
@@ -137,6 +140,8 @@ def predict_videos(
         batch_size, workers: DataLoader settings.
         device: where the model runs; amp: bf16 autocast on CUDA.
         progress: a tqdm bar over clips.
+        bad: where unreadable videos go (stage "eval"): a video with a window that cannot be
+            read is not yielded at all. None: a `FrameReadError` propagates.
 
     Yields:
         (video index, VideoPrediction with fg (N,H,W) at clip size and cls (N,C)), in the
@@ -145,39 +150,59 @@ def predict_videos(
     from tqdm.auto import tqdm
 
     device = torch.device(device)
-    clips = InferenceClips(ds, list(videos), T=T, stride=stride, size=size)
+    clips = InferenceClips(ds, list(videos), T=T, stride=stride, size=size,
+                           skip_unreadable=bad is not None)
     remaining: dict[int, int] = {}
     for vi, _, _ in clips.windows:
         remaining[vi] = remaining.get(vi, 0) + 1
-    loader = DataLoader(clips, batch_size=batch_size, shuffle=False, num_workers=workers)
-    accs: dict[int, ClipAccumulator] = {}
+    loader = DataLoader(clips, batch_size=batch_size, shuffle=False, num_workers=workers,
+                        collate_fn=collate_clips)
+    accs: dict[int, ClipAccumulator | None] = {}  # None: the video could not be read
     was_training = model.training
     model.eval()
     try:
         for batch in tqdm(loader, desc="evaluate", unit="batch", disable=not progress,
                           leave=False):
-            with _autocast(device, amp):
-                out = model(batch["clip"].to(device, non_blocking=True))
-            fg = torch.sigmoid(out.loc.float()).cpu()
-            cls = torch.softmax(out.cls.float(), dim=1).cpu()
-            vids = batch["video"].tolist()
-            # Padding positions (valid = False) repeat a frame another window covers; drop
-            # them so every frame is averaged over the clips that really cover it.
-            valid = batch["valid"]
-            for vi in dict.fromkeys(vids):  # batch order, each video once
-                rows = [i for i, v in enumerate(vids) if v == vi]
-                if vi not in accs:
-                    v = ds[vi]
-                    accs[vi] = ClipAccumulator(v.num_frames, fg.shape[2], fg.shape[3],
-                                               cls.shape[1])
-                for i in rows:
-                    keep = valid[i]
-                    accs[vi].add(batch["frames"][i][keep][None], fg[i][keep][None], cls[i][None])
-                remaining[vi] -= len(rows)
-                if remaining[vi] == 0:
-                    yield vi, accs.pop(vi).result()
+            for f in batch["unreadable"]:
+                bad.add(f["video"], "eval", f["reason"], f["file"])
+                accs[f["index"]] = None
+                remaining[f["index"]] -= 1
+                if remaining[f["index"]] == 0:
+                    accs.pop(f["index"])
+            if "clip" in batch:
+                yield from _predict_batch(model, ds, batch, accs, remaining, device, amp)
     finally:
         model.train(was_training)
+
+
+def _predict_batch(model: torch.nn.Module, ds: VideoDataset, batch: dict,
+                   accs: dict[int, ClipAccumulator | None], remaining: dict[int, int],
+                   device: torch.device, amp: bool) -> Iterator[tuple[int, VideoPrediction]]:
+    """Add one batch of windows to their videos' accumulators; yield the videos it completes
+    (not those with an unreadable window, whose accumulator is None)."""
+    with _autocast(device, amp):
+        out = model(batch["clip"].to(device, non_blocking=True))
+    fg = torch.sigmoid(out.loc.float()).cpu()
+    cls = torch.softmax(out.cls.float(), dim=1).cpu()
+    vids = batch["video"].tolist()
+    # Padding positions (valid = False) repeat a frame another window covers; drop
+    # them so every frame is averaged over the clips that really cover it.
+    valid = batch["valid"]
+    for vi in dict.fromkeys(vids):  # batch order, each video once
+        rows = [i for i, v in enumerate(vids) if v == vi]
+        if vi not in accs:
+            v = ds[vi]
+            accs[vi] = ClipAccumulator(v.num_frames, fg.shape[2], fg.shape[3], cls.shape[1])
+        acc = accs[vi]
+        if acc is not None:
+            for i in rows:
+                keep = valid[i]
+                acc.add(batch["frames"][i][keep][None], fg[i][keep][None], cls[i][None])
+        remaining[vi] -= len(rows)
+        if remaining[vi] == 0:
+            accs.pop(vi)
+            if acc is not None:
+                yield vi, acc.result()
 
 
 def detect_video(pred: VideoPrediction, height: int, width: int, video_index: int,
@@ -286,8 +311,12 @@ def evaluate_split(
     amp: bool = True,
     settings: DetectionSettings | None = None,
     progress: bool = False,
+    bad: BadVideos | None = None,
 ) -> dict:
     """Evaluate a detector on every video of a split.
+
+    A video whose frames cannot be read is left out of the evaluation, detections and ground
+    truth alike, with a warning naming it (`claus.data.faults`); the report lists it.
 
     Args:
         model: a `Detector`.
@@ -298,12 +327,18 @@ def evaluate_split(
         T, stride, size, batch_size, device, workers, amp: inference settings.
         settings: detection thresholds (defaults: `DetectionSettings()`).
         progress: a tqdm bar.
+        bad: the ledger unreadable videos go to (default: a new one, at the default share).
 
     Returns:
-        JSON-ready dict: "protocol", "split", "videos", "frames", "seconds", the metric keys
-        ("f-mAP@0.5", "v-mAP@0.1", "v-mAP@0.2", "v-mAP@0.3", "v-mAP@0.5", "v-mAP@0.5:0.95" for
-        `act`), "accuracy" (percent of videos whose predicted class is right) and "per_class"
-        (lists, None where a class has no ground truth). Metrics are percentages.
+        JSON-ready dict: "protocol", "split", "videos" (evaluated), "frames", "seconds", the
+        metric keys ("f-mAP@0.5", "v-mAP@0.1", "v-mAP@0.2", "v-mAP@0.3", "v-mAP@0.5",
+        "v-mAP@0.5:0.95" for `act`), "accuracy" (percent of videos whose predicted class is
+        right), "per_class" (lists, None where a class has no ground truth) and, when videos
+        were left out, "skipped" ({video: {"file", "reason"}}). Metrics are percentages.
+
+    Raises:
+        TooManyBadVideos: more than the ledger's share of the videos are unreadable, or no
+            video of the split is readable.
     """
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; choices: {', '.join(PROTOCOLS)}")
@@ -311,6 +346,7 @@ def evaluate_split(
     indices = ds.split_indices(split)
     if not indices:
         raise ValueError(f"{ds.name}: split {split!r} has no videos")
+    bad = BadVideos.of(ds) if bad is None else bad
     names = [ds[i].name for i in indices]
     position = {vi: k for k, vi in enumerate(indices)}
     start = time.perf_counter()
@@ -318,10 +354,12 @@ def evaluate_split(
     tubes: dict = {}
     correct = labelled = frames = 0
     meter = LocalizationMeter(ds.num_classes) if protocol == "localization" else None
+    done: list[int] = []
     for vi, pred in predict_videos(model, ds, indices, T=T, stride=stride, size=size,
                                    batch_size=batch_size, device=device, workers=workers,
-                                   amp=amp, progress=progress):
+                                   amp=amp, progress=progress, bad=bad):
         v = ds[vi]
+        done.append(vi)
         frames += v.num_frames
         # Smoothed once for the detections and the video's class.
         smoothed = (temporal_smooth(pred.fg, settings.smooth)
@@ -340,7 +378,11 @@ def evaluate_split(
         dets, vt = detect_video(pred, v.height, v.width, position[vi], settings, smoothed)
         detections.append(dets)
         tubes[v.name] = vt
-    out: dict = {"protocol": protocol, "split": split, "videos": len(indices),
+    if not done:
+        raise bad.none_left(f"the {len(indices)} videos of split {split!r}")
+    # Ground truth of the evaluated videos only: an unreadable one is out of the metrics.
+    kept = sorted(done, key=position.__getitem__)
+    out: dict = {"protocol": protocol, "split": split, "videos": len(kept),
                  "frames": frames}
     if meter is not None:
         res = meter.result((0.1, 0.2, 0.3, 0.5))
@@ -350,7 +392,7 @@ def evaluate_split(
         per_class = {"f-AP@0.5": _nan_to_none(res["f-AP@0.5"]),
                      "v-AP@0.5": _nan_to_none(res["v-AP@0.5"])}
     else:
-        gt = gt_tubes(ds, indices)
+        gt = gt_tubes(ds, kept)
         det = np.concatenate(detections) if detections else np.zeros((0, 8))
         fmap, f_per = frame_ap(gt, names, det, iou=0.5)
         out["f-mAP@0.5"] = fmap
@@ -360,6 +402,9 @@ def evaluate_split(
     out["accuracy"] = 100.0 * correct / labelled if labelled else float("nan")
     out["per_class"] = per_class
     out["settings"] = asdict(settings)
+    skipped = {ds[vi].name: bad.get(ds[vi].name) for vi in indices if ds[vi].name in bad}
+    if skipped:
+        out["skipped"] = {n: b.to_json() for n, b in skipped.items()}
     out["seconds"] = round(time.perf_counter() - start, 3)
     # JSON has no NaN: a metric without ground truth is None.
     return {k: (None if isinstance(v, float) and not np.isfinite(v) else v)

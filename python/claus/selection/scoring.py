@@ -62,6 +62,13 @@ class FrameScores:
     covered: torch.Tensor
     lengths: torch.Tensor
 
+    def take(self, rows: list[int]) -> FrameScores:
+        """The scores of the videos at `rows` (in that order), padding kept."""
+        r = torch.as_tensor(rows, dtype=torch.int64, device=self.uncertainty.device)
+        return FrameScores(uncertainty=self.uncertainty[r], entropy=self.entropy[r],
+                           informative=self.informative[r], covered=self.covered[r],
+                           lengths=self.lengths[r])
+
 
 @dataclass(frozen=True)
 class FrameSelection:
