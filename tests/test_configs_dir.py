@@ -19,7 +19,18 @@ def _values(argv: list[str]) -> dict:
 
 
 def test_the_configs_folder_has_the_paper_and_the_demo():
-    assert {p.name for p in FILES} >= {"demo.yaml", "ucf101-24-i3d.yaml", "jhmdb-21-i3d.yaml"}
+    assert {p.name for p in FILES} >= {"demo.yaml", "ucf101-24-i3d.yaml", "jhmdb-21-i3d.yaml",
+                                       "longtail.yaml"}
+
+
+def test_longtail_config_compares_on_the_second_benchmark():
+    values = _values(["--config", str(CONFIGS / "longtail.yaml")])
+    exp = C.experiment_spec(values)
+    assert exp.strategies == ["random", "equidistant", "entropy", "uncertainty", "claus"]
+    assert exp.seeds == 8 and exp.full
+    cfg = C.run_config(values, "claus", exp.first_seed)
+    assert cfg.data.name == "synthetic" and cfg.data.preset == "longtail" and cfg.data.seed == 0
+    assert (cfg.init_percent, cfg.target_percent) == (1, 2)
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
