@@ -26,17 +26,20 @@ pixels of the original frame, [x1, y1, x2, y2]. `split` is any name ("train", "t
 from __future__ import annotations
 
 import os
-from collections import Counter, defaultdict
+from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..io import atomic_write_json
+from ..io import atomic_write, atomic_write_json
+from .ava_csv import boxes_json, read_ava_columns
 from .dataset import Video, VideoDataset, usable_tubes, warn_boxes
 from .frames import ArrayFrames, FrameSource, ImageFolderFrames, VideoFileFrames
 
-__all__ = ["FORMAT", "VERSION", "load_custom", "dataset_to_json", "save_custom", "import_ava_csv"]
+__all__ = ["FORMAT", "VERSION", "load_custom", "dataset_to_json", "save_custom", "import_ava_csv",
+           "write_ava_dataset"]
 
 FORMAT = "claus.dataset"
 VERSION = 1
@@ -200,7 +203,8 @@ def import_ava_csv(
 
     Each row: video, time, x1, y1, x2, y2 (normalized to [0, 1]), label, track id — the AVA
     layout (`video_id, middle_frame_timestamp, x1, y1, x2, y2, action_id, person_id`). A
-    header row is skipped when its coordinates are not numbers.
+    header row is skipped when its coordinates are not numbers. Rows of one (video, track,
+    label) on the same frame: the last one counts.
 
     Args:
         csv_path: the CSV file.
@@ -216,88 +220,188 @@ def import_ava_csv(
         split: split for videos whose entry has none.
 
     Returns:
-        The JSON document (pass to `atomic_write_json`, then `load_custom`).
+        The JSON document (pass to `atomic_write_json`, then `load_custom`); `write_ava_dataset`
+        writes the same file without holding the document's boxes as Python objects.
     """
-    if time_unit not in ("seconds", "frame"):
-        raise ValueError(f"time_unit must be 'seconds' or 'frame', got {time_unit!r}")
-    path = Path(csv_path)
-    from .ava_csv import ava_rows
-
-    rows = [(ln, row[0].strip(), t, box, row[6].strip(), row[7].strip())
-            for ln, row, t, box in ava_rows(path, CustomFormatError)]
-    if not rows:
-        raise CustomFormatError(f"{path}: no annotation rows")
-    labels = sorted({r[4] for r in rows}) if classes is None else list(classes)
-
-    def label_index(lab: str, ln: int) -> int:
-        if lab in labels:
-            return labels.index(lab)
-        if classes is not None and lab.isdigit() and int(lab) < len(labels):
-            return int(lab)
-        raise CustomFormatError(f"{path}:{ln}: unknown label {lab!r}; classes: {labels}")
-
-    tracks: dict[tuple[str, str, int], dict[int, list[float]]] = defaultdict(dict)
-    for ln, vid, t, box, lab, track in rows:
-        if vid not in videos:
-            raise CustomFormatError(f"{path}:{ln}: video {vid!r} is not in the videos table")
-        info = videos[vid]
-        W, H, n = int(info["width"]), int(info["height"]), int(info["num_frames"])
-        if time_unit == "seconds":
-            vfps = info.get("fps", fps)
-            if not vfps:
-                raise CustomFormatError(f"{path}:{ln}: video {vid!r}: timestamps need fps")
-            frame = int(round(t * float(vfps)))
-        else:
-            frame = int(round(t))
-        if not 0 <= frame < n:
-            raise CustomFormatError(f"{path}:{ln}: video {vid!r}: frame {frame} outside [0, {n})")
-        if any(not -0.01 <= x <= 1.01 for x in box):
-            raise CustomFormatError(f"{path}:{ln}: box {box} is not normalized to [0, 1]")
-        tracks[(vid, track, label_index(lab, ln))][frame] = [
-            box[0] * W,
-            box[1] * H,
-            box[2] * W,
-            box[3] * H,
-        ]
-
-    per_video: dict[str, list[dict]] = defaultdict(list)
-    for (vid, _track, lab), fb in sorted(tracks.items()):
-        vfps = videos[vid].get("fps", fps)
-        gap = max_gap if max_gap is not None else (int(round(float(vfps))) if vfps else 1)
-        frs = sorted(fb)
-        seg = [frs[0]]
-        for f in frs[1:] + [None]:
-            if f is not None and f - seg[-1] <= gap:
-                seg.append(f)
-                continue
-            # Interpolate linearly between consecutive keyframes of the segment.
-            full = np.arange(seg[0], seg[-1] + 1)
-            kb = np.array([fb[s] for s in seg], np.float64)
-            boxes = np.stack([np.interp(full, seg, kb[:, j]) for j in range(4)], axis=1)
-            per_video[vid].append(
-                {
-                    "label": lab,
-                    "start": int(seg[0]),
-                    "boxes": [[round(float(x), 2) for x in b] for b in boxes],
-                }
-            )
-            if f is not None:
-                seg = [f]
+    tracks = _AvaTracks(csv_path, videos, classes, time_unit, fps, max_gap)
     vids = []
     for vid, info in videos.items():
-        tubes = per_video.get(vid, [])
-        counts = Counter(t["label"] for t in tubes)
-        d = {
-            "name": vid,
-            "label": counts.most_common(1)[0][0] if counts else -1,
-            "split": info.get("split", split),
-            "num_frames": int(info["num_frames"]),
-            "width": int(info["width"]),
-            "height": int(info["height"]),
-        }
-        for k in ("group", "frames", "first_frame", "video", "array"):
-            if k in info:
-                d[k] = info[k]
-        d["tubes"] = tubes
-        vids.append(d)
-    return {"format": FORMAT, "version": VERSION, "name": name, "classes": labels, "videos": vids}
+        tubes = [{"label": lab, "start": start,
+                  "boxes": [[round(float(x), 2) for x in b] for b in boxes]}
+                 for lab, start, boxes in tracks.tubes(vid)]
+        vids.append({**_video_fields(vid, info, split, [t["label"] for t in tubes]),
+                     "tubes": tubes})
+    return {"format": FORMAT, "version": VERSION, "name": name, "classes": tracks.labels,
+            "videos": vids}
+
+
+def write_ava_dataset(
+    csv_path: str | os.PathLike,
+    out: str | os.PathLike,
+    videos: dict[str, dict[str, Any]],
+    **kw: Any,
+) -> tuple[int, int, int]:
+    """`import_ava_csv` (same arguments after `videos`) written to `out` atomically, a video at
+    a time: the file is byte for byte `atomic_write_json(out, import_ava_csv(...), indent=None)`
+    while only one video's boxes exist as Python objects at once.
+
+    Returns:
+        (videos, tubes, classes) written.
+    """
+    import json
+
+    split = kw.pop("split", "train")
+    name = kw.pop("name", "ava-import")
+    tracks = _AvaTracks(csv_path, videos, kw.pop("classes", None), **kw)
+
+    def dumps(obj: Any) -> str:
+        return json.dumps(obj, allow_nan=False, ensure_ascii=False)
+
+    head = {"format": FORMAT, "version": VERSION, "name": name, "classes": tracks.labels}
+    n_tubes = 0
+    with atomic_write(out, "w") as f:
+        f.write(dumps(head)[:-1] + ', "videos": [')
+        for i, (vid, info) in enumerate(videos.items()):
+            tubes = list(tracks.tubes(vid))
+            d = _video_fields(vid, info, split, [lab for lab, _, _ in tubes])
+            n_tubes += len(tubes)
+            f.write((", " if i else "") + dumps(d)[:-1] + ', "tubes": [')
+            f.write(", ".join(f'{{"label": {lab}, "start": {start}, "boxes": '
+                              f"{boxes_json(boxes)}}}" for lab, start, boxes in tubes))
+            f.write("]}")
+        f.write("]}\n")
+    return len(videos), n_tubes, len(tracks.labels)
+
+
+def _video_fields(vid: str, info: dict[str, Any], split: str, labels: list[int]) -> dict:
+    """A video's JSON fields before `tubes`; its label is its tubes' most common (the first of
+    a tie), -1 without tubes."""
+    counts = Counter(labels)
+    d = {"name": vid, "label": counts.most_common(1)[0][0] if counts else -1,
+         "split": info.get("split", split), "num_frames": int(info["num_frames"]),
+         "width": int(info["width"]), "height": int(info["height"])}
+    for k in ("group", "frames", "first_frame", "video", "array"):
+        if k in info:
+            d[k] = info[k]
+    return d
+
+
+class _AvaTracks:
+    """The rows of an AVA-style CSV grouped into (video, track, label) tracks, checked.
+
+    Rows stay in `AvaColumns` (48 bytes a row); `order` lists the rows each track keeps, sorted
+    by track (video, track id, label index, as `sorted` orders those tuples) and frame, the
+    last row of a frame only; `bounds[g]:bounds[g + 1]` are track g's.
+    """
+
+    def __init__(self, csv_path: str | os.PathLike, videos: dict[str, dict[str, Any]],
+                 classes: list[str] | None, time_unit: str = "seconds",
+                 fps: float | None = None, max_gap: int | None = None):
+        if time_unit not in ("seconds", "frame"):
+            raise ValueError(f"time_unit must be 'seconds' or 'frame', got {time_unit!r}")
+        self.path, self.videos, self.fps, self.max_gap = Path(csv_path), videos, fps, max_gap
+        self.cols = read_ava_columns(self.path, CustomFormatError, lines=False)
+        if not len(self.cols):
+            raise CustomFormatError(f"{self.path}: no annotation rows")
+        self.labels = (sorted({lab for _, lab, _ in self.cols.keys}) if classes is None
+                       else list(classes))
+        self.classes = classes
+        self._group(self._check(time_unit == "seconds"))
+
+    def _label_index(self, lab: str) -> int:
+        """The class of a label: its index in the labels, or (with `classes`) a 0-based index
+        into them; -1 when neither."""
+        if lab in self.labels:
+            return self.labels.index(lab)
+        if self.classes is not None and lab.isdigit() and int(lab) < len(self.labels):
+            return int(lab)
+        return -1
+
+    def _video_info(self, vid: str) -> tuple[int, int, int, float | None]:
+        info = self.videos[vid]
+        return (int(info["width"]), int(info["height"]), int(info["num_frames"]),
+                info.get("fps", self.fps))
+
+    def _check(self, seconds: bool) -> np.ndarray:
+        """(n,) int64 frame of every row; raises CustomFormatError at the first bad row, with
+        the message of its first failed check (video, fps, frame, box, label)."""
+        keys, cols = self.cols.keys, self.cols
+        info = {v: self._video_info(v) for v in {k[0] for k in keys} if v in self.videos}
+        known = np.array([k[0] in info for k in keys])
+        n = np.array([info[k[0]][2] if k[0] in info else 0 for k in keys], np.float64)
+        rate = np.array([float(info[k[0]][3]) if k[0] in info and info[k[0]][3] and seconds
+                         else (0.0 if seconds else 1.0) for k in keys])
+        label = np.array([self._label_index(k[1]) for k in keys], np.int64)
+        self.key_label = label
+        # frame = round(t × fps): np.rint rounds halves to even, as Python's round does.
+        frame = np.rint(cols.time * rate[cols.key])
+        bad = ~known[cols.key] | (rate[cols.key] == 0) | ~((frame >= 0) & (frame < n[cols.key]))
+        bad |= ~((cols.box >= -0.01) & (cols.box <= 1.01)).all(axis=1)
+        bad |= label[cols.key] < 0
+        if bad.any():
+            self._raise(int(np.argmax(bad)), seconds)
+        cols.drop_time()
+        return frame.astype(np.int32 if n.max() < 2**31 else np.int64)
+
+    def _raise(self, i: int, seconds: bool) -> None:
+        """The error of row i, checked as one row at a time."""
+        vid, lab, _ = self.cols.keys[self.cols.key[i]]
+        where = f"{self.path}:{self.cols.line_of(i, CustomFormatError)}"
+        t, box = float(self.cols.time[i]), self.cols.box[i].tolist()
+        if vid not in self.videos:
+            raise CustomFormatError(f"{where}: video {vid!r} is not in the videos table")
+        _, _, n, vfps = self._video_info(vid)
+        if seconds and not vfps:
+            raise CustomFormatError(f"{where}: video {vid!r}: timestamps need fps")
+        x = t * float(vfps) if seconds else t
+        frame = int(round(x)) if np.isfinite(x) else x
+        if not 0 <= frame < n:
+            raise CustomFormatError(f"{where}: video {vid!r}: frame {frame} outside [0, {n})")
+        if any(not -0.01 <= x <= 1.01 for x in box):
+            raise CustomFormatError(f"{where}: box {box} is not normalized to [0, 1]")
+        raise CustomFormatError(f"{where}: unknown label {lab!r}; classes: {self.labels}")
+
+    def _group(self, frames: np.ndarray) -> None:
+        keys = self.cols.keys
+        # Tracks are (video, track id, label index): two spellings of one class are one track.
+        tracks = sorted({(k[0], k[2], int(lab)) for k, lab in zip(keys, self.key_label,
+                                                                     strict=True)})
+        rank = {t: g for g, t in enumerate(tracks)}
+        key_track = np.array([rank[(k[0], k[2], int(lab))] for k, lab in
+                              zip(keys, self.key_label, strict=True)], np.int64)
+        row_track = key_track.astype(np.int32)[self.cols.key]
+        order = np.lexsort((frames, row_track))  # stable: a frame's rows stay in file order
+        g, f = row_track[order], frames[order]
+        del row_track, frames
+        last = np.ones(len(order), bool)
+        last[:-1] = (g[1:] != g[:-1]) | (f[1:] != f[:-1])
+        # int32 row numbers: a quarter of the memory of lexsort's int64 for what is kept.
+        self.order, self.frames = order[last].astype(np.int32), f[last]
+        del order
+        g = g[last]
+        self.tracks = tracks
+        self.bounds = np.searchsorted(g, np.arange(len(tracks) + 1))
+        # A video's tracks are consecutive (sorted by video first): {video: (first, end)}.
+        self.video_tracks: dict[str, tuple[int, int]] = {}
+        for t, (vid, _, _) in enumerate(tracks):
+            self.video_tracks[vid] = (self.video_tracks.get(vid, (t, t))[0], t + 1)
+
+    def tubes(self, vid: str) -> Iterator[tuple[int, int, np.ndarray]]:
+        """(label, start, (len, 4) float64 pixel boxes) of the video's tubes, in track order:
+        the keyframes of a track at most `max_gap` frames apart, interpolated linearly."""
+        if vid not in self.video_tracks:
+            return
+        W, H, _, vfps = self._video_info(vid)
+        gap = self.max_gap if self.max_gap is not None else (
+            int(round(float(vfps))) if vfps else 1)
+        scale = np.array([W, H, W, H], np.float64)
+        for t in range(*self.video_tracks[vid]):
+            lo, hi = self.bounds[t], self.bounds[t + 1]
+            frs = self.frames[lo:hi]
+            cuts = np.flatnonzero(np.diff(frs) > gap) + 1
+            for a, b in zip(np.r_[0, cuts], np.r_[cuts, len(frs)], strict=True):
+                seg = frs[a:b]
+                kb = self.cols.box[self.order[lo + a:lo + b]] * scale
+                full = np.arange(seg[0], seg[-1] + 1)
+                boxes = np.stack([np.interp(full, seg, kb[:, j]) for j in range(4)], axis=1)
+                yield self.tracks[t][2], int(seg[0]), boxes

@@ -17,8 +17,7 @@ import sys
 from pathlib import Path
 
 from ..cli import Parser, run_command
-from ..io import atomic_write_json
-from .custom import import_ava_csv
+from .custom import write_ava_dataset
 from .frames import VideoFileFrames
 
 _EXTS = (".mp4", ".avi", ".mkv", ".webm", ".mov")
@@ -72,9 +71,7 @@ def _import(a: argparse.Namespace) -> int:
     if a.video_dir:
         root = Path(a.video_dir)
         out_dir = Path(a.out).resolve().parent
-        names = {
-            line.split(",")[0].strip() for line in Path(a.csv).read_text().splitlines() if line
-        }
+        names = _first_column(Path(a.csv))
         for name in sorted(names):
             if name in videos:
                 continue
@@ -98,8 +95,10 @@ def _import(a: argparse.Namespace) -> int:
     classes = None
     if a.classes:
         classes = [c.strip() for c in Path(a.classes).read_text().splitlines() if c.strip()]
-    doc = import_ava_csv(
+    # Written a video at a time: the document's boxes never exist as Python objects at once.
+    n_videos, n_tubes, n_classes = write_ava_dataset(
         a.csv,
+        a.out,
         videos,
         classes=classes,
         time_unit=a.time_unit,
@@ -108,10 +107,19 @@ def _import(a: argparse.Namespace) -> int:
         split=a.split,
         name=Path(a.out).stem,
     )
-    atomic_write_json(a.out, doc, indent=None)
-    n = sum(len(v["tubes"]) for v in doc["videos"])
-    print(f"{a.out}: {len(doc['videos'])} videos, {n} tubes, {len(doc['classes'])} classes")
+    print(f"{a.out}: {n_videos} videos, {n_tubes} tubes, {n_classes} classes")
     return 0
+
+
+def _first_column(path: Path) -> set[str]:
+    """The stripped first cells of the file's non-empty lines, read a line at a time."""
+    names = set()
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            line = line.rstrip("\n")
+            if line:
+                names.add(line.split(",")[0].strip())
+    return names
 
 
 if __name__ == "__main__":
