@@ -34,12 +34,16 @@ Readers (format: https://docs.cvat.ai/docs/other/xml_format/):
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path, PurePosixPath
 
+from ..data.faults import BadVideos
+from ..data.frames import FrameReadError
 from ..io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from ..selection.strategies import Selection
 from .importer import AnnotationFileError, Annotations, ImportedBox
 from .jsonl import export_jsonl
 from .pending import PendingRound, safe_relpath
@@ -69,21 +73,33 @@ def export_cvat(pending: PendingRound, out: str | Path, *, quality: int = 95,
     Frames are read from the dataset's frame source (video file, image folder, array or frame
     store) and saved as JPEG at the source's size. With `encode` (a folder), the requested
     videos are encoded there too (`encode_videos`, at `fps`) and the README adds the video-task
-    route. Returns the folder.
+    route. A video whose frames cannot be read is left out of the task (images, requests and
+    videos) with a warning naming the file, and the README lists it (`claus.data.faults`);
+    the export fails only past the run's `max_bad_share` or with no readable video left.
+    Returns the folder.
     """
     from PIL import Image
 
     out = Path(out)
     ds = pending.dataset
+    bad = BadVideos.of(ds, pending.cfg.train.max_bad_share)
     n = 0
     for req in pending.requests:
-        frames = ds.read_frames(req.video, list(req.frames))
+        try:
+            frames = ds.read_frames(req.video, list(req.frames))
+        except FrameReadError as e:  # read before writing: a video's images come whole or not
+            bad.add(req.video, "export", e)
+            continue
         for f, img in zip(req.frames, frames, strict=True):
             buf = io.BytesIO()
             # No chroma subsampling: small frames keep their colours at box edges.
             Image.fromarray(img).save(buf, "JPEG", quality=quality, subsampling=0)
             atomic_write_bytes(out / "images" / image_name(req.video, f), buf.getvalue())
             n += 1
+    asked = pending
+    pending = without_videos(pending, bad.names())
+    if asked.requests and not pending.requests:
+        raise bad.none_left(f"the {len(asked.requests)} requested videos")
     atomic_write_json(out / "labels.json", cvat_labels(ds.classes))
     export_jsonl(pending, out)
     text = _README.format(run=pending.run, round=pending.round, frames=n,
@@ -92,14 +108,31 @@ def export_cvat(pending: PendingRound, out: str | Path, *, quality: int = 95,
     if encode is not None:
         from .encode import encode_videos
 
-        encoded = encode_videos(pending, encode, fps=fps)
+        encoded = encode_videos(pending, encode, fps=fps, bad=bad)
         listing = "\n".join(f"| `{e.video}` | `{e.path.resolve()}` | "
                             f"{', '.join(map(str, r.frames))} |"
-                            for r in pending.requests for e in [encoded[r.video]])
+                            for r in pending.requests if r.video in encoded
+                            for e in [encoded[r.video]])
         text += _VIDEO_README.format(run=pending.run, folder=Path(encode).resolve(),
                                      listing=listing)
+    if len(bad):
+        text += _LEFT_OUT.format(run=pending.run, listing="\n".join(
+            f"- `{b.name}`: {b.reason}" for b in bad.stage("export").values()))
     atomic_write_text(out / "README.md", text)
     return out
+
+
+def without_videos(pending: PendingRound, videos: list[str]) -> PendingRound:
+    """The waiting round with the requests of `videos` dropped (what an export leaves out)."""
+    if not videos:
+        return pending
+    sel, drop = pending.selection, set(videos)
+    kept = Selection(frames={k: v for k, v in sel.frames.items() if k not in drop},
+                     scores={k: v for k, v in sel.scores.items() if k not in drop},
+                     video_scores={k: v for k, v in sel.video_scores.items() if k not in drop},
+                     clusters={k: v for k, v in sel.clusters.items() if k not in drop},
+                     cost=sel.cost)
+    return dataclasses.replace(pending, selection=kept)
 
 
 _README = """# CVAT task: round {round} of {run}
@@ -144,6 +177,18 @@ keyframes of a track, so a track drawn once per actor gives a box on every frame
 | video (task name) | file | frames to label |
 |---|---|---|
 {listing}
+"""
+
+_LEFT_OUT = """
+## Left out: videos whose frames could not be read
+
+{listing}
+
+Their frames are not in this task (nor in `requests.jsonl`). Fix the files and export again,
+or import the labels with `--allow-missing` to leave these frames unlabelled this round:
+
+    python -m claus.annotate --run {run} --file annotations.xml --format cvat-images \\
+        --allow-missing
 """
 
 

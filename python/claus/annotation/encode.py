@@ -15,6 +15,10 @@ claus frame i whatever the dataset stores (frame folders, arrays, a frame store,
 
 A file already there with the same frame count, size and rate is kept: videos are encoded once
 and reused by later exports and rounds (delete a file to have it encoded again).
+
+A video whose frames cannot be read is left out with a warning naming the file and the reason
+(`claus.data.faults`); the export fails only when more than the run's `max_bad_share` of the
+dataset's videos are unreadable, or none of the requested ones can be read.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ import numpy as np
 
 from ..data import VideoDataset
 from ..data.dataset import Video
+from ..data.faults import BadVideos
+from ..data.frames import FrameReadError
 from ..io import atomic_write_bytes
 from .pending import PendingRound, safe_relpath, video_fps
 
@@ -132,6 +138,7 @@ def encode_videos(
     folder: str | Path,
     *,
     fps: float | None = None,
+    bad: BadVideos | None = None,
 ) -> dict[str, EncodedVideo]:
     """Encode the videos of the waiting round's requests into `folder` (see the module
     docstring); files already there at the same frame count, size and rate are kept.
@@ -140,10 +147,13 @@ def encode_videos(
         pending: the waiting round.
         folder: where `<video>.mp4` files go (claus.select uses `RUN/videos`).
         fps: the frame rate (default: `task_fps`).
+        bad: the ledger of unreadable videos (stage "export"): those it holds are not read,
+            those found here are added. Default: a new one at the run's `max_bad_share`.
     Returns:
-        {video: EncodedVideo}, in request order.
+        {video: EncodedVideo}, in request order, without the unreadable videos.
     Raises:
         ImportError: PyAV (or its H.264 encoder) is missing.
+        TooManyBadVideos: too many unreadable videos, or none of the requested readable.
     """
     try:
         import av  # noqa: F401
@@ -151,9 +161,13 @@ def encode_videos(
         raise ImportError("--encode needs PyAV: pip install 'claus[video]' (or pip install av)"
                           ) from e
     ds = pending.dataset
+    bad = BadVideos.of(ds, pending.cfg.train.max_bad_share) if bad is None else bad
     out: dict[str, EncodedVideo] = {}
-    for req in pending.requests:
+    requests = pending.requests
+    for req in requests:
         v = ds[req.video]
+        if v.name in bad:
+            continue
         rate = _rate(task_fps(ds, v, fps))
         path = video_file(folder, v.name)
         size = encoded_size(v)
@@ -161,8 +175,16 @@ def encode_videos(
         if not reused:
             log.info("encoding %s (%d frames, %dx%d, %s fps) → %s", v.name, v.num_frames,
                      *size, rate, path)
-            _encode(ds, v, path, rate)
+            try:
+                _encode(ds, v, path, rate)
+            except FrameReadError as e:  # nothing is written: the file appears whole or not
+                bad.add(v.name, "export", e)
+                continue
         out[v.name] = EncodedVideo(v.name, path, float(rate), *size, reused)
+    if requests and not out:
+        raise bad.none_left(f"the {len(requests)} requested videos")
     kept = sum(e.reused for e in out.values())
-    log.info("videos in %s: %d encoded, %d already there", folder, len(out) - kept, kept)
+    left = len(requests) - len(out)
+    log.info("videos in %s: %d encoded, %d already there%s", folder, len(out) - kept, kept,
+             f", {left} left out (unreadable)" if left else "")
     return out
