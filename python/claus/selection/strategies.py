@@ -13,6 +13,12 @@ should the oracle label? They differ in how videos are ranked and how frames are
 | `claus`       | as `uncertainty`, split over clusters    | greedy suppression on U         |
 | `full`        | everything (the upper bound; no rounds)  | every frame                     |
 
+No foreground: the scored strategies rank a video by the frames its model sees an actor on.
+A video with no such frame (a model that predicts no foreground there, early or on unusual
+footage) has no score: it ranks after every scored video, in a random order drawn from the
+round's generator, and its frames are chosen equally spaced as `equidistant` chooses them (not
+frames 0, 1, 2, ...); a warning says how many candidate videos had no foreground.
+
 Budget arithmetic (`spend_plan`): the round's box budget B is split over the V chosen videos,
 B // V boxes each and the last takes the remainder; a frame costs its number of boxes (at
 least 1, `claus.data.frame_cost`). Frames are taken in the strategy's order while they fit the
@@ -292,6 +298,50 @@ def select_round(
     Returns:
         the `Selection`; its cost equals `budget` unless the pool has too few frames.
     """
+    crit = _check_round(strategy, names, num_frames, frame_costs, labelled, budget, scores,
+                        clusters)
+    lab_sets = [set(int(f) for f in fr) for fr in labelled]
+    pool, untouched, V = _pool(budget, num_frames, frame_costs, lab_sets, videos_per_round)
+    sel = Selection()
+    if budget == 0 or V == 0:
+        if budget:
+            log.warning("no training video has an unlabelled frame left: %d of %d boxes unspent",
+                        budget, budget)
+        return sel
+    # Frames a video is likely to get this round: what the top-t ranking and greedy use.
+    mean_cost = float(np.mean([np.mean(c) for c in frame_costs]))
+    per_video = max(1, round(budget / V / mean_cost))
+    if crit is None:
+        chosen = untouched + [int(i) for i in rng.permutation(pool)][: V - len(untouched)]
+        order = {i: _unscored_order(strategy, num_frames[i], lab_sets[i], per_video, rng)
+                 for i in chosen}
+        pick_scores: dict[int, list[float]] = {}
+        vscore: dict[int, float | None] = dict.fromkeys(chosen)
+    else:
+        chosen, order, pick_scores, vscore = _scored_choice(
+            strategy, crit, names, num_frames, lab_sets, pool, untouched, V, rng, scores,
+            clusters, cluster_cap, top_t or per_video, per_video, sigma, radius, sel)
+    picked = _spend(chosen, order, frame_costs, budget, V)
+    for i in chosen:
+        if not picked[i]:
+            continue
+        name = names[i]
+        sel.frames[name] = picked[i]
+        pos = {f: p for p, f in enumerate(order[i])}
+        ps = pick_scores.get(i)
+        sel.scores[name] = [ps[pos[f]] if ps is not None and pos[f] < len(ps) else None
+                            for f in picked[i]]
+        sel.video_scores[name] = vscore[i]
+        sel.cost += int(sum(frame_costs[i][f] for f in picked[i]))
+    return sel
+
+
+def _check_round(strategy: str, names: Sequence[str], num_frames: Sequence[int],
+                 frame_costs: Sequence[np.ndarray], labelled: Sequence[Sequence[int]],
+                 budget: int, scores: FrameScores | None, clusters: np.ndarray | None
+                 ) -> str | None:
+    """Refuse what `select_round` cannot work with; returns the score it ranks by (None for
+    unscored strategies)."""
     check_strategy(strategy)
     if strategy == "full":
         raise ValueError("strategy 'full' labels everything at once and has no selection rounds")
@@ -305,9 +355,17 @@ def select_round(
         raise ValueError(f"strategy {strategy!r} needs pool scores")
     if strategy == "claus" and clusters is None:
         raise ValueError("strategy 'claus' needs the cluster of every video")
-    lab_sets = [set(int(f) for f in fr) for fr in labelled]
+    return crit
+
+
+def _pool(budget: int, num_frames: Sequence[int], frame_costs: Sequence[np.ndarray],
+          lab_sets: list[set[int]], videos_per_round: int | None
+          ) -> tuple[list[int], list[int], int]:
+    """(pool, untouched, V): the candidate videos, those that must go first when the pool had
+    to be topped up with partly labelled videos, and the number of videos to choose."""
+    N = len(lab_sets)
     pool = [i for i in range(N) if not lab_sets[i]]
-    untouched: list[int] = []  # set when the pool had to be topped up: these go first
+    untouched: list[int] = []
     V = (default_videos_per_round(budget, list(num_frames),
                                   [float(np.mean(c)) for c in frame_costs])
          if videos_per_round is None else int(videos_per_round))
@@ -322,63 +380,92 @@ def select_round(
                     if partly else "")
         untouched, pool = pool, partly
         V = min(V, len(untouched) + len(partly))
-    sel = Selection()
-    if budget == 0 or V == 0:
-        if budget:
-            log.warning("no training video has an unlabelled frame left: %d of %d boxes unspent",
-                        budget, budget)
-        return sel
-    # Frames a video is likely to get this round: what the top-t ranking and greedy use.
-    mean_cost = float(np.mean([np.mean(c) for c in frame_costs]))
-    per_video = max(1, round(budget / V / mean_cost))
-    t = top_t or per_video
+    return pool, untouched, V
 
-    order: dict[int, list[int]] = {}  # candidate frame order of each chosen video
+
+def _unscored_order(strategy: str, num_frames: int, lab: set[int], per_video: int,
+                    rng: np.random.Generator) -> list[int]:
+    """A video's frame order without scores: random, or `per_video` equally spaced frames
+    then the rest in random order (should the quota allow more: costly frames)."""
+    free = [f for f in range(num_frames) if f not in lab]
+    if strategy == "random":
+        return [int(f) for f in rng.permutation(free)]
+    order = equidistant_frames(num_frames, lab, per_video)
+    return order + [int(f) for f in rng.permutation(free)]
+
+
+def _scored_choice(strategy, crit, names, num_frames, lab_sets, pool, untouched, V, rng,
+                   scores, clusters, cluster_cap, t, per_video, sigma, radius, sel):
+    """Videos and frame orders of the scored strategies: videos by the mean of their top-t
+    greedy picks (claus: over clusters), frames in greedy order, then the frames the greedy
+    never reaches (non-informative) in time order.
+
+    No-foreground fallback: a candidate video with no informative frame (the model predicts
+    no foreground on it, so nothing to score) ranks after every scored video, in a random order
+    drawn from `rng`, and its frames are chosen as `equidistant` chooses them; one warning
+    says how many pool videos had no foreground.
+    """
+    N = len(names)
+    L = scores.uncertainty.shape[1]
+    lab_mask = torch.zeros(N, L, dtype=torch.bool)
+    for i, s in enumerate(lab_sets):
+        if s:
+            lab_mask[i, sorted(s)] = True
+    # Video ranking: mean of the top-t greedy picks (select_frames' video_score).
+    ranked = select_frames(scores, lab_mask, t, criterion=crit, sigma=sigma, radius=radius)
+    vs = ranked.video_score.cpu().numpy().astype(np.float64)
+    rank = _no_foreground_ranks(vs, untouched + pool, num_frames, lab_sets, rng)
+    if strategy == "claus" and not untouched:
+        lab_vids = [i for i in range(N) if lab_sets[i]]
+        cl = np.asarray(clusters, np.int64)
+        chosen = claus_videos(rank, cl, pool, V, cl[lab_vids], cluster_cap)
+        sel.clusters = {names[i]: int(cl[i]) for i in chosen}
+    else:
+        chosen = untouched + rank_by_score(rank, pool)[: V - len(untouched)]
+    # Frame order per chosen video: the greedy, long enough to spend any quota.
+    longest = max(num_frames[i] for i in chosen)
+    full = select_frames(scores, lab_mask, longest, criterion=crit, sigma=sigma, radius=radius)
+    fr, sc = full.frames.cpu().numpy(), full.scores.cpu().numpy()
+    order: dict[int, list[int]] = {}
     pick_scores: dict[int, list[float]] = {}
     vscore: dict[int, float | None] = {}
-    if crit is None:
-        chosen = untouched + [int(i) for i in rng.permutation(pool)][: V - len(untouched)]
-        for i in chosen:
-            vscore[i] = None
-            if strategy == "random":
-                free = [f for f in range(num_frames[i]) if f not in lab_sets[i]]
-                order[i] = [int(f) for f in rng.permutation(free)]
-            else:
-                order[i] = equidistant_frames(num_frames[i], lab_sets[i], per_video)
-                # Frames beyond the spaced ones, should the quota allow more (costly frames).
-                rest = [f for f in range(num_frames[i]) if f not in lab_sets[i]]
-                order[i] += [int(f) for f in rng.permutation(rest)]
-    else:
-        L = scores.uncertainty.shape[1]
-        lab_mask = torch.zeros(N, L, dtype=torch.bool)
-        for i, s in enumerate(lab_sets):
-            if s:
-                lab_mask[i, sorted(s)] = True
-        # Video ranking: mean of the top-t greedy picks (select_frames' video_score).
-        ranked = select_frames(scores, lab_mask, t, criterion=crit, sigma=sigma, radius=radius)
-        vs = ranked.video_score.cpu().numpy().astype(np.float64)
-        if strategy == "claus" and not untouched:
-            lab_vids = [i for i in range(N) if lab_sets[i]]
-            cl = np.asarray(clusters, np.int64)
-            chosen = claus_videos(vs, cl, pool, V, cl[lab_vids], cluster_cap)
-            sel.clusters = {names[i]: int(cl[i]) for i in chosen}
-        else:
-            chosen = untouched + rank_by_score(vs, pool)[: V - len(untouched)]
-        # Frame order per chosen video: the greedy, long enough to spend any quota.
-        longest = max(num_frames[i] for i in chosen)
-        full = select_frames(scores, lab_mask, longest, criterion=crit, sigma=sigma,
-                             radius=radius)
-        fr, sc = full.frames.cpu().numpy(), full.scores.cpu().numpy()
-        for i in chosen:
-            keep = fr[i] >= 0
-            order[i] = [int(f) for f in fr[i][keep]]
-            pick_scores[i] = [float(x) for x in sc[i][keep]]
-            vscore[i] = None if math.isnan(vs[i]) else float(vs[i])
-            # Frames the greedy never reaches (non-informative): last, in time order, so a
-            # large quota can still be spent.
-            seen = set(order[i])
-            order[i] += [f for f in range(num_frames[i]) if f not in seen and f not in lab_sets[i]]
+    for i in chosen:
+        keep = fr[i] >= 0
+        vscore[i] = None if math.isnan(vs[i]) else float(vs[i])
+        if not keep.any() and len(lab_sets[i]) < num_frames[i]:
+            order[i] = _unscored_order("equidistant", num_frames[i], lab_sets[i], per_video, rng)
+            continue
+        order[i] = [int(f) for f in fr[i][keep]]
+        pick_scores[i] = [float(x) for x in sc[i][keep]]
+        # Frames the greedy never reaches (non-informative): last, in time order, so a
+        # large quota can still be spent.
+        seen = set(order[i])
+        order[i] += [f for f in range(num_frames[i]) if f not in seen and f not in lab_sets[i]]
+    return chosen, order, pick_scores, vscore
 
+
+def _no_foreground_ranks(vs: np.ndarray, candidates: list[int], num_frames: Sequence[int],
+                         lab_sets: list[set[int]], rng: np.random.Generator) -> np.ndarray:
+    """Video scores to rank by: `vs`, with the candidates that have no score (no informative
+    unlabelled frame) given distinct values below every score (all >= 0) in a random order
+    from `rng`. `vs` comes back unchanged, and `rng` untouched, when every candidate has one."""
+    blind = [i for i in candidates if math.isnan(vs[i]) and len(lab_sets[i]) < num_frames[i]]
+    if not blind:
+        return vs
+    log.warning("%d of the %d candidate videos show no foreground to the model (no frame it "
+                "can score): they rank after the scored videos in a seeded random order and "
+                "their frames are chosen equally spaced (the equidistant strategy's order)",
+                len(blind), len(candidates))
+    out = vs.copy()
+    out[blind] = -1.0 - rng.permutation(len(blind)).astype(np.float64)
+    return out
+
+
+def _spend(chosen: list[int], order: dict[int, list[int]], frame_costs: Sequence[np.ndarray],
+           budget: int, V: int) -> dict[int, list[int]]:
+    """Frames taken per chosen video: B // V boxes each (the last the remainder), what a video
+    cannot spend moving on to the next, then a final pass over the chosen videos' best
+    remaining frames."""
     taken: dict[int, set[int]] = {i: set() for i in chosen}
     picked: dict[int, list[int]] = {i: [] for i in chosen}
     carry = 0
@@ -398,15 +485,4 @@ def select_round(
     if carry > 0:
         log.warning("the chosen videos had too few unlabelled frames: %d of %d boxes unspent",
                     carry, budget)
-    for i in chosen:
-        if not picked[i]:
-            continue
-        name = names[i]
-        sel.frames[name] = picked[i]
-        pos = {f: p for p, f in enumerate(order[i])}
-        ps = pick_scores.get(i)
-        sel.scores[name] = [ps[pos[f]] if ps is not None and pos[f] < len(ps) else None
-                            for f in picked[i]]
-        sel.video_scores[name] = vscore[i]
-        sel.cost += int(sum(frame_costs[i][f] for f in picked[i]))
-    return sel
+    return picked
