@@ -18,6 +18,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import pytest
 import torch
+from claus import rounds
 from claus.annotation import (
     AnnotationFileError,
     export_labelstudio,
@@ -47,10 +48,13 @@ from claus.eval import (
 from claus.eval.inference import VideoPrediction
 from claus.eval.pipeline import DetectionSettings, temporal_smooth, video_class
 from claus.rounds import (
+    AwaitingLabels,
     DamagedRunError,
     RunMismatchError,
+    _adopt_round0,
     _committed,
     config_diff,
+    initial_labels,
     read_run_config,
     relocate_run,
     run_experiment,
@@ -753,3 +757,84 @@ def test_run_rounds_refuses_a_dataset_of_other_data(tmp_path, ds):
     with pytest.raises(ValueError, match="dataset= was opened as"):
         run_rounds(tmp_path / "r", tr.cfg("random"), trainer=tr.FakeTrainer().trainer(),
                    dataset=other, progress=False)
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+# rounds.x__adopt_round0__mutmut_38 (train/ copied again over the one in place), and
+# shutil.rmtree(None, ...) for the stale train.adopting (by hand: not in the sample)
+def test_adopting_round0_resumes_after_a_kill(tmp_path, ds):
+    donor = tmp_path / "donor"
+    run_rounds(donor, tr.cfg("random", target_percent=5), trainer=tr.FakeTrainer().trainer(),
+               dataset=ds, progress=False)
+    src = donor / "round_000"
+    train = tr.cfg("entropy").training()
+    # Killed while copying train/: a partial copy under the temporary name.
+    work = tmp_path / "w"
+    (work / "train.adopting").mkdir(parents=True)
+    (work / "train.adopting" / "ckpt.pt").write_bytes(b"cut")
+    (work / "train.adopting" / "stray.txt").write_text("from the killed copy")
+    initial_labels(ds, tr.cfg()).save(work / "labels.json")
+    assert _adopt_round0(donor, work, train) == str(donor)
+    assert _tree(work / "train") == _tree(src / "train") and _tree(src / "train")
+    for name in ("model.pt", "eval.json"):
+        assert (work / name).read_bytes() == (src / name).read_bytes(), name
+    assert not list(work.glob("*.adopting"))
+    # Killed after train/ was in place, while copying eval.json: train/ is kept as it is.
+    (work / "model.pt").unlink()
+    (work / "eval.json").rename(work / "eval.json.adopting")
+    before = _tree(work / "train")
+    assert _adopt_round0(donor, work, train) == str(donor)
+    assert _tree(work / "train") == before
+    assert (work / "model.pt").read_bytes() == (src / "model.pt").read_bytes()
+    assert not list(work.glob("*.adopting"))
+
+
+# rounds.x_run_experiment__mutmut_69: a one-round run (round 0 is its last) is a donor too
+def test_run_experiment_shares_round0_of_one_round_runs(tmp_path, ds):
+    fake = tr.FakeTrainer()
+    run_experiment(tmp_path, tr.cfg(target_percent=5), ["random", "uncertainty"], [3],
+                   include_full=False, trainer=fake.trainer(), dataset=ds, progress=False)
+    assert fake.fits == 1
+    r0 = [tmp_path / s / "seed3" / "round_000" for s in ("random", "uncertainty")]
+    assert json.loads((r0[1] / "round.json").read_text())["round0_from"] == str(
+        tmp_path / "random" / "seed3")
+    assert (r0[0] / "model.pt").read_bytes() == (r0[1] / "model.pt").read_bytes()
+
+
+# rounds.xǁ_Roundsǁscore__mutmut_14: pool scoring uses the trainer's clip geometry, size too
+def test_pool_scoring_uses_the_trainers_frame_size(tmp_path, ds, monkeypatch):
+    geometry = {"T": 4, "stride": 3, "size": 16, "device": "cpu"}
+    sized = dataclasses.replace(tr.FakeTrainer().trainer(), geometry=lambda o: dict(geometry))
+    calls, real = [], rounds.score_pool
+
+    def scoring(*a, **kw):
+        calls.append({k: kw[k] for k in geometry})
+        return real(*a, **kw)
+
+    monkeypatch.setattr(rounds, "score_pool", scoring)
+    run_rounds(tmp_path / "r", tr.cfg("uncertainty", target_percent=10), trainer=sized, dataset=ds,
+               progress=False)
+    assert len(calls) >= 1 and all(c == geometry for c in calls)
+    scores = torch.load(tmp_path / "r" / "round_000" / "scores.pt", weights_only=True)
+    assert scores["informative"].shape[0] == len(ds.split_indices("train"))
+
+
+# rounds.x__join_ranks__mutmut_7: under torchrun (WORLD_SIZE > 1) the rounds join the group
+def test_rounds_join_the_process_group_under_torchrun(run, ds, monkeypatch):  # noqa: F811
+    joined = []
+    monkeypatch.setattr("claus.training.init_distributed", lambda: joined.append(1) or True)
+    cfg = read_run_config(run)
+    for world, n in ((None, 0), ("1", 0), ("2", 2)):
+        if world is None:
+            monkeypatch.delenv("WORLD_SIZE", raising=False)
+        else:
+            monkeypatch.setenv("WORLD_SIZE", world)
+        joined.clear()
+        assert relocate_run(run, cfg.data) == cfg
+        with pytest.raises(AwaitingLabels):
+            run_rounds(run, cfg, trainer=ta.FakeTrainer().trainer(), dataset=ds, progress=False)
+        assert len(joined) == n, world
