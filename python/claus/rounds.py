@@ -264,15 +264,23 @@ def _committed(run: Path) -> list[int]:
                   and (p / "round.json").exists())
 
 
+#: Fields a resumed run may change (as `config_diff` names them): how many unreadable videos
+#: it tolerates changes nothing it computes.
+RESUMABLE = ("train.max_bad_share:",)
+
+
 def _open_run(run: Path, cfg: RunConfig, resume: bool) -> None:
     conf = run / "config.json"
     if conf.exists():
         # Fields added to RunConfig since the run was written take their defaults, or the value
         # that reproduces what the run did then (LEGACY_FIELDS, version-1 configs).
-        diff = config_diff(read_run_config(run).to_json(), cfg.to_json())
+        changed = config_diff(read_run_config(run).to_json(), cfg.to_json())
+        diff = [d for d in changed if not d.startswith(RESUMABLE)]
         if diff:
             raise RunMismatchError(f"run folder {run} holds a run with another configuration; "
                                    "differences (stored → requested): " + "; ".join(diff))
+        if changed and _main():  # only what may change on resume: kept for later resumes
+            atomic_write_json(conf, cfg.to_json())
         if not resume and _committed(run):
             raise FileExistsError(f"run folder {run} already holds rounds; pass resume=True "
                                   "(--resume) to continue it or choose another folder")
