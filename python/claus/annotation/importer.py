@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,14 +41,19 @@ from ..data.dataset import clip_boxes
 from ..io import atomic_write_json
 from .pending import PendingRound
 
-__all__ = ["FORMATS", "HUMAN_TUBE_BASE", "AnnotationFileError", "Annotations", "ImportReport",
-           "ImportedBox", "apply_annotations", "import_files", "read_annotations"]
+__all__ = ["FORMATS", "HUMAN_TUBE_BASE", "NOTES_KEPT", "AnnotationFileError", "Annotations",
+           "BoxTable", "ImportReport", "ImportedBox", "apply_annotations", "import_files",
+           "read_annotations"]
 
 #: Tube ids of imported actors start here, clear of dataset tube indices (which datasets with
 #: pixel masks use to find a ground-truth mask).
 HUMAN_TUBE_BASE = 1000
 #: Examples listed per problem in error messages.
 _SHOW = 10
+#: Notes of one kind quoted in the summary.
+_NOTE_EXAMPLES = 3
+#: Notes kept in import.json (the count of the others is there too).
+NOTES_KEPT = 1000
 
 
 class AnnotationFileError(ValueError):
@@ -71,6 +76,65 @@ class ImportedBox:
     keyframe: bool = True
 
 
+class BoxTable(Sequence[ImportedBox]):
+    """Boxes as columns (n boxes): what a reader of a large file hands over instead of n
+    `ImportedBox` objects. It reads as a sequence of them, each made when asked for.
+
+    Args:
+        videos, labels: the names the `video` and `label` columns index.
+        tracks: the track ids the `track` column indexes (None: not linked).
+        video: (n,) int32. frame: (n,) int32 or int64, 0-based. label: (n,) int32. track: (n,)
+            int32.
+        box: (n, 4) float64 [x1, y1, x2, y2] in original-frame pixels (not clipped).
+        keyframe: (n,) bool.
+        where: box i -> where it came from (for messages; called only for boxes named).
+        items: the boxes themselves when the table was made from them (`of`).
+    """
+
+    def __init__(self, videos: list[str], labels: list[str], tracks: list[str | None],
+                 video: np.ndarray, frame: np.ndarray, label: np.ndarray, track: np.ndarray,
+                 box: np.ndarray, keyframe: np.ndarray, where: Callable[[int], str],
+                 items: Sequence[ImportedBox] | None = None):
+        self.videos, self.labels, self.tracks = videos, labels, tracks
+        self.video, self.frame, self.label, self.track = video, frame, label, track
+        self.box, self.keyframe, self.where, self.items = box, keyframe, where, items
+
+    @classmethod
+    def of(cls, boxes: Sequence[ImportedBox]) -> BoxTable:
+        """`boxes` as a table (itself when it is one)."""
+        if isinstance(boxes, BoxTable):
+            return boxes
+        items = list(boxes)
+        videos: dict[str, int] = {}
+        labels: dict[str, int] = {}
+        tracks: dict[str | None, int] = {}
+        video = np.array([videos.setdefault(b.video, len(videos)) for b in items], np.int32)
+        label = np.array([labels.setdefault(b.label, len(labels)) for b in items], np.int32)
+        track = np.array([tracks.setdefault(b.track, len(tracks)) for b in items], np.int32)
+        # Frames past int64 are out of range either way; the message names the box, not it.
+        frame = np.array([min(max(int(b.frame), -2**62), 2**62) for b in items], np.int64)
+        return cls(list(videos), list(labels), list(tracks), video, frame, label, track,
+                   np.array([b.box for b in items], np.float64).reshape(-1, 4),
+                   np.array([b.keyframe for b in items], bool), lambda i: items[i].where,
+                   items)
+
+    def __len__(self) -> int:
+        return len(self.video)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        if self.items is not None:
+            return self.items[i]
+        i = range(len(self))[i]
+        return ImportedBox(self.videos[self.video[i]], int(self.frame[i]),
+                           self.labels[self.label[i]], tuple(float(x) for x in self.box[i]),
+                           self.tracks[self.track[i]], self.where(i), bool(self.keyframe[i]))
+
+    def __iter__(self) -> Iterator[ImportedBox]:
+        return (self[i] for i in range(len(self)))
+
+
 @dataclass
 class Annotations:
     """What one file says.
@@ -87,9 +151,17 @@ class Annotations:
     rotated: int = 0
     unknown_videos: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: {index in `notes`: its kind}, for notes a reader repeats (one per task, say).
+    note_kinds: dict[int, str] = field(default_factory=dict)
 
     def cover(self, video: str, frames) -> None:
         self.covered.setdefault(video, set()).update(int(f) for f in frames)
+
+    def note(self, text: str, kind: str | None = None) -> None:
+        """Add a note; the summary counts the notes of one `kind` on one line."""
+        if kind is not None:
+            self.note_kinds[len(self.notes)] = kind
+        self.notes.append(text)
 
 
 @dataclass
@@ -114,11 +186,29 @@ class ImportReport:
     notes: list[str] = field(default_factory=list)
     replaced: bool = False
     written: bool = False
+    #: The kind of each note ("" for a note of its own), as `Annotations.note` gave it.
+    note_kinds: list[str] = field(default_factory=list, repr=False)
 
     def to_json(self) -> dict:
+        """The report as `import.json` holds it: the first `NOTES_KEPT` notes, how many more
+        there were (`notes_truncated`) and the count of each kind (`note_counts`)."""
         from dataclasses import asdict
 
-        return asdict(self)
+        d = asdict(self)
+        del d["note_kinds"]
+        d["notes"] = d["notes"][:NOTES_KEPT]
+        d["notes_truncated"] = max(len(self.notes) - NOTES_KEPT, 0)
+        d["note_counts"] = {k: len(ns) for k, ns in self._note_groups().items()}
+        return d
+
+    def _note_groups(self) -> dict[str, list[str]]:
+        """{kind: its notes}, kinds in the order of their first note; a note without a kind is
+        a kind of its own (its text)."""
+        groups: dict[str, list[str]] = {}
+        for i, n in enumerate(self.notes):
+            kind = self.note_kinds[i] if i < len(self.note_kinds) else ""
+            groups.setdefault(kind or n, []).append(n)
+        return groups
 
     def summary(self) -> str:
         """Human-readable lines for the CLI."""
@@ -148,16 +238,30 @@ class ImportReport:
             lines.append("note: classes differ from the video's class: "
                          + "; ".join(f"{v}: {', '.join(c)}" for v, c in
                                      list(self.class_mismatch.items())[:_SHOW]))
-        lines += [f"note: {n}" for n in self.notes]
+        for kind, ns in self._note_groups().items():
+            # Repeated notes are one line: how many, a few of them; import.json lists them.
+            if len(ns) == 1 or kind == ns[0]:
+                lines.append(f"note: {ns[0]}" + (f" ({len(ns)} times)" if len(ns) > 1 else ""))
+            else:
+                lines.append(f"note: {len(ns)} {kind}, e.g. " + "; ".join(ns[:_NOTE_EXAMPLES])
+                             + f" (import.json lists {min(len(self.notes), NOTES_KEPT)} of the "
+                             f"{len(self.notes)} notes)")
         if self.replaced:
             lines.append("replaced the previous import of this round")
         return "\n".join(lines)
 
 
 def _examples(d: dict[str, list[int]]) -> str:
-    items = [f"{v} {fr}" for v, fr in list(d.items())[:_SHOW]]
+    items = [f"{v} {_frames(fr)}" for v, fr in list(d.items())[:_SHOW]]
     more = f" (+{len(d) - _SHOW} videos)" if len(d) > _SHOW else ""
     return "(" + "; ".join(items) + more + ")"
+
+
+def _frames(frames: list[int]) -> str:
+    """'[3, 5, 8]', the first `_SHOW` frames of a longer list and how many more."""
+    if len(frames) <= _SHOW:
+        return str(frames)
+    return str(frames[:_SHOW])[:-1] + f", ... +{len(frames) - _SHOW}]"
 
 
 def _listing(items: Sequence[str]) -> str:
@@ -176,6 +280,9 @@ def apply_annotations(
 ) -> tuple[LabelState, ImportReport]:
     """The waiting round's new label state: its `labels.json` plus the annotations.
 
+    Boxes are handled as columns (`BoxTable`): checked and indexed by frame with array
+    operations, made into objects only on the frames that get labelled.
+
     Args:
         pending: the waiting round.
         anns: what each file says (several files are merged: e.g. one CVAT video task each).
@@ -188,100 +295,207 @@ def apply_annotations(
         AnnotationFileError: unknown videos or classes, frames out of range, a track with two
             boxes on one frame, bad boxes, or (without allow_missing) missing frames.
     """
-    ds, base = pending.dataset, pending.labels
+    base = pending.labels
     files = [a.source for a in anns]
     src = ", ".join(files)
     rep = ImportReport(pending.round, fmt, files)
     rep.notes = [n for a in anns for n in a.notes]
+    rep.note_kinds = [a.note_kinds.get(i, "") for a in anns for i in range(len(a.notes))]
     rep.rotated = sum(a.rotated for a in anns)
-    # Videos and classes the files name.
-    unknown = [v for a in anns for v in a.unknown_videos]
-    unknown += [b.video for a in anns for b in a.boxes if b.video not in base.num_frames]
-    unknown += [v for a in anns for v in a.covered if v not in base.num_frames]
-    if unknown:
-        raise AnnotationFileError(f"{src}: unknown videos (not in the training pool of "
-                                  f"{ds.name}): {_listing(unknown)}")
-    classes = {c: i for i, c in enumerate(ds.classes)}
-    bad = [b.label for a in anns for b in a.boxes if b.label not in classes]
-    if bad:
-        raise AnnotationFileError(f"{src}: unknown labels {_listing(bad)}; the classes of "
-                                  f"{ds.name} are {', '.join(ds.classes)}")
-    out_of_range = [f"{b.where} (video {b.video!r} has {base.num_frames[b.video]} frames)"
-                    for a in anns for b in a.boxes
-                    if not 0 <= b.frame < base.num_frames[b.video]]
-    out_of_range += [f"{a.source}: video {v!r} frame {f}" for a in anns
-                     for v, fr in a.covered.items() for f in fr
-                     if not 0 <= f < base.num_frames[v]]
-    if out_of_range:
-        raise AnnotationFileError(f"{src}: frames out of range (wrong frame count?): "
-                                  + "; ".join(out_of_range[:_SHOW]))
-    flipped = [b.where for a in anns for b in a.boxes
-               if not all(np.isfinite(b.box)) or b.box[2] < b.box[0] or b.box[3] < b.box[1]]
-    if flipped:
-        raise AnnotationFileError(f"{src}: bad boxes (want finite x2 >= x1, y2 >= y1): "
-                                  + "; ".join(flipped[:_SHOW]))
-    # Which frames get which boxes.
+    tables = [BoxTable.of(a.boxes) for a in anns]
+    _check_names(pending, anns, tables, src)
+    _check_boxes(base, anns, tables, src)
+    index = _FrameIndex(tables, base)
+    # Which frames get which boxes: a file answers for the frames it covers and for every
+    # frame it has a box on.
     requested = pending.requested()
-    covered: dict[str, set[int]] = {}
+    covered: dict[str, set[int]] = {v: set() for v in requested}
     for a in anns:
         for v, fr in a.covered.items():
             covered.setdefault(v, set()).update(fr)
-    by_frame: dict[tuple[str, int], list[ImportedBox]] = {}
-    for a in anns:
-        for b in a.boxes:
-            by_frame.setdefault((b.video, b.frame), []).append(b)
-            covered.setdefault(b.video, set()).add(b.frame)  # a box answers for its frame
-    missing = {v: sorted(fr - covered.get(v, set())) for v, fr in requested.items()}
+    for v, fr in requested.items():
+        covered[v] |= index.present(v, fr)
+    missing = {v: sorted(fr - covered[v]) for v, fr in requested.items()}
     rep.missing = {v: fr for v, fr in missing.items() if fr}
     if rep.missing and not allow_missing:
         n = sum(map(len, rep.missing.values()))
         raise AnnotationFileError(f"{src}: {n} requested frames are not in the file(s) "
                                   f"{_examples(rep.missing)}; label them, or pass "
                                   "--allow-missing to leave them unlabelled this round")
-    extra = sorted({(v, f) for (v, f), bs in by_frame.items()
-                    if f not in requested.get(v, set()) and any(b.keyframe for b in bs)})
-    for v, f in extra:
-        rep.extra.setdefault(v, []).append(f)
-    take: dict[str, list[int]] = {v: sorted(fr & covered.get(v, set()))
-                                  for v, fr in requested.items()}
+    rep.extra = index.extra(requested)
+    take: dict[str, list[int]] = {v: sorted(fr & covered[v]) for v, fr in requested.items()}
     if accept_extra:
-        for v, f in extra:
-            if base.is_labelled(v, f):
-                rep.extra_already_labelled += 1
-            else:
-                take.setdefault(v, []).append(f)
-                rep.extra_accepted += 1
-    # Clip, link tracks to tubes, label.
+        for v, frames in rep.extra.items():
+            for f in frames:
+                if base.is_labelled(v, f):
+                    rep.extra_already_labelled += 1
+                else:
+                    take.setdefault(v, []).append(f)
+                    rep.extra_accepted += 1
     new = base.copy()
     for v in base.num_frames:  # label-state order: deterministic whatever the files' order
         frames = sorted(take.get(v, ()))
-        if not frames:
-            continue
-        video = ds[v]
-        tube_of = _tube_ids(base, v, [b for f in frames for b in by_frame.get((v, f), [])])
-        for f in frames:
-            got = by_frame.get((v, f), [])
-            boxes = []
-            if got:
-                raw = np.array([b.box for b in got], np.float64)
-                clipped, _ = clip_boxes(raw, video.width, video.height)
-                for b, r, c in zip(got, raw, clipped, strict=True):
-                    if c[2] <= c[0] or c[3] <= c[1]:
-                        rep.dropped_outside += 1
-                        continue
-                    rep.clipped += bool(np.any(c != r.astype(np.float32)))
-                    rep.interpolated += not b.keyframe
-                    boxes.append(LabelBox(tube_of[id(b)], classes[b.label],
-                                          tuple(float(x) for x in c)))
-            new.label(v, f, boxes, pending.label_round)
-            rep.labelled_frames += 1
-            rep.boxes += len(boxes)
-            rep.no_actor_frames += not boxes
-            if video.label >= 0:
-                other = sorted({b.label for b in got} - {ds.classes[video.label]})
-                if other:
-                    rep.class_mismatch[v] = sorted(set(rep.class_mismatch.get(v, [])) | set(other))
+        if frames:
+            _label_video(pending, new, rep, v, {f: index.boxes(v, f) for f in frames})
     return new, rep
+
+
+def _first_seen(names: list[str], column: np.ndarray, bad) -> list[str]:
+    """The names `bad` picks among those `column` (indices into `names`) uses, in the order
+    the rows first use them."""
+    ids = [i for i, x in enumerate(names) if bad(x)]
+    if not ids:
+        return []
+    used = column[np.isin(column, ids)]
+    u, first = np.unique(used, return_index=True)
+    return [names[u[j]] for j in np.argsort(first, kind="stable")]
+
+
+def _check_names(pending: PendingRound, anns: Sequence[Annotations],
+                 tables: list[BoxTable], src: str) -> None:
+    """Unknown videos, then unknown class names: an error listing them."""
+    ds, known = pending.dataset, pending.labels.num_frames
+    unknown = [v for a in anns for v in a.unknown_videos]
+    for t in tables:
+        unknown += _first_seen(t.videos, t.video, lambda v: v not in known)
+    unknown += [v for a in anns for v in a.covered if v not in known]
+    if unknown:
+        raise AnnotationFileError(f"{src}: unknown videos (not in the training pool of "
+                                  f"{ds.name}): {_listing(unknown)}")
+    classes = set(ds.classes)
+    bad = [x for t in tables for x in _first_seen(t.labels, t.label, lambda c: c not in classes)]
+    if bad:
+        raise AnnotationFileError(f"{src}: unknown labels {_listing(bad)}; the classes of "
+                                  f"{ds.name} are {', '.join(ds.classes)}")
+
+
+def _check_boxes(base: LabelState, anns: Sequence[Annotations], tables: list[BoxTable],
+                 src: str) -> None:
+    """Frames out of range, then boxes that are not finite or flipped: an error naming the
+    first of them."""
+    out_of_range: list[str] = []
+    for t in tables:
+        counts = np.array([base.num_frames.get(v, 0) for v in t.videos], np.int64)
+        n = counts[t.video]
+        for i in np.flatnonzero((t.frame < 0) | (t.frame >= n))[:_SHOW - len(out_of_range)]:
+            out_of_range.append(f"{t.where(int(i))} (video {t.videos[t.video[i]]!r} has "
+                                f"{int(n[i])} frames)")
+    out_of_range += [f"{a.source}: video {v!r} frame {f}" for a in anns
+                     for v, fr in a.covered.items() for f in fr
+                     if not 0 <= f < base.num_frames[v]][:_SHOW]
+    if out_of_range:
+        raise AnnotationFileError(f"{src}: frames out of range (wrong frame count?): "
+                                  + "; ".join(out_of_range[:_SHOW]))
+    flipped: list[str] = []
+    for t in tables:
+        b = t.box
+        bad = ~np.isfinite(b).all(axis=1) | (b[:, 2] < b[:, 0]) | (b[:, 3] < b[:, 1])
+        flipped += [t.where(int(i)) for i in np.flatnonzero(bad)[:_SHOW - len(flipped)]]
+    if flipped:
+        raise AnnotationFileError(f"{src}: bad boxes (want finite x2 >= x1, y2 >= y1): "
+                                  + "; ".join(flipped[:_SHOW]))
+
+
+class _FrameIndex:
+    """The boxes of every table by (video, frame): a frame's boxes in the files' order.
+
+    Each box has the key `pool position × span + frame` (frames are checked to lie in their
+    video); `order` sorts the boxes by key (stable), `keys[g]` is the g-th distinct key and
+    `order[starts[g]:starts[g + 1]]` its boxes, numbered across the tables (`offsets`).
+    """
+
+    def __init__(self, tables: list[BoxTable], base: LabelState):
+        self.tables = tables
+        self.pool = list(base.num_frames)
+        self.pos = {v: i for i, v in enumerate(self.pool)}
+        self.span = max(base.num_frames.values(), default=0) + 1
+        self.offsets = np.cumsum([0] + [len(t) for t in tables])
+        key = np.zeros(0, np.int64)
+        for t in tables:  # in place: a million boxes take 8 MB a temporary
+            k = np.array([self.pos.get(v, -1) for v in t.videos], np.int64)[t.video]
+            k *= self.span
+            k += t.frame
+            key = k if not len(key) else np.concatenate([key, k])
+        order = np.argsort(key, kind="stable")
+        key = key[order]
+        self.order = order.astype(np.int32) if len(order) < 2**31 else order
+        del order
+        starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else np.zeros(
+            0, np.int64)
+        self.keys, self.starts = key[starts], np.r_[starts, len(key)]
+        del key
+        kf = np.concatenate([t.keyframe for t in tables]) if tables else np.zeros(0, bool)
+        # Frames with a drawn box (a keyframe), not only a track's interpolation.
+        self.drawn = (np.logical_or.reduceat(kf[self.order], starts) if len(starts)
+                      else np.zeros(0, bool))
+
+    def present(self, video: str, frames) -> set[int]:
+        """Those of `frames` the video has boxes on."""
+        if video not in self.pos:
+            return set()
+        fr = np.fromiter(frames, np.int64)
+        q = self.pos[video] * self.span + fr
+        # `keys` is sorted: a binary search per frame (np.isin would sort `keys` per video).
+        g = np.minimum(np.searchsorted(self.keys, q), max(len(self.keys) - 1, 0))
+        hit = self.keys[g] == q if len(self.keys) else np.zeros(len(q), bool)
+        return {int(f) for f in fr[hit]}
+
+    def extra(self, requested: dict[str, set[int]]) -> dict[str, list[int]]:
+        """{video: frames}: frames with a drawn box that were not requested, videos by name,
+        frames ascending."""
+        req = np.array(sorted(self.pos[v] * self.span + f for v, fr in requested.items()
+                              for f in fr if v in self.pos), np.int64)
+        keys = self.keys[self.drawn & ~np.isin(self.keys, req)]
+        video, frame = np.divmod(keys, self.span)
+        rank = np.empty(len(self.pool), np.int64)
+        rank[np.argsort(np.array(self.pool, dtype=object))] = np.arange(len(self.pool))
+        o = np.lexsort((frame, rank[video]))
+        video, frame = video[o], frame[o]
+        cuts = np.flatnonzero(np.diff(video)) + 1
+        return {self.pool[int(v[0])]: f.tolist() for v, f in
+                zip(np.split(video, cuts), np.split(frame, cuts), strict=True) if len(v)}
+
+    def boxes(self, video: str, frame: int) -> list[ImportedBox]:
+        """The boxes on one frame, in the files' order."""
+        k = self.pos[video] * self.span + frame
+        g = int(np.searchsorted(self.keys, k))
+        if g == len(self.keys) or self.keys[g] != k:
+            return []
+        out = []
+        for row in self.order[self.starts[g]:self.starts[g + 1]]:
+            t = int(np.searchsorted(self.offsets, row, side="right")) - 1
+            out.append(self.tables[t][int(row - self.offsets[t])])
+        return out
+
+
+def _label_video(pending: PendingRound, new: LabelState, rep: ImportReport, v: str,
+                 got: dict[int, list[ImportedBox]]) -> None:
+    """Label the frames of `got` (ascending) with their boxes: clipped, linked into tubes."""
+    ds = pending.dataset
+    classes = {c: i for i, c in enumerate(ds.classes)}
+    video = ds[v]
+    tube_of = _tube_ids(pending.labels, v, [b for bs in got.values() for b in bs])
+    for f, bs in got.items():
+        boxes = []
+        if bs:
+            raw = np.array([b.box for b in bs], np.float64)
+            clipped, _ = clip_boxes(raw, video.width, video.height)
+            for b, r, c in zip(bs, raw, clipped, strict=True):
+                if c[2] <= c[0] or c[3] <= c[1]:
+                    rep.dropped_outside += 1
+                    continue
+                rep.clipped += bool(np.any(c != r.astype(np.float32)))
+                rep.interpolated += not b.keyframe
+                boxes.append(LabelBox(tube_of[id(b)], classes[b.label],
+                                      tuple(float(x) for x in c)))
+        new.label(v, f, boxes, pending.label_round)
+        rep.labelled_frames += 1
+        rep.boxes += len(boxes)
+        rep.no_actor_frames += not boxes
+        if video.label >= 0:
+            other = sorted({b.label for b in bs} - {ds.classes[video.label]})
+            if other:
+                rep.class_mismatch[v] = sorted(set(rep.class_mismatch.get(v, [])) | set(other))
 
 
 def _tube_ids(base: LabelState, video: str, boxes: list[ImportedBox]) -> dict[int, int]:

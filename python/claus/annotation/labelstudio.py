@@ -52,8 +52,10 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 from xml.sax.saxutils import quoteattr
 
@@ -382,9 +384,100 @@ def _task_size(task: dict, v) -> tuple[float, float]:
     return float(v.width), float(v.height)
 
 
+def export_tasks(path: str | Path, chunk: int = 1 << 20) -> Iterator[Any]:
+    """The elements of a JSON file's top-level array, one at a time (the file's value itself
+    when it is not an array).
+
+    Each element is parsed by the C scanner of `json` (`JSONDecoder.raw_decode`) from a buffer
+    holding a chunk of the text, so a 50 MB export never exists as Python objects at once: one
+    task does. Malformed JSON or UTF-8 raises the error `json.loads(path.read_text())` raises
+    (the file is read again whole to say where), after the elements before it.
+    """
+    path = Path(path)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            yield from _ArrayReader(fh, chunk).items()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        json.loads(path.read_text(encoding="utf-8"))  # the whole-file error, with its place
+        raise
+
+
+class _ArrayReader:
+    """A JSON text read a chunk at a time; `buf` holds what is not parsed yet."""
+
+    _SPACE = " \t\n\r"  # JSON's whitespace
+    _AFTER = _SPACE + ",]"  # what may follow an element of an array
+
+    def __init__(self, fh, chunk: int):
+        self.fh, self.chunk = fh, chunk
+        self.buf, self.eof = "", False
+        self.decode = json.JSONDecoder().raw_decode
+
+    def more(self) -> bool:
+        """Read the next chunk onto the buffer; False at the end of the file."""
+        text = self.fh.read(self.chunk)
+        self.eof = len(text) < self.chunk
+        self.buf += text
+        return bool(text)
+
+    def skip(self, pos: int) -> int:
+        """The first position from `pos` that is not whitespace (reading on as needed)."""
+        while True:
+            while pos < len(self.buf) and self.buf[pos] in self._SPACE:
+                pos += 1
+            if pos < len(self.buf) or self.eof or not self.more():
+                return pos
+
+    def parse(self, pos: int) -> tuple[Any, int]:
+        """The value at `pos` and the position after it (reading on as needed)."""
+        while True:
+            try:
+                value, end = self.decode(self.buf, pos)
+            except json.JSONDecodeError:
+                if self.eof or not self.more():
+                    raise
+                continue  # the value goes on past the buffer: parse it again, whole
+            # A number cut by the buffer's end parses as a shorter one: read on unless what
+            # follows can end an element.
+            if (end < len(self.buf) and self.buf[end] in self._AFTER) or self.eof \
+                    or not self.more():
+                return value, end
+
+    def items(self) -> Iterator[Any]:
+        pos = self.skip(0)
+        if self.buf[pos:pos + 1] != "[":
+            while self.more():
+                pass
+            yield json.loads(self.buf)
+            return
+        pos, first = self.skip(pos + 1), True
+        while self.buf[pos:pos + 1] != "]":
+            if not first:
+                if self.buf[pos:pos + 1] != ",":
+                    raise json.JSONDecodeError("Expecting ',' delimiter", self.buf, pos)
+                pos = self.skip(pos + 1)
+            value, pos = self.parse(pos)
+            yield value
+            first = False
+            if pos > self.chunk:  # let the parsed text go (now and then: a cut copies the rest)
+                self.buf, pos = self.buf[pos:], 0
+            pos = self.skip(pos)
+        end = self.skip(pos + 1)
+        if end < len(self.buf):
+            raise json.JSONDecodeError("Extra data", self.buf, end)
+
+
+#: Kinds of notes the reader repeats once per task (the summary counts them).
+OTHER_ROUND = "tasks of other rounds, ignored"
+NOT_SUBMITTED = "tasks without a submitted annotation"
+SEVERAL = "tasks with several submitted annotations (the latest used)"
+
+
 def read_labelstudio(path: str | Path, pending: PendingRound,
                      annotator: str | None = None) -> Annotations:
     """Boxes of a Label Studio JSON export (see the module docstring).
+
+    The export is read a task at a time (`export_tasks`).
 
     Args:
         path: the export.
@@ -392,96 +485,125 @@ def read_labelstudio(path: str | Path, pending: PendingRound,
         annotator: use only the annotations of this user (`completed_by` id or email).
     """
     path = Path(path)
+    out = Annotations(str(path))
+    ctx = _Reading(path, pending, annotator, out)
+    failed: AnnotationFileError | None = None
+    shape = False
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        for k, task in enumerate(export_tasks(path)):
+            if not (isinstance(task, dict) and isinstance(task.get("data"), dict)):
+                shape = True  # reported once the whole file is known to be JSON
+            if shape or failed is not None:
+                continue
+            try:
+                ctx.task(k, task)
+            except AnnotationFileError as e:
+                failed = e  # JSON errors and malformed tasks anywhere come first
     except json.JSONDecodeError as e:
         raise AnnotationFileError(f"{path}: not JSON ({e}); is the file complete?") from None
-    if isinstance(doc, dict):
-        doc = [doc]
-    if not isinstance(doc, list) or not all(isinstance(t, dict) and isinstance(t.get("data"),
-                                                                              dict) for t in doc):
+    if shape:
         raise AnnotationFileError(f"{path}: not a Label Studio JSON export (a list of tasks, "
                                   "each with 'data'); export with the JSON format")
-    out = Annotations(str(path))
-    requested = pending.requested()
-    known = pending.labels.num_frames
-    auto = 0
-    for k, task in enumerate(doc):
+    if failed is not None:
+        raise failed
+    if ctx.auto:
+        out.notes.append(f"{path}: {ctx.auto} interpolated sequence items (an export with "
+                         "interpolated frames) recomputed from the keyframes")
+    return out
+
+
+class _Reading:
+    """One export being read: the round's requests and what the tasks gave so far."""
+
+    def __init__(self, path: Path, pending: PendingRound, annotator: str | None,
+                 out: Annotations):
+        self.path, self.pending, self.annotator, self.out = path, pending, annotator, out
+        self.requested = pending.requested()
+        self.known = pending.labels.num_frames
+        self.auto = 0
+
+    def task(self, k: int, task: dict) -> None:
+        """Read task k: its boxes, or why it is skipped."""
+        path, out, annotator = self.path, self.out, self.annotator
         tid = task.get("id", f"#{k}")
         vid = task["data"].get("claus_video")
         if vid is None:
             out.unknown_videos.append(f"task {tid} (no data.claus_video: tasks must come from "
                                       "claus.select)")
-            continue
-        if vid not in known:
+            return
+        if vid not in self.known:
             out.unknown_videos.append(str(vid))
-            continue
+            return
         rd = task["data"].get("claus_round")
-        if rd is not None and rd != pending.round:
-            out.notes.append(f"{path}: task {tid} ({vid}) belongs to round {rd}, ignored")
-            continue
+        if rd is not None and rd != self.pending.round:
+            out.note(f"{path}: task {tid} ({vid}) belongs to round {rd}, ignored", OTHER_ROUND)
+            return
         ann, candidates = _annotation(task, annotator)
         if ann is None:
             by = f" by {annotator}" if annotator is not None else ""
             draft = " (only a draft: submit it in Label Studio)" if task.get("drafts") else ""
-            out.notes.append(f"{path}: task {tid} ({vid}) has no submitted annotation{by}"
-                             f"{draft}")
-            continue
+            out.note(f"{path}: task {tid} ({vid}) has no submitted annotation{by}{draft}",
+                     NOT_SUBMITTED)
+            return
         if len(candidates) > 1:
-            out.notes.append(
-                f"{path}: task {tid} ({vid}) has {len(candidates)} submitted annotations ("
-                + ", ".join(map(_describe, candidates)) + f"); used the latest, "
-                f"{_describe(ann)}; --annotator ID_OR_EMAIL chooses another")
-        v = pending.dataset[vid]
+            out.note(f"{path}: task {tid} ({vid}) has {len(candidates)} submitted annotations ("
+                     + ", ".join(map(_describe, candidates)) + f"); used the latest, "
+                     f"{_describe(ann)}; --annotator ID_OR_EMAIL chooses another", SEVERAL)
+        v = self.pending.dataset[vid]
         width, height = _task_size(task, v)
-        out.cover(vid, requested.get(vid, ()))
+        out.cover(vid, self.requested.get(vid, ()))
         results = [r for r in ann.get("result") or [] if isinstance(r, dict)]
         labels_of = {r.get("id"): r.get("value", {}).get("labels") for r in results
                      if r.get("type") == "labels"}
         tracks = []
         for r in results:
-            if r.get("type") != "videorectangle":
-                continue
-            rid = r.get("id", "?")
-            where = f"{path}: task {tid} region {rid}"
-            val = r.get("value") or {}
-            n = val.get("framesCount")
-            if n is not None and int(n) != v.num_frames:
-                raise AnnotationFileError(
-                    f"{where}: wrong frame count: Label Studio counted {n} frames but {vid!r} "
-                    f"has {v.num_frames} (was the video encoded at another frame rate than the "
-                    "task's fps?)")
-            labels = val.get("labels") or labels_of.get(rid) or []
-            if len(labels) != 1:
-                raise AnnotationFileError(f"{where}: want exactly one label, got {labels}")
-            seq = val.get("sequence")
-            if not isinstance(seq, list):
-                raise AnnotationFileError(f"{where}: no 'sequence' of keyframes")
-            keys = []
-            for item in seq:
-                if not isinstance(item, dict):
-                    raise AnnotationFileError(f"{where}: a keyframe that is not an object")
-                if item.get("auto"):  # Label Studio's interpolation, exported: recomputed
-                    auto += 1
-                    continue
-                try:
-                    f = int(item["frame"]) - 1
-                except (KeyError, TypeError, ValueError):
-                    raise AnnotationFileError(f"{where}: a keyframe without a frame") from None
-                w = f"{where} frame {f + 1}"
-                x, y = _pct(item, "x", w), _pct(item, "y", w)
-                bw, bh = _pct(item, "width", w), _pct(item, "height", w)
-                rot = _pct(item, "rotation", w) if item.get("rotation") is not None else 0.0
-                keys.append(Keyframe(f, (x * width / 100, y * height / 100, bw * width / 100,
-                                         bh * height / 100, rot),
-                                     bool(item.get("enabled", False)), w))
-            if keys:
-                tracks.append(Track(str(labels[0]), f"ls-{rid}", keys, where))
+            if r.get("type") == "videorectangle":
+                track = self._region(r, f"{path}: task {tid} region {r.get('id', '?')}", v,
+                                     vid, labels_of, (width, height))
+                if track is not None:
+                    tracks.append(track)
         boxes, rotated = track_boxes(vid, tracks, LABEL_STUDIO, v.num_frames,
-                                     requested.get(vid, ()))
+                                     self.requested.get(vid, ()))
         out.boxes += boxes
         out.rotated += rotated
-    if auto:
-        out.notes.append(f"{path}: {auto} interpolated sequence items (an export with "
-                         "interpolated frames) recomputed from the keyframes")
-    return out
+
+    def _region(self, r: dict, where: str, v, vid: str, labels_of: dict,
+                size: tuple[float, float]) -> Track | None:
+        """A videorectangle region as a track of its keyframes (None: no keyframes)."""
+        val = r.get("value") or {}
+        n = val.get("framesCount")
+        if n is not None and int(n) != v.num_frames:
+            raise AnnotationFileError(
+                f"{where}: wrong frame count: Label Studio counted {n} frames but {vid!r} "
+                f"has {v.num_frames} (was the video encoded at another frame rate than the "
+                "task's fps?)")
+        labels = val.get("labels") or labels_of.get(r.get("id", "?")) or []
+        if len(labels) != 1:
+            raise AnnotationFileError(f"{where}: want exactly one label, got {labels}")
+        seq = val.get("sequence")
+        if not isinstance(seq, list):
+            raise AnnotationFileError(f"{where}: no 'sequence' of keyframes")
+        keys = []
+        for item in seq:
+            if not isinstance(item, dict):
+                raise AnnotationFileError(f"{where}: a keyframe that is not an object")
+            if item.get("auto"):  # Label Studio's interpolation, exported: recomputed
+                self.auto += 1
+                continue
+            keys.append(_keyframe(item, where, size))
+        return Track(str(labels[0]), f"ls-{r.get('id', '?')}", keys, where) if keys else None
+
+
+def _keyframe(item: dict, where: str, size: tuple[float, float]) -> Keyframe:
+    """A sequence item as a keyframe in the pixels of `size` (width, height)."""
+    width, height = size
+    try:
+        f = int(item["frame"]) - 1
+    except (KeyError, TypeError, ValueError):
+        raise AnnotationFileError(f"{where}: a keyframe without a frame") from None
+    w = f"{where} frame {f + 1}"
+    x, y = _pct(item, "x", w), _pct(item, "y", w)
+    bw, bh = _pct(item, "width", w), _pct(item, "height", w)
+    rot = _pct(item, "rotation", w) if item.get("rotation") is not None else 0.0
+    return Keyframe(f, (x * width / 100, y * height / 100, bw * width / 100, bh * height / 100,
+                        rot), bool(item.get("enabled", False)), w)
