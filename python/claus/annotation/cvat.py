@@ -44,6 +44,7 @@ from ..data.faults import BadVideos
 from ..data.frames import FrameReadError
 from ..io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from ..selection.strategies import Selection
+from .encode import max_bad_share
 from .importer import AnnotationFileError, Annotations, ImportedBox
 from .jsonl import export_jsonl
 from .pending import PendingRound, safe_relpath
@@ -82,7 +83,7 @@ def export_cvat(pending: PendingRound, out: str | Path, *, quality: int = 95,
 
     out = Path(out)
     ds = pending.dataset
-    bad = BadVideos.of(ds, pending.cfg.train.max_bad_share)
+    bad = BadVideos.of(ds, max_bad_share(pending))
     n = 0
     for req in pending.requests:
         try:

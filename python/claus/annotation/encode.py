@@ -33,7 +33,7 @@ import numpy as np
 
 from ..data import VideoDataset
 from ..data.dataset import Video
-from ..data.faults import BadVideos
+from ..data.faults import DEFAULT_MAX_BAD_SHARE, BadVideos
 from ..data.frames import FrameReadError
 from ..io import atomic_write_bytes
 from .pending import PendingRound, safe_relpath, video_fps
@@ -86,6 +86,13 @@ def video_file(folder: str | Path, video: str) -> Path:
     """`FOLDER/<video>.mp4` (the name may hold folders, e.g. `walk/g0003_c01.mp4`)."""
     rel = safe_relpath(video)
     return Path(folder) / rel.parent / (rel.name + ".mp4")
+
+
+def max_bad_share(pending: PendingRound) -> float:
+    """The share of unreadable videos the run tolerates (`TrainConfig.max_bad_share`; the
+    default for a round without a run configuration)."""
+    cfg = getattr(pending, "cfg", None)
+    return cfg.train.max_bad_share if cfg is not None else DEFAULT_MAX_BAD_SHARE
 
 
 def _rate(fps: float) -> Fraction:
@@ -161,7 +168,7 @@ def encode_videos(
         raise ImportError("--encode needs PyAV: pip install 'claus[video]' (or pip install av)"
                           ) from e
     ds = pending.dataset
-    bad = BadVideos.of(ds, pending.cfg.train.max_bad_share) if bad is None else bad
+    bad = BadVideos.of(ds, max_bad_share(pending)) if bad is None else bad
     out: dict[str, EncodedVideo] = {}
     requests = pending.requests
     for req in requests:
