@@ -21,17 +21,18 @@ Generated files (deterministic given --seed), in a temporary folder (or --keep D
   task in five annotated twice, one in fifty never submitted) plus the tasks of the rounds
   before it that one project holds, each noted "belongs to round r, ignored".
 
-Cases (each a fresh `python -m ...` process; wall time and peak RSS from `os.wait4`):
+Cases (each a fresh `python -m ...` process; wall time, CPU time and peak RSS from
+`os.wait4`; CPU time is the steadier figure on a shared machine):
 
 * ava-dataset: `python -m claus.data.import_ava boxes_seconds.csv --videos videos.json`;
 * ava-annotate: `python -m claus.annotate --run run --file boxes_frames.csv --format ava-csv`;
 * labelstudio: `python -m claus.annotate --run run --file export.json --format labelstudio
   --allow-missing`.
 
-A `start-up` row gives what `python -c "import claus.annotate"` alone costs (torch is imported
-by `claus.data`), so the import's own share is the difference. The printed lines of each CLI
-are counted. `--pythonpath DIR` runs the CLIs on another checkout's `python/` folder (e.g. a
-`git worktree` of an earlier commit), for before/after figures from one script.
+The `start-up` rows give what importing each CLI's module alone costs (`claus.data` imports
+torch: about 230 MiB and 2 s here), so an import's own share is the difference. The printed
+lines of each CLI are counted. `--pythonpath DIR` runs the CLIs on another checkout's `python/`
+folder (e.g. a `git worktree` of an earlier commit), for before/after figures from one script.
 """
 
 from __future__ import annotations
@@ -236,7 +237,8 @@ def run_cli(args: list[str], env: dict[str, str], out: Path) -> dict:
     wall = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
     text = out.read_text(errors="replace")
-    return {"wall_s": round(wall, 2), "peak_mib": round(usage.ru_maxrss / 1024, 1),
+    return {"wall_s": round(wall, 2), "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
+            "peak_mib": round(usage.ru_maxrss / 1024, 1),
             "rc": proc.returncode, "lines": len(text.splitlines()),
             "tail": text.splitlines()[-3:]}
 
@@ -244,7 +246,8 @@ def run_cli(args: list[str], env: dict[str, str], out: Path) -> dict:
 def cases(tmp: Path, which: list[str]) -> dict[str, list[str]]:
     run = str(tmp / "run")
     all_cases = {
-        "start-up": ["-c", "import claus.annotate, claus.data.import_ava"],
+        "start-up import_ava": ["-c", "import claus.data.import_ava"],
+        "start-up annotate": ["-c", "import claus.annotate"],
         "ava-dataset": ["-m", "claus.data.import_ava", str(tmp / "boxes_seconds.csv"),
                         "--videos", str(tmp / "videos.json"), "--out", str(tmp / "ds.json")],
         "ava-annotate": ["-m", "claus.annotate", "--run", run, "--file",
@@ -253,7 +256,7 @@ def cases(tmp: Path, which: list[str]) -> dict[str, list[str]]:
                         str(tmp / "export.json"), "--format", "labelstudio",
                         "--allow-missing"],
     }
-    return {k: v for k, v in all_cases.items() if k == "start-up" or k in which}
+    return {k: v for k, v in all_cases.items() if k.startswith("start-up") or k in which}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -297,8 +300,8 @@ def main(argv: list[str] | None = None) -> int:
         for name, args in cases(tmp, a.cases.split(",")).items():
             r = run_cli(args, env, tmp / f"{name}.out")
             results[name] = r
-            print(f"{name:13s} wall {r['wall_s']:6.2f} s  peak RSS {r['peak_mib']:7.1f} MiB  "
-                  f"exit {r['rc']}  {r['lines']} lines printed; last: {r['tail'][-1:]}")
+            print(f"{name:20s} wall {r['wall_s']:6.2f} s  CPU {r['cpu_s']:6.2f} s  peak RSS "
+                  f"{r['peak_mib']:7.1f} MiB  exit {r['rc']}  {r['lines']} lines printed")
         if a.json:
             Path(a.json).write_text(json.dumps({"rows": rows, "videos": len(videos),
                                                 "tasks": counts, "results": results}, indent=1))
