@@ -384,7 +384,7 @@ def _task_size(task: dict, v) -> tuple[float, float]:
     return float(v.width), float(v.height)
 
 
-def export_tasks(path: str | Path, chunk: int = 1 << 20) -> Iterator[Any]:
+def export_tasks(path: str | Path, chunk: int = 1 << 18) -> Iterator[Any]:
     """The elements of a JSON file's top-level array, one at a time (the file's value itself
     when it is not an array).
 

@@ -1,0 +1,395 @@
+"""Streaming importers: AVA-style CSV (dataset and annotation imports) and Label Studio exports
+are read without a Python object per row or task, give what the row-at-a-time algorithm gives,
+and repeated notes are summarised.
+
+References here are written independently of the code under test: the dataset import is
+recomputed with plain dictionaries and Python floats (the algorithm the importer had before it
+streamed), annotation imports are compared with the simulated oracle and with the frames the
+rows name, JSON parsing with `json.loads`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pytest
+from claus.annotate import main as annotate_main
+from claus.annotation import import_files, open_pending, read_ava_csv
+from claus.annotation.importer import NOTES_KEPT
+from claus.annotation.labelstudio import export_tasks
+from claus.data.ava_csv import boxes_json
+from claus.data.custom import CustomFormatError, import_ava_csv, write_ava_dataset
+
+import tests.test_annotation as ta
+from tests.test_annotation import run, waiting  # noqa: F401  (fixtures)
+
+
+# ---------------------------------------------------------------------------- JSON text
+def test_boxes_json_is_json_of_rounded_floats():
+    rng = np.random.default_rng(0)
+    # Ties of the binary value (2.675 is below its decimal), a negative zero after rounding,
+    # whole numbers, and values where '%.2f' would need an exponent in repr (the slow way).
+    fixed = np.array([[2.675, 0.125, -0.004, 10.0], [1e12 + 0.005, 3.0, 0.1, 99.995],
+                      [1e14, 5e15, -1e13, 0.0]])
+    cases = [fixed, fixed[:2], np.zeros((1, 4))]
+    cases += [rng.uniform(-1, 1, (int(rng.integers(1, 40)), 4)) * 10 ** rng.uniform(-3, 14)
+              for _ in range(200)]
+    cases += [np.round(rng.uniform(0, 320, (30, 4)), k) for k in range(4)]
+    for b in cases:
+        assert boxes_json(b) == json.dumps([[round(float(x), 2) for x in r] for r in b])
+
+
+JSON_CASES = [
+    "[]", " [ ] ", "[1, 2, 3]", '[{"a": 1}, {"b": [1, 2, {"c": "x"}]}]', '{"data": {}}', "5",
+    '"s"', "[1,2", "[1,,2]", "[1 2]", "[1]x", "", "  ", "\ufeff[1]", "[1,]", '[{"a":1}] ',
+    '[{"a": "' + "é" * 50 + '"}, 12345678901234567890, -1.5e10, true, null, 1E-5, 0.25]',
+    "[NaN, Infinity, -Infinity]", "[1x]", "[tru]", '[{"a":1}{"b":2}]',
+    '[\n{"a" : 1}\n,\n{"b":2}\n]\n',
+]
+
+
+@pytest.mark.parametrize("text", JSON_CASES)
+def test_export_tasks_parse_as_json_loads(tmp_path, text):
+    path = tmp_path / "x.json"
+    path.write_text(text, encoding="utf-8")
+    try:
+        value = json.loads(text)
+        want = ("ok", value if isinstance(value, list) else [value])
+    except json.JSONDecodeError as e:
+        want = ("error", str(e))
+    for chunk in (1, 2, 3, 7, 1 << 20):  # elements cut by the buffer anywhere
+        try:
+            got = ("ok", list(export_tasks(path, chunk)))
+        except json.JSONDecodeError as e:
+            got = ("error", str(e))
+        assert repr(got) == repr(want), chunk
+
+
+def test_export_tasks_bad_utf8_is_the_whole_file_error(tmp_path):
+    path = tmp_path / "b.json"
+    path.write_bytes(b'[{"a": 1}, {"b": "\xff"}]')
+    with pytest.raises(UnicodeDecodeError) as want:
+        path.read_text(encoding="utf-8")
+    for chunk in (1, 4, 1 << 20):
+        with pytest.raises(UnicodeDecodeError) as got:
+            list(export_tasks(path, chunk))
+        assert str(got.value) == str(want.value)
+
+
+# ---------------------------------------------------------------------------- dataset import
+def reference_import(path: Path, videos: dict, classes=None, time_unit="seconds", fps=None,
+                     max_gap=None, split="train", name="ava-import") -> dict:
+    """The AVA CSV → dataset JSON conversion, a row at a time in dictionaries (no numpy)."""
+    rows = []
+    with open(path, newline="", encoding="utf-8") as fh:
+        for ln, row in enumerate(csv.reader(fh), start=1):
+            if not row or all(not c.strip() for c in row):
+                continue
+            try:
+                t, box = float(row[1]), [float(x) for x in row[2:6]]
+            except ValueError:
+                assert ln == 1
+                continue
+            rows.append((row[0].strip(), t, box, row[6].strip(), row[7].strip()))
+    labels = sorted({r[3] for r in rows}) if classes is None else list(classes)
+    tracks: dict[tuple, dict[int, list[float]]] = {}
+    for vid, t, box, lab, track in rows:
+        info = videos[vid]
+        rate = info.get("fps", fps) if time_unit == "seconds" else 1
+        lab_i = labels.index(lab) if lab in labels else int(lab)
+        W, H = info["width"], info["height"]
+        tracks.setdefault((vid, track, lab_i), {})[round(t * rate)] = [
+            box[0] * W, box[1] * H, box[2] * W, box[3] * H]  # the last row of a frame counts
+    per_video: dict[str, list] = {}
+    for (vid, _, lab), fb in sorted(tracks.items()):
+        rate = videos[vid].get("fps", fps)
+        gap = max_gap if max_gap is not None else (round(rate) if rate else 1)
+        frames = sorted(fb)
+        segments = [[frames[0]]]
+        for f in frames[1:]:
+            if f - segments[-1][-1] <= gap:
+                segments[-1].append(f)
+            else:
+                segments.append([f])
+        for seg in segments:
+            boxes = []
+            for f in range(seg[0], seg[-1] + 1):
+                if f in fb:
+                    b = fb[f]
+                else:  # between keyframes a < f < c: the line through them (np.interp's form)
+                    a = max(x for x in seg if x < f)
+                    c = min(x for x in seg if x > f)
+                    b = [(fb[c][j] - fb[a][j]) / (c - a) * (f - a) + fb[a][j] for j in range(4)]
+                boxes.append([round(x, 2) for x in b])
+            per_video.setdefault(vid, []).append({"label": lab, "start": seg[0],
+                                                  "boxes": boxes})
+    out = []
+    for vid, info in videos.items():
+        tubes = per_video.get(vid, [])
+        counts: dict[int, int] = {}
+        for t in tubes:
+            counts[t["label"]] = counts.get(t["label"], 0) + 1
+        top = max(counts.values(), default=0)
+        d = {"name": vid, "label": next((k for k, c in counts.items() if c == top), -1),
+             "split": info.get("split", split), "num_frames": info["num_frames"],
+             "width": info["width"], "height": info["height"]}
+        d.update({k: info[k] for k in ("group", "frames", "first_frame", "video", "array")
+                  if k in info})
+        d["tubes"] = tubes
+        out.append(d)
+    return {"format": "claus.dataset", "version": 1, "name": name, "classes": labels,
+            "videos": out}
+
+
+def ava_file(path: Path, seed: int, seconds: bool = True) -> tuple[dict, int]:
+    """A generated AVA CSV of a few thousand rows: several videos and tracks, two actions of
+    one actor, keyframes one second apart and gaps longer than that, rows on one frame twice
+    (different boxes), rows out of order, a header and blank rows. Returns (videos, rows)."""
+    rng = random.Random(seed)
+    videos = {f"v{k}": {"num_frames": rng.randint(60, 300), "width": rng.choice([320, 101]),
+                        "height": rng.choice([240, 45]), "fps": rng.choice([25, 30, 12.5]),
+                        "split": rng.choice(["train", "test"])} for k in range(20)}
+    videos["v3"]["group"] = "g1"
+    videos["v5"]["video"] = "videos/v5.mp4"
+    del videos["v7"]["fps"]  # the --fps default
+    videos["unused"] = {"num_frames": 10, "width": 8, "height": 8}
+    lines = []
+    for vid, info in videos.items():
+        if vid == "unused":
+            continue
+        rate = info.get("fps", 10.0)
+        for track in range(rng.randint(1, 4)):
+            actions = rng.sample(["wave", "jump", "run", "3"], rng.randint(1, 2))
+            f = rng.randint(0, 20)
+            while f < info["num_frames"]:
+                x, y = rng.random() * 0.5, rng.random() * 0.5
+                for act in actions:
+                    t = f / rate if seconds else f
+                    lines.append(f"{vid},{t!r},{x:.4f},{y:.4f},{x + 0.3:.4f},{y + 0.4:.4f},"
+                                 f"{act},{track}")
+                if rng.random() < 0.05:  # the same frame again, another box: the last counts
+                    lines.append(lines[-1].replace(f"{x:.4f},", f"{x / 2:.4f},", 1))
+                f += rng.choice([1] * 12 + [2, int(rate), int(rate) + 1, 3 * int(rate)])
+    order = list(range(len(lines)))
+    rng.shuffle(order)
+    text = ["video,t,x1,y1,x2,y2,action,person"] + [lines[i] for i in order]
+    text.insert(50, "")
+    text.insert(90, " , ,")
+    path.write_text("\n".join(text) + "\n")
+    return videos, len(lines)
+
+
+@pytest.mark.parametrize("kw", [{}, {"max_gap": 3, "fps": 10.0},
+                                {"classes": ["wave", "jump", "run", "hop"], "fps": 10.0}])
+def test_dataset_import_matches_the_row_at_a_time_reference(tmp_path, kw):
+    path = tmp_path / "a.csv"
+    videos, n = ava_file(path, seed=len(kw))
+    assert n > 2000
+    kw.setdefault("fps", 10.0)
+    want = reference_import(path, videos, **kw)
+    assert sum(len(v["tubes"]) for v in want["videos"]) > 30
+    assert import_ava_csv(path, videos, **kw) == want
+    out = tmp_path / "ds.json"
+    counts = write_ava_dataset(path, out, videos, **kw)
+    # The file is the document atomic_write_json writes, byte for byte.
+    assert out.read_text() == json.dumps(want, allow_nan=False, ensure_ascii=False) + "\n"
+    assert counts == (len(videos), sum(len(v["tubes"]) for v in want["videos"]),
+                      len(want["classes"]))
+
+
+def test_dataset_import_frame_unit(tmp_path):
+    path = tmp_path / "a.csv"
+    videos, _ = ava_file(path, seed=7, seconds=False)
+    want = reference_import(path, videos, time_unit="frame", fps=10.0)
+    assert import_ava_csv(path, videos, time_unit="frame", fps=10.0) == want
+
+
+@pytest.mark.parametrize("rows, message", [
+    # The first bad row is named, with its first failed check (video, fps, frame, box, label).
+    (["v,0.1,0.1,0.1,0.2,0.2,a,0", "v,0.2,0.1,0.1,5,0.2,a,0", "x,0.1,0.1,0.1,0.2,0.2,a,0"],
+     r"a.csv:2: box \[0.1, 0.1, 5.0, 0.2\] is not normalized"),
+    (["v,0.1,0.1,0.1,0.2,0.2,a,0", "x,0.2,0.1,0.1,5,0.2,a,0"],
+     "a.csv:2: video 'x' is not in the videos table"),
+    (["v,0.1,0.1,0.1,0.2,0.2,a,0", "w,0.2,0.1,0.1,5,0.2,a,0"], "a.csv:2: video 'w': timestamps "
+     "need fps"),
+    (["v,9,0.1,0.1,0.2,0.2,a,0", "v,0.1,2,0.1,0.2,0.2,a,0"],
+     r"a.csv:1: video 'v': frame 90 outside \[0, 50\)"),
+    (["v,0.1,0.1,0.1,0.2,0.2,a,0", "v,0.2,0.1,0.1,0.2,0.2,zz,0"], "a.csv:2: unknown label 'zz'"),
+    # Malformed rows anywhere come before the checks of well-formed ones.
+    (["x,0.1,0.1,0.1,0.2,0.2,a,0", "v,nope,0.1,0.1,0.2,0.2,a,0"], "a.csv:2: time and box must "
+     "be numbers"),
+    (["header,t,x1,y1,x2,y2,a,p", ""], "a.csv: no annotation rows"),
+])
+def test_dataset_import_errors_name_the_first_bad_row(tmp_path, rows, message):
+    path = tmp_path / "a.csv"
+    path.write_text("\n".join(rows) + "\n")
+    videos = {"v": {"num_frames": 50, "width": 10, "height": 10, "fps": 10},
+              "w": {"num_frames": 50, "width": 10, "height": 10}}
+    with pytest.raises(CustomFormatError, match=message):
+        import_ava_csv(path, videos, classes=["a", "b"])
+
+
+# ---------------------------------------------------------------------------- annotation import
+def _extra_rows(p, seed: int, per_frame: int = 6) -> tuple[list[list], dict[str, list[int]]]:
+    """Rows on frames nobody requested (every frame of every pool video, `per_frame` actors
+    each) and {video: those frames} in the importer's order (videos by name)."""
+    rng = random.Random(seed)
+    ds, requested = p.dataset, p.requested()
+    rows, extra = [], {}
+    for v in sorted(p.labels.num_frames):
+        for f in range(ds[v].num_frames):
+            if f in requested.get(v, ()):
+                continue
+            extra.setdefault(v, []).append(f)
+            for k in range(per_frame):
+                x, y = rng.random() / 2, rng.random() / 2
+                rows.append([v, f, x, y, x + 0.3, y + 0.4, ds.classes[k % ds.num_classes],
+                             f"t{k}"])
+    rng.shuffle(rows)
+    return rows, extra
+
+
+def test_ava_annotation_import_with_thousands_of_extra_rows(run, ds):  # noqa: F811
+    p = open_pending(run, ds)
+    rows, extra = _extra_rows(p, seed=1)
+    assert len(rows) > 2000
+    path = ta._write_ava(p, run / "boxes.csv", rows)
+    rep = import_files(p, [path], "ava-csv")
+    assert ta.canon(ta.imported(p)) == ta.canon(ta.expected(p))
+    assert rep.extra == extra and list(rep.extra) == sorted(extra)
+    assert rep.boxes == len(ta.gt(p))
+
+
+def test_ava_boxes_read_as_the_rows_say(run, ds, tmp_path):  # noqa: F811
+    p = open_pending(run, ds)
+    rows, _ = _extra_rows(p, seed=2, per_frame=2)
+    rows += [["no-such-video", 3, 0.1, 0.1, 0.2, 0.2, "walk", ""]]
+    path = ta._write_ava(p, tmp_path / "b.csv", rows)
+    got = read_ava_csv(path, p)
+    want = []
+    with open(path, newline="") as fh:
+        for ln, r in enumerate(csv.reader(fh), start=1):
+            if ln == 1 or r[0] not in p.labels.num_frames:
+                continue
+            v = ds[r[0]]
+            label = r[6] if r[6] in ds.classes else ds.classes[int(r[6])]
+            box = (float(r[2]) * v.width, float(r[3]) * v.height, float(r[4]) * v.width,
+                   float(r[5]) * v.height)
+            want.append((r[0], int(r[1]), label, box, r[7] or None,
+                         f"{path}:{ln} ({r[0]} frame {int(r[1])})", True))
+    assert [(b.video, b.frame, b.label, b.box, b.track, b.where, b.keyframe)
+            for b in got.boxes] == want
+    assert got.unknown_videos == ["no-such-video"]
+    assert got.boxes[-1] == list(got.boxes)[-1] and len(got.boxes[:3]) == 3
+
+
+# ---------------------------------------------------------------------------- notes
+def test_repeated_notes_are_one_line_per_kind_and_capped(run, ds, capsys):  # noqa: F811
+    p = open_pending(run, ds)
+    tasks = json.loads((ta.export_labelstudio(p, run / "ls", predictions=False)
+                        / "tasks.json").read_text())
+    done = ta._labelstudio_export(p, tasks)
+    # One project holding many earlier rounds' tasks: each is skipped with a note.
+    old = []
+    for k in range(NOTES_KEPT + 205):
+        t = json.loads(json.dumps(done[k % len(done)]))
+        t["id"], t["data"]["claus_round"] = 10_000 + k, k % 3 + 5
+        old.append(t)
+    path = run / "export.json"
+    path.write_text(json.dumps(done + old))
+    assert annotate_main(["--run", str(run), "--file", str(path), "--format",
+                          "labelstudio"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    notes = [line for line in out if line.startswith("note:")]
+    assert len(out) <= 4 and len(notes) == 1, out
+    assert notes[0].startswith(f"note: {len(old)} tasks of other rounds, ignored, e.g. ")
+    assert "task 10000 (" in notes[0] and "task 10002 (" in notes[0]
+    assert "task 10003 (" not in notes[0]
+    report = json.loads((p.folder / "import.json").read_text())["report"]
+    assert len(report["notes"]) == NOTES_KEPT
+    assert report["notes_truncated"] == len(old) - NOTES_KEPT
+    assert report["note_counts"] == {"tasks of other rounds, ignored": len(old)}
+    video = old[0]["data"]["claus_video"]
+    assert report["notes"][0].endswith(f"task 10000 ({video}) belongs to round 5, ignored")
+
+
+def test_notes_of_one_kind_keep_single_ones_verbatim(run, ds):  # noqa: F811
+    p = open_pending(run, ds)
+    tasks = json.loads((ta.export_labelstudio(p, run / "ls", predictions=False)
+                        / "tasks.json").read_text())
+    done = ta._labelstudio_export(p, tasks)
+    done[0]["data"]["claus_round"] = 4  # a single note of its kind: printed as it is
+    done[1]["annotations"] = []  # none submitted: its frames are missing
+    path = run / "export.json"
+    path.write_text(json.dumps(done))
+    rep = import_files(p, [path], "labelstudio", allow_missing=True)
+    text = rep.summary().splitlines()
+    want_round = f"note: {path}: task {done[0]['id']} ({done[0]['data']['claus_video']}) " \
+                 "belongs to round 4, ignored"
+    assert want_round in text
+    assert sum(line.startswith("note:") for line in text) == 2
+    assert rep.to_json()["note_counts"] == {"tasks of other rounds, ignored": 1,
+                                            "tasks without a submitted annotation": 1}
+
+
+# ---------------------------------------------------------------------------- memory
+def _peak(fn) -> int:
+    """Peak bytes Python and numpy allocate while `fn` runs (tracemalloc)."""
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        fn()
+        return tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+
+
+def test_ava_annotation_rows_are_not_held_as_objects(run, ds):  # noqa: F811
+    p = open_pending(run, ds)
+    rows, _ = _extra_rows(p, seed=3, per_frame=60)
+    path = ta._write_ava(p, run / "many.csv", rows)
+    n = len(rows)
+    assert n > 20_000
+    peak = _peak(lambda: read_ava_csv(path, p))
+    # Columns take about 60 bytes a row; the reader that made an ImportedBox and a message per
+    # row (and held the parsed rows) took over 1 KB a row.
+    assert peak < 150 * n, peak / n
+
+
+def test_dataset_import_rows_are_not_held_as_objects(tmp_path):
+    path = tmp_path / "a.csv"
+    videos, n = ava_file(path, seed=11)
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines + lines[1:] * 7) + "\n")  # repeated rows: same tubes
+    n = 8 * n
+    peak = _peak(lambda: write_ava_dataset(path, tmp_path / "ds.json", videos, fps=10.0))
+    # 48 bytes a row of columns plus sorting; the list of parsed rows alone took ~400 bytes.
+    assert peak < 200 * n, peak / n
+
+
+def test_labelstudio_export_is_not_held_whole(tmp_path):
+    task = {"id": 0, "data": {"claus_video": "v", "frames": list(range(50))},
+            "annotations": [{"id": 1, "result": [{"value": {"sequence": [
+                {"frame": f, "x": 1.5, "y": 2.5, "width": 3.0, "height": 4.0}
+                for f in range(40)]}}]}]}
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps([dict(task, id=k) for k in range(3000)]))
+    size = path.stat().st_size
+    assert size > 8_000_000
+    count = 0
+
+    def read():
+        nonlocal count
+        for t in export_tasks(path):
+            count += t["id"] >= 0
+
+    peak = _peak(read)
+    assert count == 3000
+    # A few 256 KB chunks of text and one task; json.loads holds every task (5.6x the file).
+    assert peak < size / 4, peak / size
