@@ -29,10 +29,13 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     import pickle
 
     from .data import FrameReadError, LabelStateError, UnsafePickleError
+    from .data.faults import TooManyBadVideos
 
+    # TooManyBadVideos is a ValueError; named for the reader: too many unreadable videos end
+    # a run with its one line (`claus.data.faults`).
     return (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError,
             IsADirectoryError, PermissionError, ImportError, UnsafePickleError,
-            pickle.UnpicklingError, LabelStateError, FrameReadError)
+            pickle.UnpicklingError, LabelStateError, FrameReadError, TooManyBadVideos)
 
 
 USER_ERRORS = _user_errors()
