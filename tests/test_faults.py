@@ -610,3 +610,21 @@ def test_runs_written_before_max_bad_share_resume(tmp_path, finished):
     lax = cfg.replace(train=cfg.train.replace(max_bad_share=0.5))
     run_rounds(run, lax, trainer=fake_trainer(), progress=False)
     assert read_run_config(run).train.max_bad_share == 0.5
+
+
+def test_resume_flag_may_change_max_bad_share_only(tmp_path, finished, capsys):
+    """`--resume RUN --max-bad-share S` is the one training flag a resume takes (the error of a
+    run with too many bad videos advises it); any other is refused in one line."""
+    import json
+
+    from claus.rounds import read_run_config
+    from claus.train import main
+
+    run = _run(tmp_path, finished)
+    assert main(["--resume", str(run), "--max-bad-share", "0.25", "--quiet"]) == 0
+    assert read_run_config(run).train.max_bad_share == 0.25
+    assert json.loads((run / "config.json").read_text())["train"]["max_bad_share"] == 0.25
+    capsys.readouterr()
+    assert main(["--resume", str(run), "--max-bad-share", "0.25", "--lr", "0.5"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: --lr: ") and "--max-bad-share" in err[0]

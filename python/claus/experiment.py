@@ -152,6 +152,10 @@ def resume(run: str, progress: bool = True, args: argparse.Namespace | None = No
     cfg = read_run_config(run)
     if args is not None:
         cfg = relocate_run(run, data_override(args, cfg.data))
+        if getattr(args, "max_bad_share", None) is not None:
+            # The one training option a resume may change: how many unreadable videos to bear.
+            share = C.convert("float", "max_bad_share", args.max_bad_share, "--max-bad-share")
+            cfg = cfg.replace(train=cfg.train.replace(max_bad_share=share))
     try:
         lines = run_rounds(run, cfg, resume=True, progress=progress)
     except AwaitingLabels as wait:
@@ -174,11 +178,11 @@ def _extra_flags(args: argparse.Namespace, groups: tuple[str, ...], keep: tuple[
 
 def refuse_flags_on_resume(args: argparse.Namespace, groups: tuple[str, ...]) -> None:
     """A resumed run keeps its stored configuration: only where its data lives may change."""
-    extra = _extra_flags(args, groups, ("root", "store", "split"))
+    extra = _extra_flags(args, groups, ("root", "store", "split", "max_bad_share"))
     if extra:
         raise ValueError(f"{' '.join(extra)}: {args.resume} resumes with its stored "
                          "configuration; drop these flags (only --root / --store may point "
-                         "it at moved data)")
+                         "it at moved data, and --max-bad-share may change)")
 
 
 def records(args: argparse.Namespace, groups: tuple[str, ...] = AL_GROUPS) -> int:
