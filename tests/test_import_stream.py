@@ -393,3 +393,127 @@ def test_labelstudio_export_is_not_held_whole(tmp_path):
     assert count == 3000
     # A few 256 KB chunks of text and one task; json.loads holds every task (5.6x the file).
     assert peak < size / 4, peak / size
+
+
+# ---------------------------------------------------------------------------- duplicate boxes
+def _gt_rows(p, track=lambda k, i: "") -> list[list]:
+    """AVA rows of the requested frames' ground truth, normalized; `track(tube, i)` gives the
+    track column of the i-th row."""
+    ds = p.dataset
+    rows = []
+    for i, (v, f, k, lab, b) in enumerate(ta.gt(p)):
+        w, h = ds[v].width, ds[v].height
+        rows.append([v, f, b[0] / w, b[1] / h, b[2] / w, b[3] / h, ds.classes[lab],
+                     track(k, i)])
+    return rows
+
+
+def _write_rows(path: Path, rows: list[list]) -> Path:
+    with open(path, "w", newline="") as fh:
+        csv.writer(fh).writerows(rows)
+    return path
+
+
+def _duplicated(rows: list[list], seed: int) -> tuple[list[list], int]:
+    """Every row once, some twice or three times more, shuffled; returns (rows, copies)."""
+    rng = random.Random(seed)
+    out = [list(r) for r in rows for _ in range(1 + rng.choice([0, 1, 1, 2]))]
+    rng.shuffle(out)
+    return out, len(out) - len(rows)
+
+
+def test_identical_boxes_without_track_ids_are_one_actor(run, ds):  # noqa: F811
+    p = open_pending(run, ds)
+    rows, copies = _duplicated(_gt_rows(p), seed=4)
+    assert copies > 5
+    half = len(rows) // 2  # two files: a box in both is one actor too
+    a = _write_rows(run / "a.csv", rows[:half])
+    b = _write_rows(run / "b.csv", rows[half:])
+    rep = import_files(p, [a, b], "ava-csv")
+    assert ta.canon(ta.imported(p)) == ta.canon(ta.expected(p))
+    assert rep.boxes == len(ta.gt(p))
+    assert f"{a}, {b}: {copies} identical duplicate boxes without a track id merged" in \
+        rep.summary()
+
+
+def test_identical_boxes_with_track_ids_or_classes_apart_stay_apart(run, ds):  # noqa: F811
+    p = open_pending(run, ds)
+    gt = _gt_rows(p, lambda k, i: f"a{k}")
+    twins = [r[:7] + [f"b{r[7][1:]}"] for r in gt]  # the same boxes, other tracks
+    other = ds.classes[1:] + ds.classes[:1]
+    untracked = [r[:6] + [other[ds.classes.index(r[6])], ""] for r in gt]  # other class
+    path = _write_rows(run / "c.csv", gt + twins + untracked + [r[:7] + [""] for r in gt])
+    rep = import_files(p, [path], "ava-csv")
+    assert rep.boxes == 4 * len(gt)
+    assert not any("duplicate" in n for n in rep.notes)
+    got = ta.imported(p)
+    for v, f, *_ in gt:
+        tubes = [b.tube for b in got.boxes(v, f)]
+        assert len(tubes) == len(set(tubes))  # four actors per ground-truth box
+
+
+def test_real_ucf24_duplicated_rows_import_once(real_ucf24, tmp_path):
+    from claus.config import RunConfig
+    from claus.rounds import AwaitingLabels, run_rounds
+
+    from tests.test_config import fake_trainer
+
+    data = real_ucf24.load()
+    run_dir = tmp_path / "run"
+    cfg = RunConfig(data=data.spec, strategy="random", oracle="human", init_percent=5,
+                    step_percent=10, target_percent=25, videos_per_round=3, passes=2)
+    with pytest.raises(AwaitingLabels):
+        run_rounds(run_dir, cfg, trainer=fake_trainer(), dataset=data, progress=False)
+    p = open_pending(run_dir, data)
+    rows, copies = _duplicated(_gt_rows(p), seed=5)
+    assert copies > 5 and len({r[0] for r in rows}) == 3
+    path = _write_rows(tmp_path / "ucf.csv", rows)
+    rep = import_files(p, [path], "ava-csv")
+    assert ta.canon(ta.imported(p)) == ta.canon(ta.expected(p))
+    assert rep.notes == [f"{path}: {copies} identical duplicate boxes without a track id merged "
+                         "(same video, frame, class and coordinates)"]
+
+
+def test_real_ucf24_dataset_import_merges_duplicate_untracked_rows(real_ucf24, tmp_path):
+    W, H = 320, 240  # UCF-101-24's frames (the rendered fixture keeps them)
+    assert real_ucf24.frame_size == (H, W)
+    videos = {n: {"num_frames": v.num_frames, "width": W, "height": H, "split": v.split}
+              for n, v in real_ucf24.videos.items()}
+    rows, untracked = [], 0
+    for name, v in real_ucf24.videos.items():
+        single = len(v.tubes) == 1  # one actor: no track id needed
+        for k, (lab, start, boxes) in enumerate(v.tubes):
+            for i, b in enumerate(boxes):
+                rows.append([name, start + i, b[0] / W, b[1] / H, b[2] / W, b[3] / H,
+                             real_ucf24.classes[lab], "" if single else str(k)])
+                untracked += single
+    assert untracked and len(rows) > untracked  # Fencing: two actors, with track ids
+    clean = _write_rows(tmp_path / "clean.csv", rows)
+    want = import_ava_csv(clean, videos, time_unit="frame", max_gap=1,
+                          classes=real_ucf24.classes)
+    rng = random.Random(6)
+    extra = [r for r in rows if rng.random() < 0.3]
+    copies = sum(r[7] == "" for r in extra)
+    assert copies > 10
+    dup = _write_rows(tmp_path / "dup.csv", rows + extra)
+    with pytest.warns(UserWarning, match=f"{copies} identical duplicate boxes without a track "
+                      "id merged"):
+        got = import_ava_csv(dup, videos, time_unit="frame", max_gap=1,
+                             classes=real_ucf24.classes)
+    assert got == want
+    # The real tubes come back (to the 2 decimals the format keeps).
+    for d in got["videos"]:
+        real = real_ucf24.videos[d["name"]].tubes
+        assert [(t["label"], t["start"], len(t["boxes"])) for t in d["tubes"]] == \
+            [(lab, s, len(b)) for lab, s, b in real]
+        for t, (_, _, b) in zip(d["tubes"], real, strict=True):
+            np.testing.assert_allclose(t["boxes"], b, atol=0.0051)
+    # Identical boxes under two track ids stay two actors.
+    name, v = next((n, v) for n, v in real_ucf24.videos.items() if len(v.tubes) == 1)
+    twin = [r[:7] + ["twin"] for r in rows if r[0] == name]
+    both = _write_rows(tmp_path / "twin.csv", [r[:7] + ["0"] if r[0] == name else r
+                                               for r in rows] + twin)
+    got = import_ava_csv(both, videos, time_unit="frame", max_gap=1,
+                         classes=real_ucf24.classes)
+    tubes = next(d["tubes"] for d in got["videos"] if d["name"] == name)
+    assert len(tubes) == 2 and tubes[0] == tubes[1]

@@ -18,7 +18,8 @@ the tool interpolates between keyframes (`claus.annotation.tracks`: each tool's 
   and counted;
 * boxes with one track id (and class) in a video are one actor: one `tube` of the label state,
   numbered from `HUMAN_TUBE_BASE` up, so pseudo-labels interpolate between them; boxes without
-  a track id are single-frame actors.
+  a track id are single-frame actors, and identical ones (same video, frame, class and
+  coordinates) are one actor drawn twice: merged, with a note counting them.
 
 `import_files` checks everything before writing; then `import.json` (the report) and
 `next_labels.json` are written atomically. The new labels are always the round's `labels.json`
@@ -305,7 +306,11 @@ def apply_annotations(
     tables = [BoxTable.of(a.boxes) for a in anns]
     _check_names(pending, anns, tables, src)
     _check_boxes(base, anns, tables, src)
-    index = _FrameIndex(tables, base)
+    index = _FrameIndex(tables, base, pending.dataset.classes)
+    if len(index.dropped):
+        rep.notes.append(f"{src}: {len(index.dropped)} identical duplicate boxes without a "
+                         "track id merged (same video, frame, class and coordinates)")
+        rep.note_kinds.append("")
     # Which frames get which boxes: a file answers for the frames it covers and for every
     # frame it has a box on.
     requested = pending.requested()
@@ -397,14 +402,15 @@ def _check_boxes(base: LabelState, anns: Sequence[Annotations], tables: list[Box
 
 
 class _FrameIndex:
-    """The boxes of every table by (video, frame): a frame's boxes in the files' order.
+    """The boxes of every table by (video, frame): a frame's boxes in the files' order, less
+    the identical duplicates of boxes without a track id (`dropped`).
 
     Each box has the key `pool position × span + frame` (frames are checked to lie in their
     video); `order` sorts the boxes by key (stable), `keys[g]` is the g-th distinct key and
     `order[starts[g]:starts[g + 1]]` its boxes, numbered across the tables (`offsets`).
     """
 
-    def __init__(self, tables: list[BoxTable], base: LabelState):
+    def __init__(self, tables: list[BoxTable], base: LabelState, classes: list[str]):
         self.tables = tables
         self.pool = list(base.num_frames)
         self.pos = {v: i for i, v in enumerate(self.pool)}
@@ -416,7 +422,12 @@ class _FrameIndex:
             k *= self.span
             k += t.frame
             key = k if not len(key) else np.concatenate([key, k])
+        self.dropped = self._duplicates({c: i for i, c in enumerate(classes)})
         order = np.argsort(key, kind="stable")
+        if len(self.dropped):
+            keep = np.ones(len(key), bool)
+            keep[self.dropped] = False
+            order = order[keep[order]]
         key = key[order]
         self.order = order.astype(np.int32) if len(order) < 2**31 else order
         del order
@@ -428,6 +439,34 @@ class _FrameIndex:
         # Frames with a drawn box (a keyframe), not only a track's interpolation.
         self.drawn = (np.logical_or.reduceat(kf[self.order], starts) if len(starts)
                       else np.zeros(0, bool))
+
+    def _duplicates(self, classes: dict[str, int]) -> np.ndarray:
+        """Box numbers (across the tables) of boxes without a track id that repeat an earlier
+        one: the same video, frame, class and coordinates. They are one actor drawn twice (a
+        box pasted twice, an export that lists it twice), not two actors: the first stays.
+        Boxes with track ids stay apart however alike: the tool says they are two actors."""
+        rows, recs = [], []
+        fields = [("v", "i8"), ("f", "i8"), ("c", "i8")] + [(f"b{j}", "f8") for j in range(4)]
+        for t, off in zip(self.tables, self.offsets, strict=False):
+            untracked = [i for i, x in enumerate(t.tracks) if x is None]
+            r = np.flatnonzero(np.isin(t.track, untracked)) if untracked else []
+            if not len(r):
+                continue
+            rec = np.empty(len(r), fields)
+            rec["v"] = np.array([self.pos.get(v, -1) for v in t.videos], np.int64)[t.video[r]]
+            rec["f"], rec["c"] = t.frame[r], np.array(
+                [classes.get(c, -1) for c in t.labels], np.int64)[t.label[r]]
+            for j in range(4):
+                rec[f"b{j}"] = t.box[r, j]
+            rows.append(r + off)
+            recs.append(rec)
+        if not rows:
+            return np.zeros(0, np.int64)
+        rows, rec = np.concatenate(rows), np.concatenate(recs)
+        _, first = np.unique(rec, return_index=True)  # stable: the first of equal boxes
+        keep = np.zeros(len(rows), bool)
+        keep[first] = True
+        return rows[~keep]
 
     def present(self, video: str, frames) -> set[int]:
         """Those of `frames` the video has boxes on."""

@@ -26,6 +26,7 @@ pixels of the original frame, [x1, y1, x2, y2]. `split` is any name ("train", "t
 from __future__ import annotations
 
 import os
+import warnings
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -204,7 +205,8 @@ def import_ava_csv(
     Each row: video, time, x1, y1, x2, y2 (normalized to [0, 1]), label, track id — the AVA
     layout (`video_id, middle_frame_timestamp, x1, y1, x2, y2, action_id, person_id`). A
     header row is skipped when its coordinates are not numbers. Rows of one (video, track,
-    label) on the same frame: the last one counts.
+    label) on the same frame: the last one counts; identical rows without a track id (one
+    box written twice) are counted in a warning.
 
     Args:
         csv_path: the CSV file.
@@ -224,6 +226,7 @@ def import_ava_csv(
         writes the same file without holding the document's boxes as Python objects.
     """
     tracks = _AvaTracks(csv_path, videos, classes, time_unit, fps, max_gap)
+    tracks.warn()
     vids = []
     for vid, info in videos.items():
         tubes = [{"label": lab, "start": start,
@@ -253,6 +256,7 @@ def write_ava_dataset(
     split = kw.pop("split", "train")
     name = kw.pop("name", "ava-import")
     tracks = _AvaTracks(csv_path, videos, kw.pop("classes", None), **kw)
+    tracks.warn()
 
     def dumps(obj: Any) -> str:
         return json.dumps(obj, allow_nan=False, ensure_ascii=False)
@@ -370,6 +374,8 @@ class _AvaTracks:
         key_track = np.array([rank[(k[0], k[2], int(lab))] for k, lab in
                               zip(keys, self.key_label, strict=True)], np.int64)
         row_track = key_track.astype(np.int32)[self.cols.key]
+        self.duplicates = self._duplicates(row_track, frames,
+                                           np.array([t[1] == "" for t in tracks], bool))
         order = np.lexsort((frames, row_track))  # stable: a frame's rows stay in file order
         g, f = row_track[order], frames[order]
         del row_track, frames
@@ -385,6 +391,26 @@ class _AvaTracks:
         self.video_tracks: dict[str, tuple[int, int]] = {}
         for t, (vid, _, _) in enumerate(tracks):
             self.video_tracks[vid] = (self.video_tracks.get(vid, (t, t))[0], t + 1)
+
+    def _duplicates(self, row_track: np.ndarray, frames: np.ndarray,
+                    untracked: np.ndarray) -> int:
+        """How many rows without a track id repeat an earlier row: same video, label, frame and
+        box (one box written twice; the track's frame keeps one)."""
+        r = np.flatnonzero(untracked[row_track])
+        if not len(r):
+            return 0
+        rec = np.empty(len(r), [("g", "i8"), ("f", "i8")] + [(f"b{j}", "f8") for j in range(4)])
+        rec["g"], rec["f"] = row_track[r], frames[r]
+        for j in range(4):
+            rec[f"b{j}"] = self.cols.box[r, j]
+        return len(r) - len(np.unique(rec))
+
+    def warn(self) -> None:
+        """One warning for the identical duplicate rows without a track id."""
+        if self.duplicates:
+            warnings.warn(f"{self.path}: {self.duplicates} identical duplicate boxes without a "
+                          "track id merged (same video, frame, label and coordinates)",
+                          stacklevel=3)
 
     def tubes(self, vid: str) -> Iterator[tuple[int, int, np.ndarray]]:
         """(label, start, (len, 4) float64 pixel boxes) of the video's tubes, in track order:
