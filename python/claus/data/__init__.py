@@ -10,9 +10,11 @@ Typical use::
 
 Conventions: frames 0-based; boxes [x1, y1, x2, y2] float32 in original-frame pixels; budgets
 in ground-truth boxes of the training split.
+
+The clip datasets (`TrainClips`, `InferenceClips`: torch `Dataset`s) load on first use, so the
+tools that only read annotations (importers, `claus.data.import_ava`) never import torch.
 """
 
-from .clips import InferenceClips, TrainClips, clip_frames, sliding_windows
 from .custom import import_ava_csv, load_custom, save_custom
 from .dataset import Tube, Video, VideoDataset
 from .frames import ArrayFrames, FrameReadError, FrameSource, ImageFolderFrames, VideoFileFrames
@@ -77,3 +79,17 @@ __all__ = [
     "synthetic_dataset",
     "total_boxes",
 ]
+
+#: Names loaded on first access (PEP 562): they need torch, most of this package does not.
+_LAZY = {name: ".clips" for name in ("InferenceClips", "TrainClips", "clip_frames",
+                                     "sliding_windows")}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
