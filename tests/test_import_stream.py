@@ -517,3 +517,16 @@ def test_real_ucf24_dataset_import_merges_duplicate_untracked_rows(real_ucf24, t
                          classes=real_ucf24.classes)
     tubes = next(d["tubes"] for d in got["videos"] if d["name"] == name)
     assert len(tubes) == 2 and tubes[0] == tubes[1]
+
+
+def test_dataset_importer_does_not_import_torch():
+    """Start-up is most of an importer's memory: torch alone is ~220 MiB of RSS. The readers and
+    the dataset importer must not pull it in (claus.data loads its torch parts lazily)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, claus.data, claus.data.import_ava, claus.data.ava_csv, "
+            "claus.data.custom; print('torch' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "False"
