@@ -2,10 +2,21 @@
 
 `scoring` turns per-clip MC-dropout statistics into per-frame uncertainty and entropy scores
 and picks the frames to label in each video (over the fused `claus_ext` ops); `pool` scores a
-model's pool of videos (batched MC dropout, video embeddings); `strategies` chooses a round's
-videos and frames (random, equidistant, entropy, uncertainty, claus).
+model's pool of videos (batched MC dropout, video embeddings); `base` defines what a strategy
+is (`Strategy`) and holds the one registry of them (`register_strategy`); `strategies` holds the
+built-in ones (random, equidistant, entropy, uncertainty, claus, full) and `select_round`, which
+spends a round's budget along a strategy's choices.
 """
 
+from .base import (
+    FrameOrder,
+    Pool,
+    Strategy,
+    VideoChoice,
+    get_strategy,
+    is_upper_bound,
+    register_strategy,
+)
 from .scoring import (
     FRAME_SCORES,
     FrameScores,
@@ -28,6 +39,13 @@ from .strategies import (
 
 __all__ = [
     "FRAME_SCORES",
+    "FrameOrder",
+    "Pool",
+    "Strategy",
+    "VideoChoice",
+    "get_strategy",
+    "is_upper_bound",
+    "register_strategy",
     "STRATEGIES",
     "Selection",
     "allocate_clusters",

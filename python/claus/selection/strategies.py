@@ -2,7 +2,9 @@
 
 Every strategy answers the same question: given the pool (the training split's videos, some of
 them partly labelled), a round budget in ground-truth boxes and V videos to pick, which frames
-should the oracle label? They differ in how videos are ranked and how frames are ordered:
+should the oracle label? Each strategy is an object (`claus.selection.base.Strategy`,
+registered by name in `STRATEGIES`); they differ in how videos are ranked and how frames are
+ordered, and `select_round` spends the budget along their orders the same way for all:
 
 | strategy      | videos                                   | frames                          |
 |---------------|------------------------------------------|---------------------------------|
@@ -19,7 +21,7 @@ footage) has no score: it ranks after every scored video, in a random order draw
 round's generator, and its frames are chosen equally spaced as `equidistant` chooses them (not
 frames 0, 1, 2, ...); a warning says how many candidate videos had no foreground.
 
-Budget arithmetic (`spend_plan`): the round's box budget B is split over the V chosen videos,
+Budget arithmetic (`_spend`): the round's box budget B is split over the V chosen videos,
 B // V boxes each and the last takes the remainder; a frame costs its number of boxes (at
 least 1, `claus.data.frame_cost`). Frames are taken in the strategy's order while they fit the
 video's quota; what a video cannot spend (too few unlabelled frames) moves on to the next, and
@@ -37,13 +39,30 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
+from .base import (
+    STRATEGIES,
+    FrameOrder,
+    Pool,
+    Strategy,
+    VideoChoice,
+    check_strategy,
+    equidistant_frames,
+    get_strategy,
+    register_strategy,
+)
 from .scoring import FrameScores, select_frames
 
 __all__ = [
     "STRATEGIES",
+    "Claus",
+    "Entropy",
+    "Equidistant",
+    "Full",
+    "Random",
+    "Scored",
     "Selection",
+    "Uncertainty",
     "allocate_clusters",
     "check_strategy",
     "claus_videos",
@@ -54,25 +73,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-STRATEGIES = {
-    "random": "random unlabelled videos, random frames",
-    "equidistant": "random unlabelled videos, equally spaced frames",
-    "entropy": "videos and frames by the mean pixel entropy of the deterministic prediction",
-    "uncertainty": "videos and frames by MC-dropout uncertainty, redundancy-aware; no clusters",
-    "claus": "uncertainty + cluster-aware video choice (cluster-proportional allocation)",
-    "full": "every frame labelled (the upper bound; no selection rounds)",
-}
-# Strategies that need a scored pool, and which score they read.
-SCORED = {"entropy": "entropy", "uncertainty": "uncertainty", "claus": "uncertainty"}
-
-
-def check_strategy(name: str) -> str:
-    """`name` if it is a strategy, else a ValueError listing the choices."""
-    if name not in STRATEGIES:
-        choices = "; ".join(f"{k}: {v}" for k, v in STRATEGIES.items())
-        raise ValueError(f"unknown strategy {name!r}; choices: {choices}")
-    return name
 
 
 @dataclass
@@ -227,23 +227,6 @@ def claus_videos(video_scores: np.ndarray, clusters: np.ndarray, pool: Sequence[
     return chosen
 
 
-def equidistant_frames(num_frames: int, labelled: set[int], k: int) -> list[int]:
-    """k equally spaced unlabelled frames: centres of k equal segments, each moved to the
-    nearest unlabelled frame not yet taken (fewer when the video has fewer free frames)."""
-    free = [f for f in range(num_frames) if f not in labelled]
-    k = min(k, len(free))
-    out: list[int] = []
-    taken: set[int] = set()
-    free_arr = np.asarray(free)
-    for j in range(k):
-        target = (j + 0.5) * num_frames / k
-        order = np.argsort(np.abs(free_arr + 0.5 - target), kind="stable")
-        f = next(int(free_arr[o]) for o in order if int(free_arr[o]) not in taken)
-        taken.add(f)
-        out.append(f)
-    return out
-
-
 def _take(order: Sequence[int], costs: np.ndarray, quota: int, taken: set[int]) -> list[int]:
     """Frames of `order` (not in `taken`) whose cumulative cost fits `quota`; a frame too
     expensive for what is left is skipped so a cheaper later one can still use it."""
@@ -262,7 +245,7 @@ def _take(order: Sequence[int], costs: np.ndarray, quota: int, taken: set[int]) 
 
 
 def select_round(
-    strategy: str,
+    strategy: str | Strategy,
     *,
     names: Sequence[str],
     num_frames: Sequence[int],
@@ -278,10 +261,12 @@ def select_round(
     sigma: float = 8 / 3,
     radius: int = 4,
 ) -> Selection:
-    """Choose one round's frames.
+    """Choose one round's frames: the strategy picks videos and orders their frames, the budget
+    is spent along those orders (the same arithmetic for every strategy, `_spend`).
 
     Args:
-        strategy: one of `STRATEGIES` except `full` (which has no rounds).
+        strategy: a registered strategy's name (`STRATEGIES`) or a `Strategy`; not `full`
+            (which has no rounds).
         names: (N,) names of the training videos (the index space of every other argument).
         num_frames: (N,) frames per video.
         frame_costs: N arrays (num_frames,) of int box cost per frame (>= 1).
@@ -289,8 +274,8 @@ def select_round(
         budget: boxes to spend this round (>= 0).
         videos_per_round: V; None picks `default_videos_per_round`.
         rng: the round's generator (derive it from the run seed and the round).
-        scores: `FrameScores` of all N videos (required by entropy/uncertainty/claus).
-        clusters: (N,) int cluster of every video (required by claus).
+        scores: `FrameScores` of all N videos (required by strategies with a `score`).
+        clusters: (N,) int cluster of every video (required by strategies that cluster).
         cluster_cap: optional largest share of labelled videos in one cluster (claus).
         top_t: videos are ranked by the mean of their top-t frame scores; None: the frames per
             video this round (≈ 5% of a video).
@@ -298,64 +283,67 @@ def select_round(
     Returns:
         the `Selection`; its cost equals `budget` unless the pool has too few frames.
     """
-    crit = _check_round(strategy, names, num_frames, frame_costs, labelled, budget, scores,
-                        clusters)
+    strat = _check_round(strategy, names, num_frames, frame_costs, labelled, budget, scores,
+                         clusters)
     lab_sets = [set(int(f) for f in fr) for fr in labelled]
-    pool, untouched, V = _pool(budget, num_frames, frame_costs, lab_sets, videos_per_round)
-    sel = Selection()
+    candidates, untouched, V = _pool(budget, num_frames, frame_costs, lab_sets, videos_per_round)
     if budget == 0 or V == 0:
         if budget:
             log.warning("no training video has an unlabelled frame left: %d of %d boxes unspent",
                         budget, budget)
-        return sel
+        return Selection()
     # Frames a video is likely to get this round: what the top-t ranking and greedy use.
     mean_cost = float(np.mean([np.mean(c) for c in frame_costs]))
     per_video = max(1, round(budget / V / mean_cost))
-    if crit is None:
-        chosen = untouched + [int(i) for i in rng.permutation(pool)][: V - len(untouched)]
-        order = {i: _unscored_order(strategy, num_frames[i], lab_sets[i], per_video, rng)
-                 for i in chosen}
-        pick_scores: dict[int, list[float]] = {}
-        vscore: dict[int, float | None] = dict.fromkeys(chosen)
-    else:
-        chosen, order, pick_scores, vscore = _scored_choice(
-            strategy, crit, names, num_frames, lab_sets, pool, untouched, V, rng, scores,
-            clusters, cluster_cap, top_t or per_video, per_video, sigma, radius, sel)
-    picked = _spend(chosen, order, frame_costs, budget, V)
-    for i in chosen:
+    pool = Pool(names=names, num_frames=num_frames, frame_costs=frame_costs, labelled=lab_sets,
+                candidates=candidates, untouched=untouched, V=V, per_video=per_video,
+                top_t=top_t or per_video, scores=scores,
+                clusters=None if clusters is None else np.asarray(clusters, np.int64),
+                cluster_cap=cluster_cap, sigma=sigma, radius=radius)
+    choice = strat.choose_videos(pool, rng)
+    orders = strat.order_frames(pool, choice.videos, rng)
+    picked = _spend(choice.videos, {i: o.frames for i, o in orders.items()}, frame_costs,
+                    budget, V)
+    return _selection(pool, choice, orders, picked)
+
+
+def _selection(pool: Pool, choice: VideoChoice, orders: dict[int, FrameOrder],
+               picked: dict[int, list[int]]) -> Selection:
+    """The `Selection` of the picked frames: each with its score where the order has one."""
+    sel = Selection(clusters={pool.names[i]: int(c) for i, c in choice.clusters.items()})
+    for i in choice.videos:
         if not picked[i]:
             continue
-        name = names[i]
+        name = pool.names[i]
         sel.frames[name] = picked[i]
-        pos = {f: p for p, f in enumerate(order[i])}
-        ps = pick_scores.get(i)
+        pos = {f: p for p, f in enumerate(orders[i].frames)}
+        ps = orders[i].scores
         sel.scores[name] = [ps[pos[f]] if ps is not None and pos[f] < len(ps) else None
                             for f in picked[i]]
-        sel.video_scores[name] = vscore[i]
-        sel.cost += int(sum(frame_costs[i][f] for f in picked[i]))
+        sel.video_scores[name] = choice.scores.get(i)
+        sel.cost += int(sum(pool.frame_costs[i][f] for f in picked[i]))
     return sel
 
 
-def _check_round(strategy: str, names: Sequence[str], num_frames: Sequence[int],
+def _check_round(strategy: str | Strategy, names: Sequence[str], num_frames: Sequence[int],
                  frame_costs: Sequence[np.ndarray], labelled: Sequence[Sequence[int]],
                  budget: int, scores: FrameScores | None, clusters: np.ndarray | None
-                 ) -> str | None:
-    """Refuse what `select_round` cannot work with; returns the score it ranks by (None for
-    unscored strategies)."""
-    check_strategy(strategy)
-    if strategy == "full":
-        raise ValueError("strategy 'full' labels everything at once and has no selection rounds")
+                 ) -> Strategy:
+    """Refuse what `select_round` cannot work with; returns the strategy object."""
+    strat = get_strategy(strategy)
+    if not strat.selects:
+        raise ValueError(f"strategy {strat.name!r} labels everything at once and has no "
+                         "selection rounds")
     N = len(names)
     if not (len(num_frames) == len(frame_costs) == len(labelled) == N):
         raise ValueError("names, num_frames, frame_costs and labelled must have the same length")
     if budget < 0:
         raise ValueError(f"budget must be >= 0 boxes, got {budget}")
-    crit = SCORED.get(strategy)
-    if crit is not None and scores is None:
-        raise ValueError(f"strategy {strategy!r} needs pool scores")
-    if strategy == "claus" and clusters is None:
-        raise ValueError("strategy 'claus' needs the cluster of every video")
-    return crit
+    if strat.score is not None and scores is None:
+        raise ValueError(f"strategy {strat.name!r} needs pool scores")
+    if strat.clusters and clusters is None:
+        raise ValueError(f"strategy {strat.name!r} needs the cluster of every video")
+    return strat
 
 
 def _pool(budget: int, num_frames: Sequence[int], frame_costs: Sequence[np.ndarray],
@@ -383,65 +371,128 @@ def _pool(budget: int, num_frames: Sequence[int], frame_costs: Sequence[np.ndarr
     return pool, untouched, V
 
 
-def _unscored_order(strategy: str, num_frames: int, lab: set[int], per_video: int,
-                    rng: np.random.Generator) -> list[int]:
-    """A video's frame order without scores: random, or `per_video` equally spaced frames
-    then the rest in random order (should the quota allow more: costly frames)."""
-    free = [f for f in range(num_frames) if f not in lab]
-    if strategy == "random":
-        return [int(f) for f in rng.permutation(free)]
-    order = equidistant_frames(num_frames, lab, per_video)
-    return order + [int(f) for f in rng.permutation(free)]
+# ---------------------------------------------------------------------------- the strategies
+@register_strategy
+class Random(Strategy):
+    """Random unlabelled videos, random frames."""
+
+    name = "random"
+    description = "random unlabelled videos, random frames"
+
+    def frame_order(self, pool: Pool, i: int, rng: np.random.Generator) -> FrameOrder:
+        return FrameOrder([int(f) for f in rng.permutation(pool.free_frames(i))])
 
 
-def _scored_choice(strategy, crit, names, num_frames, lab_sets, pool, untouched, V, rng,
-                   scores, clusters, cluster_cap, t, per_video, sigma, radius, sel):
-    """Videos and frame orders of the scored strategies: videos by the mean of their top-t
-    greedy picks (claus: over clusters), frames in greedy order, then the frames the greedy
-    never reaches (non-informative) in time order.
+@register_strategy
+class Equidistant(Strategy):
+    """Random unlabelled videos, equally spaced frames (the `Strategy` defaults)."""
+
+    name = "equidistant"
+    description = "random unlabelled videos, equally spaced frames"
+
+
+class Scored(Strategy):
+    """Videos ranked by the mean of their top-t greedy frame picks on `score`, frames in greedy
+    order (redundancy-aware: `select_frames`), then the frames the greedy never reaches
+    (non-informative) in time order.
 
     No-foreground fallback: a candidate video with no informative frame (the model predicts
     no foreground on it, so nothing to score) ranks after every scored video, in a random order
-    drawn from `rng`, and its frames are chosen as `equidistant` chooses them; one warning
-    says how many pool videos had no foreground.
+    drawn from the round's generator, and its frames are chosen as `equidistant` chooses them;
+    one warning says how many candidate videos had no foreground.
     """
-    N = len(names)
-    L = scores.uncertainty.shape[1]
-    lab_mask = torch.zeros(N, L, dtype=torch.bool)
-    for i, s in enumerate(lab_sets):
-        if s:
-            lab_mask[i, sorted(s)] = True
-    # Video ranking: mean of the top-t greedy picks (select_frames' video_score).
-    ranked = select_frames(scores, lab_mask, t, criterion=crit, sigma=sigma, radius=radius)
-    vs = ranked.video_score.cpu().numpy().astype(np.float64)
-    rank = _no_foreground_ranks(vs, untouched + pool, num_frames, lab_sets, rng)
-    if strategy == "claus" and not untouched:
-        lab_vids = [i for i in range(N) if lab_sets[i]]
-        cl = np.asarray(clusters, np.int64)
-        chosen = claus_videos(rank, cl, pool, V, cl[lab_vids], cluster_cap)
-        sel.clusters = {names[i]: int(cl[i]) for i in chosen}
-    else:
-        chosen = untouched + rank_by_score(rank, pool)[: V - len(untouched)]
-    # Frame order per chosen video: the greedy, long enough to spend any quota.
-    longest = max(num_frames[i] for i in chosen)
-    full = select_frames(scores, lab_mask, longest, criterion=crit, sigma=sigma, radius=radius)
-    fr, sc = full.frames.cpu().numpy(), full.scores.cpu().numpy()
-    order: dict[int, list[int]] = {}
-    pick_scores: dict[int, list[float]] = {}
-    vscore: dict[int, float | None] = {}
-    for i in chosen:
-        keep = fr[i] >= 0
-        vscore[i] = None if math.isnan(vs[i]) else float(vs[i])
-        if not keep.any() and len(lab_sets[i]) < num_frames[i]:
-            order[i] = _unscored_order("equidistant", num_frames[i], lab_sets[i], per_video, rng)
-            continue
-        order[i] = [int(f) for f in fr[i][keep]]
-        pick_scores[i] = [float(x) for x in sc[i][keep]]
-        # Frames the greedy never reaches (non-informative): last, in time order, so a
-        # large quota can still be spent.
-        seen = set(order[i])
-        order[i] += [f for f in range(num_frames[i]) if f not in seen and f not in lab_sets[i]]
-    return chosen, order, pick_scores, vscore
+
+    score = "uncertainty"
+
+    def choose_videos(self, pool: Pool, rng: np.random.Generator) -> VideoChoice:
+        # Video ranking: mean of the top-t greedy picks (select_frames' video score).
+        ranked = select_frames(pool.scores, pool.labelled_mask, pool.top_t,
+                               criterion=self.score, sigma=pool.sigma, radius=pool.radius)
+        vs = ranked.video_score.cpu().numpy().astype(np.float64)
+        rank = _no_foreground_ranks(vs, pool.untouched + pool.candidates, pool.num_frames,
+                                    pool.labelled, rng)
+        choice = self.pick(pool, rank)
+        choice.scores = {i: None if math.isnan(vs[i]) else float(vs[i]) for i in choice.videos}
+        return choice
+
+    def pick(self, pool: Pool, rank: np.ndarray) -> VideoChoice:
+        """The videos by their ranking scores `rank` (N,): the untouched ones, then the best
+        candidates."""
+        ranked = rank_by_score(rank, pool.candidates)
+        return VideoChoice(pool.untouched + ranked[: pool.V - len(pool.untouched)])
+
+    def order_frames(self, pool: Pool, videos: list[int],
+                     rng: np.random.Generator) -> dict[int, FrameOrder]:
+        # The greedy, long enough to spend any quota.
+        longest = max(pool.num_frames[i] for i in videos)
+        full = select_frames(pool.scores, pool.labelled_mask, longest, criterion=self.score,
+                             sigma=pool.sigma, radius=pool.radius)
+        fr, sc = full.frames.cpu().numpy(), full.scores.cpu().numpy()
+        out: dict[int, FrameOrder] = {}
+        for i in videos:
+            keep = fr[i] >= 0
+            if not keep.any() and len(pool.labelled[i]) < pool.num_frames[i]:
+                out[i] = Strategy.frame_order(self, pool, i, rng)  # no foreground: spaced
+                continue
+            order = [int(f) for f in fr[i][keep]]
+            # Frames the greedy never reaches (non-informative): last, in time order, so a
+            # large quota can still be spent.
+            seen = set(order)
+            order += [f for f in range(pool.num_frames[i])
+                      if f not in seen and f not in pool.labelled[i]]
+            out[i] = FrameOrder(order, [float(x) for x in sc[i][keep]])
+        return out
+
+
+@register_strategy
+class Entropy(Scored):
+    """Videos and frames by the mean pixel entropy of one deterministic prediction."""
+
+    name = "entropy"
+    description = "videos and frames by the mean pixel entropy of the deterministic prediction"
+    score = "entropy"
+    scoring = "deterministic"
+
+
+@register_strategy
+class Uncertainty(Scored):
+    """Videos and frames by MC-dropout uncertainty, redundancy-aware; no clusters."""
+
+    name = "uncertainty"
+    description = "videos and frames by MC-dropout uncertainty, redundancy-aware; no clusters"
+
+
+@register_strategy
+class Claus(Scored):
+    """As `uncertainty`, with the videos split over clusters of the video embeddings
+    (`claus_videos`) and the cluster loss in training (`RunConfig.beta`)."""
+
+    name = "claus"
+    description = "uncertainty + cluster-aware video choice (cluster-proportional allocation)"
+    clusters = True
+
+    def training(self, cfg):
+        from ..config import CLAUS_BETA
+
+        beta = CLAUS_BETA if cfg.beta is None else float(cfg.beta)
+        return cfg.train.replace(seed=int(cfg.seed), beta=beta)
+
+    def pick(self, pool: Pool, rank: np.ndarray) -> VideoChoice:
+        if pool.untouched:  # topping up with partly labelled videos: no cluster split
+            return super().pick(pool, rank)
+        lab_vids = [i for i in range(len(pool.names)) if pool.labelled[i]]
+        cl = pool.clusters
+        chosen = claus_videos(rank, cl, pool.candidates, pool.V, cl[lab_vids], pool.cluster_cap)
+        return VideoChoice(chosen, clusters={i: int(cl[i]) for i in chosen})
+
+
+@register_strategy
+class Full(Strategy):
+    """Every frame labelled: the upper bound, one round, no selection."""
+
+    name = "full"
+    description = "every frame labelled (the upper bound; no selection rounds)"
+    selects = False
 
 
 def _no_foreground_ranks(vs: np.ndarray, candidates: list[int], num_frames: Sequence[int],
