@@ -35,6 +35,7 @@ from claus.annotation.pending import frame_source, safe_relpath
 from claus.annotation.serve import _Slice, make_server
 from claus.config import DataMovedError, DatasetSpec
 from claus.data import Video, VideoDataset
+from claus.data.faults import BadVideos
 from claus.data.frames import ImageFolderFrames, VideoFileFrames
 from claus.eval import (
     ap_from_tp,
@@ -267,9 +268,10 @@ def test_evaluate_split_forwards_settings_and_reports_every_key(ds, monkeypatch)
 
     monkeypatch.setattr(pipeline, "predict_videos", predict)
     test = ds.split_indices("test")
-    res = pipeline.evaluate_split(None, ds, "test")
+    bad = BadVideos.of(ds)
+    res = pipeline.evaluate_split(None, ds, "test", bad=bad)
     assert calls[-1] == {"T": 8, "stride": 2, "size": None, "batch_size": 32, "device": "cpu",
-                         "workers": 0, "amp": True, "progress": False}
+                         "workers": 0, "amp": True, "progress": False, "bad": bad}
     assert set(res) == {"protocol", "split", "videos", "frames", "f-mAP@0.5", "v-mAP@0.1",
                         "v-mAP@0.2", "v-mAP@0.3", "v-mAP@0.5", "v-mAP@0.5:0.95", "accuracy",
                         "per_class", "settings", "seconds"}
