@@ -1,11 +1,12 @@
-"""Active-learning rounds over a run folder: train → evaluate → score → select → label → save.
+"""Active-learning rounds over a run folder: train → evaluate → score → cluster → select →
+label → commit.
 
 A run is one strategy with one seed. Round 0 trains on the initial labelled set (default 1% of
 the training split's boxes: random videos, a few random frames each, drawn from the seed alone
 so every strategy starts from the same labels); each later round adds `step_percent` of the
 boxes chosen by the strategy, up to `target_percent`. The last round only trains and evaluates.
 
-Run folder (everything `--resume` needs)::
+Run folder (everything `--resume` needs; `claus.run_folder.RunFolder` owns its layout)::
 
     RUN/config.json                  the RunConfig (a resumed run must match it)
     RUN/metrics.jsonl                one line per committed round (rewritten atomically)
@@ -24,6 +25,14 @@ Run folder (everything `--resume` needs)::
 A kill at any moment leaves committed rounds intact and a `.partial` folder whose finished
 steps are reused on resume (training resumes from its own checkpoint). A round becomes visible
 only by the one atomic rename of its folder, so no round is ever half-written.
+
+The engine: `run_rounds` opens each round (`open_round`: its folder and labels, a
+`RoundContext`) and runs the `STAGES` in order, each a function of that context: `train`,
+`evaluate`, `score`, `cluster`, `select`, `label`, `commit`. A stage's output is one file
+written by one resumable step (`_step`: computed when missing, written by rank 0, read back by
+every rank). What a stage does for a strategy is asked of the strategy object
+(`claus.selection.Strategy`: whether it scores the pool and how, whether it clusters, how it
+trains, how it picks videos and frames), looked up by the config's strategy name.
 
 Unreadable videos (`claus.data.faults`): a video whose frames cannot be read is left out of
 training, evaluation and pool scoring with a warning naming it, is never selected again, and is
@@ -49,8 +58,9 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -68,16 +78,11 @@ from .config import (
 )
 from .data import BUDGET_UNITS, BudgetUnit, LabelState, VideoDataset, total_boxes
 from .data.faults import BadVideos
-from .io import (
-    atomic_torch_save,
-    atomic_write_json,
-    atomic_write_text,
-    read_json,
-    remove_stray_temporaries,
-    sha256_file,
-)
+from .io import atomic_torch_save, atomic_write_json, read_json, remove_stray_temporaries
+from .run_folder import DamagedRunError, RoundFolder, RunFolder, experiment_run
+from .selection.base import Strategy, get_strategy
 from .selection.pool import PoolScores, score_pool
-from .selection.strategies import SCORED, Selection, check_strategy, select_round
+from .selection.strategies import Equidistant, Full, Selection, select_round
 from .training import TrainConfig
 
 __all__ = [
@@ -89,6 +94,9 @@ __all__ = [
     "RunConfig",
     "DamagedRunError",
     "RunMismatchError",
+    "RunFolder",
+    "RunPlan",
+    "STAGES",
     "Trainer",
     "default_trainer",
     "initial_labels",
@@ -119,7 +127,7 @@ class AwaitingLabels(Exception):
         self.run, self.round, self.folder = Path(run), int(round), Path(folder)
         super().__init__(
             f"round {round} of {run} waits for human labels (its selection is "
-            f"{folder / 'selection.json'}). Next: export the requests with `python -m "
+            f"{RoundFolder(folder).selection}). Next: export the requests with `python -m "
             f"claus.select --run {run} --format jsonl|cvat|labelstudio`, have them labelled, "
             f"import the boxes with `python -m claus.annotate --run {run} --file FILE --format "
             f"cvat-xml|cvat-images|labelstudio|ava-csv`, then continue with `python -m "
@@ -142,10 +150,10 @@ def config_diff(old: dict, new: dict) -> list[str]:
 
 
 def read_run_config(run_dir: str | os.PathLike) -> RunConfig:
-    """The RunConfig stored in an active-learning run folder (RUN/config.json)."""
-    conf = Path(run_dir) / "config.json"
+    """The RunConfig stored in an active-learning run folder (`RunFolder.config`)."""
+    conf = RunFolder(run_dir).config
     if not conf.is_file():
-        raise FileNotFoundError(f"{run_dir}: not a run folder (no config.json); check the path")
+        raise FileNotFoundError(f"{run_dir}: not a run folder (no {conf.name}); check the path")
     try:
         doc = json.loads(conf.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -155,8 +163,8 @@ def read_run_config(run_dir: str | os.PathLike) -> RunConfig:
 
 
 def is_rounds_run(path: str | os.PathLike) -> bool:
-    """Whether `path` is an active-learning run folder (its config.json is a RunConfig)."""
-    conf = Path(path) / "config.json"
+    """Whether `path` is an active-learning run folder (its config file is a RunConfig)."""
+    conf = RunFolder(path).config
     try:
         return conf.is_file() and json.loads(conf.read_text()).get("format") == FORMAT
     except (OSError, ValueError, AttributeError):
@@ -183,7 +191,7 @@ def relocate_run(run_dir: str | os.PathLike, data: DatasetSpec) -> RunConfig:
     check_data(run, data)
     cfg = cfg.replace(data=data)
     if _main():
-        atomic_write_json(run / "config.json", cfg.to_json())
+        atomic_write_json(RunFolder(run).config, cfg.to_json())
         write_data_fingerprint(run, data)
     _sync()
     log.info("%s now reads its data from %s", run, data.describe())
@@ -231,8 +239,9 @@ def _device(name: str) -> str:
 
 
 def initial_labels(ds: VideoDataset, cfg: RunConfig) -> LabelState:
-    """The initial labelled set: a function of the dataset and seed only (not the strategy)."""
-    if cfg.strategy == "full":
+    """The initial labelled set: a function of the dataset and seed only (not the strategy;
+    a strategy without selection rounds, `full`, labels everything)."""
+    if not get_strategy(cfg.strategy).selects:
         return LabelState.full(ds)
     rng = np.random.default_rng([cfg.seed, 0x1AB])
     return LabelState.random(ds, cfg.init_percent, rng, frames_per_video=cfg.init_frames_per_video)
@@ -249,19 +258,10 @@ def simulated_oracle(ds: VideoDataset, labels: LabelState, selection: Selection,
 
 
 def load_metrics(run_dir: str | os.PathLike) -> list[dict]:
-    """The committed rounds' lines of RUN/metrics.jsonl."""
+    """The committed rounds' lines of the run's metrics file (`RunFolder.metrics`)."""
     from .training import read_metrics
 
-    return read_metrics(Path(run_dir) / "metrics.jsonl")
-
-
-def _round_dir(run: Path, r: int) -> Path:
-    return run / f"round_{r:03d}"
-
-
-def _committed(run: Path) -> list[int]:
-    return sorted(int(p.name[6:]) for p in run.glob("round_[0-9][0-9][0-9]") if p.is_dir()
-                  and (p / "round.json").exists())
+    return read_metrics(RunFolder(run_dir).metrics)
 
 
 #: Fields a resumed run may change (as `config_diff` names them): how many unreadable videos
@@ -269,28 +269,30 @@ def _committed(run: Path) -> list[int]:
 RESUMABLE = ("train.max_bad_share:",)
 
 
-def _open_run(run: Path, cfg: RunConfig, resume: bool) -> None:
-    conf = run / "config.json"
+def _open_run(run: RunFolder, cfg: RunConfig, resume: bool) -> None:
+    conf = run.config
     if conf.exists():
         # Fields added to RunConfig since the run was written take their defaults, or the value
         # that reproduces what the run did then (LEGACY_FIELDS, version-1 configs).
-        changed = config_diff(read_run_config(run).to_json(), cfg.to_json())
+        changed = config_diff(read_run_config(run.path).to_json(), cfg.to_json())
         diff = [d for d in changed if not d.startswith(RESUMABLE)]
         if diff:
-            raise RunMismatchError(f"run folder {run} holds a run with another configuration; "
-                                   "differences (stored → requested): " + "; ".join(diff))
+            raise RunMismatchError(f"run folder {run.path} holds a run with another "
+                                   "configuration; differences (stored → requested): "
+                                   + "; ".join(diff))
         if changed and _main():  # only what may change on resume: kept for later resumes
             atomic_write_json(conf, cfg.to_json())
-        if not resume and _committed(run):
-            raise FileExistsError(f"run folder {run} already holds rounds; pass resume=True "
-                                  "(--resume) to continue it or choose another folder")
+        if not resume and run.committed():
+            raise FileExistsError(f"run folder {run.path} already holds rounds; pass "
+                                  "resume=True (--resume) to continue it or choose another "
+                                  "folder")
         if _main():
-            for p in remove_stray_temporaries(run):  # writes a kill interrupted
+            for p in remove_stray_temporaries(run.path):  # writes a kill interrupted
                 log.info("removed %s, left by an interrupted write", p)
     else:
-        run.mkdir(parents=True, exist_ok=True)
+        run.path.mkdir(parents=True, exist_ok=True)
         if _main():
-            write_data_fingerprint(run, cfg.data)
+            write_data_fingerprint(run.path, cfg.data)
             atomic_write_json(conf, cfg.to_json())
     # On every rank, whichever branch it took: a rank that finds the file rank 0 has just
     # written must still pass the barrier rank 0 waits at, or the ranks' barriers pair up wrong.
@@ -310,11 +312,10 @@ def _dataset(cfg: RunConfig, dataset: VideoDataset | None) -> VideoDataset:
     return dataset
 
 
-def _fresh_model(cfg: RunConfig, ds: VideoDataset) -> torch.nn.Module:
+def _fresh_model(train: TrainConfig, ds: VideoDataset) -> torch.nn.Module:
     from .models import build_model
     from .training import set_seed
 
-    train = cfg.training()
     set_seed(train.seed)  # as claus.training.fit builds its model
     return build_model(train.model, ds.num_classes, weights=train.weights)
 
@@ -343,7 +344,8 @@ def run_rounds(
 
     Args:
         run_dir: the run folder (created; an existing one must hold the same config).
-        cfg: the run's configuration.
+        cfg: the run's configuration; its strategy is looked up by name among the registered
+            ones (`claus.selection.register_strategy` adds one).
         resume: continue an existing run (False: refuse a folder that already holds rounds).
         trainer: training/evaluation (default `default_trainer()`).
         oracle: the labelling step (default: reveal the ground truth); not called when
@@ -351,8 +353,9 @@ def run_rounds(
         dataset: the opened dataset (default: `cfg.data.open()`); it must be the data
             `cfg.data` names (`dataset.spec`), so the run can be resumed without it.
         progress: progress bars.
-        stop_after: for tests of resumption: raise KeyboardInterrupt right after the step named
-            "round<r>:<train|eval|score|select|label|commit>" completes, as a kill would.
+        stop_after: for tests of resumption: raise KeyboardInterrupt right after the stage named
+            "round<r>:<train|eval|score|cluster|select|label|commit>" completes, as a kill
+            would.
         round0_from: another run folder (same dataset and seed) whose committed round 0 this
             run may adopt instead of training its own: used when its round 0 was trained with
             the same options on the same labels (checked byte for byte), so the model is the
@@ -366,31 +369,27 @@ def run_rounds(
             yet (raised right after the selection is saved, and on every later call until the
             import, before any other work).
     """
-    run = Path(run_dir)
+    folder = RunFolder(run_dir)
     _join_ranks()
-    if (run / "config.json").exists():
-        check_data(run, cfg.data)  # before opening: a moved root gets its own message
+    if folder.config.exists():
+        check_data(folder.path, cfg.data)  # before opening: a moved root gets its own message
     ds = _dataset(cfg, dataset)
     plan = RunPlan.of(cfg, ds)
-    _open_run(run, cfg, resume)
-    engine = _Rounds(run, cfg, ds, plan, trainer or default_trainer(), oracle, progress,
+    _open_run(folder, cfg, resume)
+    run = RunContext(folder, cfg, ds, plan, trainer or default_trainer(), oracle, progress,
                      stop_after)
-    done = _committed(run)
+    done = folder.committed()
     for r in done:
-        verify_round(_round_dir(run, r))
-        engine.recall(r)
+        run.recall(r)
     for r in range(len(plan.percents)):
-        if r not in done:
-            engine.round(r, round0_from if r == 0 else None)
-    if _main():
-        _write_metrics(run)  # also after a kill between a commit and its metrics line
-    _sync()
-    if len(engine.bad) and _main():
-        names = engine.bad.names()
-        log.warning("%s: %d unreadable video(s) left out: %s%s (round.json lists them under "
-                    "\"skipped\")", run, len(names), ", ".join(names[:10]),
-                    f", ... ({len(names) - 10} more)" if len(names) > 10 else "")
-    return load_metrics(run)
+        if r in done:
+            continue
+        ctx = open_round(run, r, round0_from if r == 0 else None)
+        for stage in STAGES:  # train, eval, score, cluster, select, label, commit
+            if stage.when(ctx):
+                stage.run(ctx)
+                run.checkpoint(stage.name, r)
+    return run.finish()
 
 
 @dataclass(frozen=True)
@@ -405,361 +404,455 @@ class RunPlan:
             videos, `init_percent` of the budget, and the oracle labels them like any round).
         percents: the labelled % each round trains on ("select": 0 first).
         evaluate: whether the test split has ground truth to evaluate on.
+        strategy: the run's strategy (`claus.selection.Strategy`, registered by name).
+        train: how each round trains (the strategy's `training` of the config).
     """
 
     unit: BudgetUnit
     initial: str
     percents: list[float]
     evaluate: bool
+    strategy: Strategy
+    train: TrainConfig
 
     @classmethod
     def of(cls, cfg: RunConfig, ds: VideoDataset) -> RunPlan:
+        strategy = get_strategy(cfg.strategy)
         annotated = ds.annotated("train")
         unit = BUDGET_UNITS[cfg.budget_unit or ("boxes" if annotated else "frames")]
         initial = cfg.initial_set or ("reveal" if annotated else "select")
         if not annotated and (unit.name == "boxes" or initial == "reveal"
-                              or cfg.strategy == "full" or cfg.oracle == "simulated"):
+                              or not strategy.selects or cfg.oracle == "simulated"):
             raise ValueError(
                 f"{ds.name}: the training videos have no ground truth, so budgets count frames "
                 "(--budget-unit frames), claus selects the initial set (--initial-set select), "
                 "people label it (--oracle human) and strategy full cannot run")
         percents = cfg.percents
-        if initial == "select" and cfg.strategy != "full":
+        if initial == "select" and strategy.selects:
             percents = [0.0, *percents]
         tested = "test" in ds.splits and bool(ds.split_indices("test"))
-        return cls(unit, initial, percents, tested and ds.annotated("test"))
+        return cls(unit, initial, percents, tested and ds.annotated("test"), strategy,
+                   strategy.training(cfg))
 
 
-class _Rounds:
-    """The steps of one round over a run folder, each resumable: its output file is written
-    atomically by rank 0 and read back by every rank; a step whose file exists is skipped."""
+# ---------------------------------------------------------------------------- the engine
+@dataclass
+class RunContext:
+    """What every round of a run shares: its folder, config, dataset and plan, how it trains
+    and labels, and the ledger of unreadable videos (each stage's files hold its own entries,
+    so a resumed run knows them)."""
 
-    def __init__(self, run: Path, cfg: RunConfig, ds: VideoDataset, plan: RunPlan,
-                 trainer: Trainer, oracle: Callable, progress: bool, stop_after: str | None):
-        self.run, self.cfg, self.ds, self.plan = run, cfg, ds, plan
-        self.trainer, self.oracle, self.progress = trainer, oracle, progress
-        self.stop_after = stop_after
-        self.train_idx = ds.split_indices("train")
-        self.names = [ds[i].name for i in self.train_idx]
-        self.geo = trainer.geometry(cfg.training())
-        self.model: torch.nn.Module | None = None
-        # Unreadable videos of the whole run (each stage's files hold its own, so a resumed
-        # run knows them), and those of the round in progress by stage.
-        self.bad = BadVideos.of(ds, cfg.training().max_bad_share)
-        self.skipped: dict[str, dict] = {}
+    folder: RunFolder
+    cfg: RunConfig
+    ds: VideoDataset
+    plan: RunPlan
+    trainer: Trainer
+    oracle: Callable[[VideoDataset, LabelState, Selection, int], LabelState]
+    progress: bool = True
+    stop_after: str | None = None
+
+    def __post_init__(self) -> None:
+        self.train_idx = self.ds.split_indices("train")
+        self.names = [self.ds[i].name for i in self.train_idx]
+        self.geo = self.trainer.geometry(self.plan.train)
+        self.bad = BadVideos.of(self.ds, self.plan.train.max_bad_share)
 
     def recall(self, r: int) -> None:
-        """Remember the unreadable videos a committed round left out."""
-        doc = read_json(_round_dir(self.run, r) / "round.json", "round summary")
+        """Check committed round r against its manifest and remember the unreadable videos it
+        left out."""
+        done = self.folder.round(r)
+        done.verify()
+        doc = read_json(done.summary, "round summary")
         for stage, entries in (doc.get("skipped") or {}).items():
             self.bad.add_json(stage, entries, check=False)
 
+    def checkpoint(self, stage: str, r: int) -> None:
+        if self.stop_after == f"round{r}:{stage}":
+            raise KeyboardInterrupt(f"stopped after {stage} of round {r} (stop_after)")
+
+    def candidates(self) -> list[int]:
+        """Positions in `names` of the videos a selection may take: those found unreadable
+        (this round or before) are not selectable."""
+        return [j for j, n in enumerate(self.names) if n not in self.bad]
+
+    def finish(self) -> list[dict]:
+        """The metrics file (also after a kill between a commit and its line), a warning naming
+        the unreadable videos, and the committed rounds' lines."""
+        if _main():
+            self.folder.write_metrics()
+        _sync()
+        if len(self.bad) and _main():
+            names = self.bad.names()
+            log.warning("%s: %d unreadable video(s) left out: %s%s (round.json lists them under "
+                        "\"skipped\")", self.folder.path, len(names), ", ".join(names[:10]),
+                        f", ... ({len(names) - 10} more)" if len(names) > 10 else "")
+        return load_metrics(self.folder.path)
+
+
+@dataclass
+class RoundContext:
+    """One round in progress: its number, folder and labels, and what its stages produced
+    (the model, test metrics, the selection's budget and strategy, pool scores, clusters, the
+    selection, the unreadable videos each stage left out)."""
+
+    run: RunContext
+    r: int
+    work: RoundFolder
+    labels: LabelState
+    round0_from: Path | None = None
+    t0: float = 0.0
+    model: torch.nn.Module | None = None
+    metrics: dict = field(default_factory=dict)
+    initial: bool = False
+    strategy: Strategy | None = None
+    budget: int = 0
+    pool: PoolScores | None = None
+    clusters: np.ndarray | None = None
+    selection: Selection | None = None
+    skipped: dict[str, dict] = field(default_factory=dict)
+
+    @property
+    def last(self) -> bool:
+        """The last round only trains and evaluates."""
+        return self.r == len(self.run.plan.percents) - 1
+
     def note_skipped(self, stage: str, entries: dict) -> None:
-        """A step's unreadable videos: into the round's summary and the run's ledger (they were
-        warned about when found), which checks the run's share."""
+        """A stage's unreadable videos: into the round's summary and the run's ledger (they
+        were warned about when found), which checks the run's share."""
         if entries:
             self.skipped[stage] = dict(entries)
-            self.bad.add_json(stage, entries)
+            self.run.bad.add_json(stage, entries)
 
-    def checkpoint(self, step: str, r: int) -> None:
-        if self.stop_after == f"round{r}:{step}":
-            raise KeyboardInterrupt(f"stopped after {step} of round {r} (stop_after)")
 
-    def round(self, r: int, round0_from: str | os.PathLike | None) -> None:
-        t0 = time.perf_counter()
-        self.skipped = {}
-        work = self.run / f"round_{r:03d}.partial"
-        human = self.cfg.oracle == "human"
-        if human and _awaits_labels(work):
-            raise AwaitingLabels(self.run, r, work)  # nothing to redo until the labels are in
-        work.mkdir(parents=True, exist_ok=True)
-        labels = self.labels(r, work)
-        last = r == len(self.plan.percents) - 1
-        metrics: dict = {}
-        if labels.num_labelled_frames():
-            if round0_from is not None:
-                if _main():
-                    _adopt_round0(Path(round0_from), work, self.cfg.training())
-                _sync()
-            self.train(r, work, labels, last)
-            self.checkpoint("train", r)
-            metrics = self.evaluate(work)
-            self.checkpoint("eval", r)
-        selection = None
-        if not last:
-            selection = self.select(r, work, labels)
-            self.label(r, work, labels, selection, human)
-        self.commit(r, work, labels, metrics, selection, t0)
-
-    def labels(self, r: int, work: Path) -> LabelState:
-        """The labels round r trains on: the initial set, or the previous round's."""
-        path = work / "labels.json"
-        if not path.exists():
-            if r > 0:
-                labels = LabelState.load(_round_dir(self.run, r - 1) / "next_labels.json",
-                                         self.ds)
-            elif self.plan.initial == "reveal":
-                labels = initial_labels(self.ds, self.cfg)
-            else:
-                labels = LabelState.empty(self.ds)
-            if _main():
-                labels.save(path)
-        _sync()
-        return LabelState.load(path, self.ds)
-
-    def train(self, r: int, work: Path, labels: LabelState, last: bool) -> None:
-        """Train (the trainer resumes from its own checkpoint in work/train) and save
-        model.pt; skipped when no later step of the round needs the model."""
-        cfg, ds = self.cfg, self.ds
-        init = None
-        if cfg.warm_start and (_round_dir(self.run, r - 1) / "model.pt").exists():
-            init = _fresh_model(cfg, ds)
-            init.load_weights(_round_dir(self.run, r - 1) / "model.pt")
-        train = cfg.training()
-        centers = self.centers(work, labels, init) if train.beta > 0 else None
-        if _needs_model(work, cfg, last, self.plan.evaluate):
-            self.model = self.trainer.fit(train, ds, labels, work / "train", model=init,
-                                          centers=centers, progress=self.progress)
-        if not (work / "model.pt").exists():
-            if _main():
-                atomic_torch_save(work / "model.pt", {"model": self.model.state_dict()})
-        _sync()
-        from .training import METRICS, read_metrics, unreadable_videos
-
-        self.note_skipped("train", unreadable_videos(read_metrics(work / "train" / METRICS)))
-
-    def centers(self, work: Path, labels: LabelState, init) -> torch.Tensor:
-        """Cluster loss (claus only): KMeans on the labelled videos' embeddings when training
-        starts; the trainer then pulls embeddings to those centres and moves them online."""
-        cp = work / "centers.pt"
-        if not cp.exists():
-            geo, ds = self.geo, self.ds
-            start = init if init is not None else _fresh_model(self.cfg, ds)
-            lab_idx = [ds.index(n) for n in labels.labelled_videos()]
-            ps = score_pool(start, ds, lab_idx, T=geo["T"], stride=geo["stride"],
-                            size=geo["size"], device=geo["device"], mode="deterministic",
-                            batch_size=self.cfg.score_batch, bad=self.bad)
-            emb = ps.embeddings
-            if ps.skipped:  # an unreadable video has no embedding to cluster
-                emb = emb[[j for j, v in enumerate(lab_idx) if ds[v].name not in ps.skipped]]
-            from .cluster import KMeans
-
-            km = KMeans(min(self.cfg.clusters, len(lab_idx)), seed=self.cfg.seed).fit(emb)
-            if _main():
-                atomic_torch_save(cp, km.cluster_centers_.float())
-        _sync()
-        return _load_step(cp, "cluster centres")
-
-    def evaluate(self, work: Path) -> dict:
-        """Test metrics (scalars only; None = undefined); {} without a labelled test split."""
-        path = work / "eval.json"
-        if not path.exists():
-            metrics = {}
-            if self.plan.evaluate:
-                metrics = self.trainer.evaluate(self.model, self.ds, self.cfg.training(),
-                                                progress=self.progress)
-            else:
-                log.warning("%s has no labelled test videos: evaluation skipped", self.ds.name)
-            out = {k: (None if v is None else float(v)) for k, v in metrics.items()
-                   if v is None or isinstance(v, (int, float))}
-            if isinstance(metrics.get("skipped"), dict) and metrics["skipped"]:
-                out["skipped"] = metrics["skipped"]  # unreadable videos left out
-            if _main():
-                atomic_write_json(path, out)
-        _sync()
-        metrics = read_json(path, "round file")
-        self.note_skipped("eval", metrics.pop("skipped", {}))
-        return metrics
-
-    def select(self, r: int, work: Path, labels: LabelState) -> Selection:
-        """Score the pool (strategies that need it) and choose the frames to label next."""
-        cfg, ds, unit = self.cfg, self.ds, self.plan.unit
-        target = self.plan.percents[r + 1]
-        budget = unit.budget(ds, target) - unit.spent(labels)
-        if budget < 0:
-            raise ValueError(f"round {r}: {unit.spent(labels)} {unit.name} are already "
-                             f"labelled, more than the next target {target}%")
-        initial = not labels.num_labelled_frames()
-        strategy = "equidistant" if initial else cfg.strategy
-        pool = None if initial else self.score(r, work)
-        self.checkpoint("score", r)
-        path = work / "selection.json"
-        if not path.exists():
-            # Videos found unreadable (this round or before) are not selectable.
-            keep = [j for j, n in enumerate(self.names) if n not in self.bad]
-            names, idx = [self.names[j] for j in keep], [self.train_idx[j] for j in keep]
-            scores, emb, whole = None, None, len(keep) == len(self.names)
-            if pool is not None:
-                scores = pool.scores if whole else pool.scores.take(keep)
-                emb = pool.embeddings if whole else pool.embeddings[keep]
-            clusters = None
-            if strategy == "claus":
-                clusters = _cluster_videos(emb, cfg.clusters, cfg.seed * 1000 + r)
-            per_video = max(1, cfg.init_frames_per_video)
-            selection = select_round(
-                strategy, names=names, num_frames=[ds[i].num_frames for i in idx],
-                frame_costs=[unit.costs(ds[i]) for i in idx],
-                labelled=[labels.frames(n) for n in names], budget=budget,
-                videos_per_round=max(1, budget // per_video) if initial
-                else cfg.videos_per_round,
-                rng=np.random.default_rng([cfg.seed, r, 3]), scores=scores,
-                clusters=clusters, cluster_cap=cfg.cluster_cap)
-            out = selection.to_json()
-            out.update(budget=budget, budget_unit=unit.name)
-            if initial:
-                out["initial"] = True
-            if clusters is not None:
-                out["all_clusters"] = {n: int(c) for n, c in zip(names, clusters, strict=False)}
-            if _main():
-                atomic_write_json(path, out)
-        _sync()
-        selection = Selection.from_json(read_json(path, "selection"))
-        self.checkpoint("select", r)
-        return selection
-
-    def score(self, r: int, work: Path) -> PoolScores | None:
-        """Pool scores (frame scores + video embeddings) of the scored strategies."""
-        cfg, geo = self.cfg, self.geo
-        if cfg.strategy not in SCORED:
-            return None
-        path = work / "scores.pt"
-        if not path.exists():
-            ps = score_pool(self.model, self.ds, self.train_idx, T=geo["T"],
-                            stride=geo["stride"], size=geo["size"], device=geo["device"],
-                            frame_score=cfg.frame_score,
-                            mode="deterministic" if cfg.strategy == "entropy" else "mc",
-                            passes=cfg.passes, batch_size=cfg.score_batch,
-                            seed=int(np.random.SeedSequence([cfg.seed, r, 2])
-                                     .generate_state(1)[0]), progress=self.progress,
-                            bad=self.bad)
-            if _main():
-                atomic_torch_save(path, ps.to_state())
-        _sync()
-        ps = PoolScores.from_state(_load_step(path, "pool scores"))
-        self.note_skipped("score", ps.skipped)
-        return ps
-
-    def label(self, r: int, work: Path, labels: LabelState, selection: Selection,
-              human: bool) -> None:
-        """The oracle's labels of the selection (people: raise AwaitingLabels until imported;
-        an empty selection needs no annotator)."""
-        path = work / "next_labels.json"
-        if not path.exists():
-            if human and selection.frames:
-                raise AwaitingLabels(self.run, r, work)
-            new = labels.copy() if human else self.oracle(self.ds, labels, selection, r + 1)
-            if _main():
-                new.save(path)
-        _sync()
-        self.checkpoint("label", r)
-
-    def commit(self, r: int, work: Path, labels: LabelState, metrics: dict,
-               selection: Selection | None, t0: float) -> None:
-        """round.json, then the atomic rename that makes the round visible."""
-        cfg, ds, unit = self.cfg, self.ds, self.plan.unit
-        summary = {"round": r, "percent": self.plan.percents[r],
-                   "labelled_boxes": labels.spent(), "total_boxes": total_boxes(ds),
-                   "labelled_videos": len(labels.labelled_videos()),
-                   "labelled_frames": labels.num_labelled_frames(), "metrics": metrics,
-                   "selected_videos": len(selection.frames) if selection else 0,
-                   "selected_boxes": selection.cost if selection else 0,
-                   "strategy": cfg.strategy, "seed": cfg.seed,
-                   "wall_s": round(time.perf_counter() - t0, 3)}
-        if unit.name != "boxes":
-            summary.update(budget_unit=unit.name, total_frames=ds.num_frames("train"))
-        if self.skipped:
-            summary["skipped"] = self.skipped
-        if not labels.num_labelled_frames():
-            summary["note"] = "initial selection: nothing labelled yet, no model"
-        elif not self.plan.evaluate:
-            summary["note"] = "no labelled test videos: evaluation skipped"
-        marker = work / ROUND0_FROM
-        if marker.exists():
-            summary["round0_from"] = marker.read_text().strip()
+def _step(path: Path, compute: Callable[[], Any], save: Callable[[Path, Any], None],
+          load: Callable[[Path], Any] | None = None) -> Any:
+    """One resumable step: when `path` is missing every rank computes it (the computation may
+    be collective) and rank 0 writes it atomically; after a barrier every rank reads it back
+    with `load`, so all go on from the bytes a resume would find. A step whose file exists is
+    not recomputed."""
+    if not path.exists():
+        value = compute()
         if _main():
-            atomic_write_json(work / MANIFEST, _manifest(work))
-            atomic_write_json(work / "round.json", summary)
-            # The commit: one atomic rename makes the round visible.
-            os.replace(work, _round_dir(self.run, r))
-            _write_metrics(self.run)
+            save(path, value)
+    _sync()
+    return None if load is None else load(path)
+
+
+def _json(what: str) -> Callable[[Path], Any]:
+    return lambda path: read_json(path, what)
+
+
+def _tensor(what: str) -> Callable[[Path], Any]:
+    return lambda path: _load_step(path, what)
+
+
+def _save_labels(path: Path, labels: LabelState) -> None:
+    labels.save(path)
+
+
+def open_round(run: RunContext, r: int, round0_from: str | os.PathLike | None) -> RoundContext:
+    """Round r's context: its `.partial` folder and the labels it trains on (the initial set,
+    or the previous round's new labels). An interactive round whose selection waits for labels
+    raises AwaitingLabels before any work."""
+    t0 = time.perf_counter()
+    work = run.folder.partial(r)
+    if run.cfg.oracle == "human" and work.awaits_labels():
+        raise AwaitingLabels(run.folder.path, r, work.path)
+    work.path.mkdir(parents=True, exist_ok=True)
+
+    def labels() -> LabelState:
+        if r > 0:
+            return LabelState.load(run.folder.round(r - 1).next_labels, run.ds)
+        if run.plan.initial == "reveal":
+            return initial_labels(run.ds, run.cfg)
+        return LabelState.empty(run.ds)
+
+    got = _step(work.labels, labels, _save_labels, lambda p: LabelState.load(p, run.ds))
+    return RoundContext(run, r, work, got, None if round0_from is None else Path(round0_from),
+                        t0)
+
+
+def train(ctx: RoundContext) -> None:
+    """Train (the trainer resumes from its own checkpoint in the round's train/) and save
+    model.pt; round 0 may adopt a donor run's instead (`round0_from`). The trainer is not
+    called when no later step of the round needs the model."""
+    run, work = ctx.run, ctx.work
+    if ctx.round0_from is not None:
+        if _main():
+            _adopt_round0(ctx.round0_from, work, run.plan.train)
         _sync()
-        log.info("round %d committed: %.2f%% labelled, %s", r, self.plan.percents[r], metrics)
-        self.checkpoint("commit", r)
+    init = None
+    previous = run.folder.round(ctx.r - 1).model
+    if run.cfg.warm_start and previous.exists():
+        init = _fresh_model(run.plan.train, run.ds)
+        init.load_weights(previous)
+    centers = _centers(ctx, init) if run.plan.train.beta > 0 else None
+    if _needs_model(ctx):
+        ctx.model = run.trainer.fit(run.plan.train, run.ds, ctx.labels, work.train, model=init,
+                                    centers=centers, progress=run.progress)
+    _step(work.model, lambda: {"model": ctx.model.state_dict()}, atomic_torch_save)
+    from .training import METRICS, read_metrics, unreadable_videos
+
+    ctx.note_skipped("train", unreadable_videos(read_metrics(work.train / METRICS)))
 
 
-#: What a committed round's results rest on (its folder's files, when present); the
-#: round's manifest holds their sha256 so a resume can tell a damaged round from a sound one.
-OWNED = ("labels.json", "model.pt", "eval.json", "scores.pt", "centers.pt", "selection.json",
-         "next_labels.json", "train/checkpoint.pt")
-MANIFEST = "manifest.json"
+def _centers(ctx: RoundContext, init: torch.nn.Module | None) -> torch.Tensor:
+    """Cluster loss: KMeans on the labelled videos' embeddings when training starts; the
+    trainer then pulls embeddings to those centres and moves them online."""
+    run = ctx.run
+
+    def compute() -> torch.Tensor:
+        geo, ds = run.geo, run.ds
+        start = init if init is not None else _fresh_model(run.plan.train, ds)
+        lab_idx = [ds.index(n) for n in ctx.labels.labelled_videos()]
+        ps = score_pool(start, ds, lab_idx, T=geo["T"], stride=geo["stride"],
+                        size=geo["size"], device=geo["device"], mode="deterministic",
+                        batch_size=run.cfg.score_batch, bad=run.bad)
+        emb = ps.embeddings
+        if ps.skipped:  # an unreadable video has no embedding to cluster
+            emb = emb[[j for j, v in enumerate(lab_idx) if ds[v].name not in ps.skipped]]
+        from .cluster import KMeans
+
+        km = KMeans(min(run.cfg.clusters, len(lab_idx)), seed=run.cfg.seed).fit(emb)
+        return km.cluster_centers_.float()
+
+    return _step(ctx.work.centers, compute, atomic_torch_save, _tensor("cluster centres"))
 
 
-class DamagedRunError(ValueError):
-    """A committed round's file is missing or changed since the round was committed."""
+def evaluate(ctx: RoundContext) -> None:
+    """Test metrics (scalars only; None = undefined); {} without a labelled test split."""
+    run = ctx.run
+
+    def compute() -> dict:
+        metrics = {}
+        if run.plan.evaluate:
+            metrics = run.trainer.evaluate(ctx.model, run.ds, run.plan.train,
+                                           progress=run.progress)
+        else:
+            log.warning("%s has no labelled test videos: evaluation skipped", run.ds.name)
+        out = {k: (None if v is None else float(v)) for k, v in metrics.items()
+               if v is None or isinstance(v, (int, float))}
+        if isinstance(metrics.get("skipped"), dict) and metrics["skipped"]:
+            out["skipped"] = metrics["skipped"]  # unreadable videos left out
+        return out
+
+    ctx.metrics = _step(ctx.work.evaluation, compute, atomic_write_json, _json("round file"))
+    ctx.note_skipped("eval", ctx.metrics.pop("skipped", {}))
 
 
-def _manifest(folder: Path) -> dict:
-    return {"format": "claus.manifest", "files": {
-        name: sha256_file(folder / name) for name in OWNED if (folder / name).is_file()}}
+def _scores_pool(strategy: Strategy) -> bool:
+    """Whether a strategy's rounds score the pool (frame scores, or the video embeddings its
+    clusters are made of)."""
+    return strategy.score is not None or strategy.clusters
 
 
-def verify_round(folder: Path) -> None:
+def score(ctx: RoundContext) -> None:
+    """The selection's budget and strategy (the initial selection, with nothing labelled and
+    no model, spaces frames as `equidistant`), then the pool scores (frame scores + video
+    embeddings) when that strategy needs them."""
+    run, unit = ctx.run, ctx.run.plan.unit
+    target = run.plan.percents[ctx.r + 1]
+    ctx.budget = unit.budget(run.ds, target) - unit.spent(ctx.labels)
+    if ctx.budget < 0:
+        raise ValueError(f"round {ctx.r}: {unit.spent(ctx.labels)} {unit.name} are already "
+                         f"labelled, more than the next target {target}%")
+    ctx.initial = not ctx.labels.num_labelled_frames()
+    ctx.strategy = Equidistant() if ctx.initial else run.plan.strategy
+    if not _scores_pool(ctx.strategy):
+        return
+    cfg, geo = run.cfg, run.geo
+
+    def compute() -> PoolScores:
+        seed = np.random.SeedSequence([cfg.seed, ctx.r, 2]).generate_state(1)[0]
+        return score_pool(ctx.model, run.ds, run.train_idx, T=geo["T"], stride=geo["stride"],
+                          size=geo["size"], device=geo["device"], frame_score=cfg.frame_score,
+                          mode=ctx.strategy.scoring, passes=cfg.passes,
+                          batch_size=cfg.score_batch, seed=int(seed), progress=run.progress,
+                          bad=run.bad)
+
+    ctx.pool = _step(ctx.work.scores, compute, lambda p, ps: atomic_torch_save(p, ps.to_state()),
+                     lambda p: PoolScores.from_state(_load_step(p, "pool scores")))
+    ctx.note_skipped("score", ctx.pool.skipped)
+
+
+def cluster(ctx: RoundContext) -> None:
+    """KMeans clusters of the selectable videos' embeddings (strategies that cluster), seeded
+    by the run and round; they are kept in selection.json, so only computed while the
+    selection is not saved."""
+    if not ctx.strategy.clusters or ctx.work.selection.exists():
+        return
+    keep = ctx.run.candidates()
+    emb = ctx.pool.embeddings
+    if len(keep) < len(ctx.run.names):
+        emb = emb[keep]
+    cfg = ctx.run.cfg
+    ctx.clusters = _cluster_videos(emb, cfg.clusters, cfg.seed * 1000 + ctx.r)
+
+
+def select(ctx: RoundContext) -> None:
+    """The frames to label next: the strategy's choice over the selectable videos, the budget
+    spent along it (`select_round`)."""
+    run, cfg, ds, unit = ctx.run, ctx.run.cfg, ctx.run.ds, ctx.run.plan.unit
+
+    def compute() -> dict:
+        keep = run.candidates()
+        names, idx = [run.names[j] for j in keep], [run.train_idx[j] for j in keep]
+        scores = None
+        if ctx.pool is not None:
+            whole = len(keep) == len(run.names)
+            scores = ctx.pool.scores if whole else ctx.pool.scores.take(keep)
+        per_video = max(1, cfg.init_frames_per_video)
+        selection = select_round(
+            ctx.strategy, names=names, num_frames=[ds[i].num_frames for i in idx],
+            frame_costs=[unit.costs(ds[i]) for i in idx],
+            labelled=[ctx.labels.frames(n) for n in names], budget=ctx.budget,
+            videos_per_round=max(1, ctx.budget // per_video) if ctx.initial
+            else cfg.videos_per_round,
+            rng=np.random.default_rng([cfg.seed, ctx.r, 3]), scores=scores,
+            clusters=ctx.clusters, cluster_cap=cfg.cluster_cap)
+        out = selection.to_json()
+        out.update(budget=ctx.budget, budget_unit=unit.name)
+        if ctx.initial:
+            out["initial"] = True
+        if ctx.clusters is not None:
+            out["all_clusters"] = {n: int(c) for n, c in zip(names, ctx.clusters, strict=False)}
+        return out
+
+    ctx.selection = _step(ctx.work.selection, compute, atomic_write_json,
+                          lambda p: Selection.from_json(read_json(p, "selection")))
+
+
+def label(ctx: RoundContext) -> None:
+    """The oracle's labels of the selection (people: raise AwaitingLabels until imported; an
+    empty selection needs no annotator)."""
+    run = ctx.run
+    human = run.cfg.oracle == "human"
+
+    def compute() -> LabelState:
+        if human and ctx.selection.frames:
+            raise AwaitingLabels(run.folder.path, ctx.r, ctx.work.path)
+        if human:
+            return ctx.labels.copy()
+        return run.oracle(run.ds, ctx.labels, ctx.selection, ctx.r + 1)
+
+    _step(ctx.work.next_labels, compute, _save_labels)
+
+
+def commit(ctx: RoundContext) -> None:
+    """The round's summary, then the atomic rename that makes the round visible
+    (`RunFolder.commit`)."""
+    run = ctx.run
+    summary = _summary(ctx)
+    if _main():
+        run.folder.commit(ctx.work, summary)
+    _sync()
+    log.info("round %d committed: %.2f%% labelled, %s", ctx.r, run.plan.percents[ctx.r],
+             ctx.metrics)
+
+
+def _summary(ctx: RoundContext) -> dict:
+    """round.json: the round's budget, labels, metrics, selection and the videos it skipped."""
+    run, labels, sel = ctx.run, ctx.labels, ctx.selection
+    ds, unit = run.ds, run.plan.unit
+    out = {"round": ctx.r, "percent": run.plan.percents[ctx.r],
+           "labelled_boxes": labels.spent(), "total_boxes": total_boxes(ds),
+           "labelled_videos": len(labels.labelled_videos()),
+           "labelled_frames": labels.num_labelled_frames(), "metrics": ctx.metrics,
+           "selected_videos": len(sel.frames) if sel else 0,
+           "selected_boxes": sel.cost if sel else 0,
+           "strategy": run.cfg.strategy, "seed": run.cfg.seed,
+           "wall_s": round(time.perf_counter() - ctx.t0, 3)}
+    if unit.name != "boxes":
+        out.update(budget_unit=unit.name, total_frames=ds.num_frames("train"))
+    if ctx.skipped:
+        out["skipped"] = ctx.skipped
+    if not labels.num_labelled_frames():
+        out["note"] = "initial selection: nothing labelled yet, no model"
+    elif not run.plan.evaluate:
+        out["note"] = "no labelled test videos: evaluation skipped"
+    if ctx.work.round0_from.exists():
+        out["round0_from"] = ctx.work.round0_from.read_text().strip()
+    return out
+
+
+def _trains(ctx: RoundContext) -> bool:
+    return bool(ctx.labels.num_labelled_frames())
+
+
+def _selects(ctx: RoundContext) -> bool:
+    return not ctx.last
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A stage of a round: `run` when `when` holds; `name` is what `stop_after` and the log
+    call it."""
+
+    name: str
+    when: Callable[[RoundContext], bool]
+    run: Callable[[RoundContext], None]
+
+
+#: A round, in order: a round with labels trains and evaluates; every round but the last
+#: scores, clusters, selects and labels; every round commits.
+STAGES = (
+    Stage("train", _trains, train),
+    Stage("eval", _trains, evaluate),
+    Stage("score", _selects, score),
+    Stage("cluster", _selects, cluster),
+    Stage("select", _selects, select),
+    Stage("label", _selects, label),
+    Stage("commit", lambda ctx: True, commit),
+)
+
+
+def verify_round(folder: str | os.PathLike) -> None:
     """Check a committed round's files against its manifest (rounds committed before
     manifests existed are not checked).
 
     Raises:
         DamagedRunError: a file is missing or its content changed; the message names it.
     """
-    if not (folder / MANIFEST).is_file():
-        return
-    files = read_json(folder / MANIFEST, "round manifest").get("files", {})
-    for name, sha in files.items():
-        path = folder / name
-        if not path.is_file():
-            raise DamagedRunError(
-                f"{path}: missing from committed round {folder.name}; restore it, or delete "
-                f"{folder} and the rounds after it to have them recomputed")
-        if sha256_file(path) != sha:
-            raise DamagedRunError(
-                f"{path}: changed since round {folder.name} was committed (sha256 "
-                f"{sha[:12]} expected); restore it, or delete {folder} and the rounds after "
-                "it to have them recomputed")
+    RoundFolder(folder).verify()
 
 
-#: File in a round folder naming the run whose round 0 it adopted.
-ROUND0_FROM = "round0_from.txt"
+def _adopting(path: Path) -> Path:
+    """Where a file is copied before its rename into place."""
+    return path.with_name(path.name + ".adopting")
 
 
-def _adopt_round0(donor: Path, work: Path, train: TrainConfig) -> str | None:
+def _adopt_round0(donor: str | os.PathLike, work: str | os.PathLike,
+                  train: TrainConfig) -> str | None:
     """Copy a donor run's trained round 0 (train/, eval.json, model.pt) into `work` when the
     donor trained it with the same options on the same labels; returns the donor or None.
 
     Each file is copied under a temporary name and renamed, model.pt last, so a kill leaves
     either a round that still trains or one that is complete.
     """
-    src = _round_dir(donor, 0)
-    if (work / "model.pt").exists() or not all(
-            (src / f).exists() for f in ("labels.json", "model.pt", "eval.json")):
+    src, dst = RunFolder(donor).round(0), RoundFolder(work)
+    if dst.model.exists() or not all(p.exists() for p in (src.labels, src.model,
+                                                          src.evaluation)):
         return None
     try:
         donor_cfg = read_run_config(donor)
+        donor_train = get_strategy(donor_cfg.strategy).training(donor_cfg)
     except (OSError, ValueError, TypeError, KeyError):
         return None
-    if (donor_cfg.training() != train
-            or (src / "labels.json").read_bytes() != (work / "labels.json").read_bytes()):
+    if donor_train != train or src.labels.read_bytes() != dst.labels.read_bytes():
         return None
-    if (src / "train").is_dir() and not (work / "train").exists():
-        tmp = work / "train.adopting"
+    if src.train.is_dir() and not dst.train.exists():
+        tmp = _adopting(dst.train)
         shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(src / "train", tmp)
-        os.replace(tmp, work / "train")
-    for name in (ROUND0_FROM, "eval.json", "model.pt"):
-        tmp = work / (name + ".adopting")
-        if name == ROUND0_FROM:
+        shutil.copytree(src.train, tmp)
+        os.replace(tmp, dst.train)
+    for target, source in ((dst.round0_from, None), (dst.evaluation, src.evaluation),
+                           (dst.model, src.model)):
+        tmp = _adopting(target)
+        if source is None:
             tmp.write_text(str(donor) + "\n")
         else:
-            shutil.copyfile(src / name, tmp)
-        os.replace(tmp, work / name)
+            shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
     log.info("round 0 adopted from %s (same labels and training options)", donor)
     return str(donor)
 
@@ -774,20 +867,13 @@ def _load_step(path: Path, what: str):
                          "resume to have it recomputed") from None
 
 
-def _needs_model(work: Path, cfg: RunConfig, last: bool, evaluate: bool = True) -> bool:
-    """Whether a round still has a step that uses its trained model (save, eval, scoring)."""
-    done = [work / "model.pt"] + ([work / "eval.json"] if evaluate else [])
-    if not last and cfg.strategy in SCORED:
-        done.append(work / "scores.pt")
+def _needs_model(ctx: RoundContext) -> bool:
+    """Whether the round still has a step that uses its trained model (save, eval, scoring)."""
+    work, plan = ctx.work, ctx.run.plan
+    done = [work.model] + ([work.evaluation] if plan.evaluate else [])
+    if not ctx.last and _scores_pool(plan.strategy):
+        done.append(work.scores)
     return not all(p.exists() for p in done)
-
-
-def _awaits_labels(work: Path) -> bool:
-    """Whether a round folder holds a non-empty selection without imported labels."""
-    sel = work / "selection.json"
-    if not sel.exists() or (work / "next_labels.json").exists():
-        return False
-    return any(read_json(sel, "selection")["frames"].values())
 
 
 def _main() -> bool:
@@ -811,18 +897,6 @@ def _sync() -> None:
     """Under torch.distributed, wait until rank 0 has written what every rank reads next."""
     if torch.distributed.is_initialized():
         torch.distributed.barrier()
-
-
-def _write_metrics(run: Path) -> None:
-    """RUN/metrics.jsonl from the committed rounds' round.json; left untouched when it already
-    says that (a finished run resumes without writing anything)."""
-    lines = [read_json(_round_dir(run, q) / "round.json", "round summary")
-             for q in _committed(run)]
-    text = "".join(json.dumps(x, allow_nan=False) + "\n" for x in lines)
-    path = run / "metrics.jsonl"
-    if path.is_file() and path.read_text(encoding="utf-8", errors="replace") == text:
-        return
-    atomic_write_text(path, text)
 
 
 def run_experiment(
@@ -851,25 +925,28 @@ def run_experiment(
     Returns:
         all runs' metric lines (each carries its strategy and seed).
     """
-    for s in strategies:
-        check_strategy(s)
+    objs = {s: get_strategy(s) for s in strategies}
     if not seeds:
         raise ValueError("seeds must name at least one seed")
-    out = Path(out_dir)
     ds = _dataset(base, dataset)
     trainer = trainer or default_trainer()
-    todo = [s for s in strategies if s != "full"] + (["full"] if include_full
-                                                     or "full" in strategies else [])
+    # The strategies that select first, then the upper bounds (full) once each.
+    upper = [s for s in objs if not objs[s].selects]
+    if include_full and Full.name not in upper:
+        upper.append(Full.name)
+    todo = [s for s in strategies if objs[s].selects] + upper
     lines: list[dict] = []
     for seed in seeds:
         donors: dict[str, Path] = {}
         for s in todo:
             cfg = base.replace(strategy=s, seed=seed)
-            run = out / s / f"seed{seed}"
-            key = json.dumps([cfg.training().to_dict(), s == "full"], sort_keys=True)
+            run = experiment_run(out_dir, s, seed)
+            strategy = get_strategy(s)
+            key = json.dumps([strategy.training(cfg).to_dict(), not strategy.selects],
+                             sort_keys=True)
             log.info("run %s seed %d", s, seed)
             lines += run_rounds(run, cfg, trainer=trainer, dataset=ds, progress=progress,
                                 round0_from=donors.get(key) if share_round0 else None)
-            if (_round_dir(run, 0) / "model.pt").exists():
+            if RunFolder(run).round(0).model.exists():
                 donors.setdefault(key, run)
     return lines
