@@ -53,7 +53,6 @@ from claus.rounds import (
     DamagedRunError,
     RunMismatchError,
     _adopt_round0,
-    _committed,
     config_diff,
     initial_labels,
     read_run_config,
@@ -62,6 +61,7 @@ from claus.rounds import (
     run_rounds,
     verify_round,
 )
+from claus.run_folder import RunFolder
 from claus.selection import FrameScores, stitch_clip_stats
 from claus.selection.pool import PoolScores
 from claus.selection.strategies import (
@@ -666,7 +666,7 @@ def test_round_numbers_config_diff_manifest_and_frame_budgets(tmp_path, ds):
         (tmp_path / f"round_{r:03d}").mkdir()
         (tmp_path / f"round_{r:03d}" / "round.json").write_text("{}")
     (tmp_path / "round_008").mkdir()  # not committed: no round.json
-    assert _committed(tmp_path) == [0, 7, 123]
+    assert RunFolder(tmp_path).committed() == [0, 7, 123]
     # A field that is a dict on one side only (an older config without "train") is compared
     # key by key, as data.* and train.* are.
     assert config_diff({"train": {"epochs": 3}, "seed": 1}, {"train": None, "seed": 2}) == [
