@@ -1,11 +1,12 @@
 """The round that waits for people: its requests and what is known about their videos.
 
 An interactive run (`RunConfig.oracle == "human"`) stops after a round's selection
-(`claus.rounds.AwaitingLabels`). The round stays in `RUN/round_<r>.partial/` holding
-`labels.json` (the labels it trained on), `model.pt` (the trained weights) and `selection.json`
-(the requested frames and their scores). `open_pending` finds that round; exporters turn its
-requests into annotation-tool inputs and the importer writes the people's boxes as the round's
-`next_labels.json`, which lets `claus.train --resume RUN` commit the round.
+(`claus.rounds.AwaitingLabels`). The round stays in progress (`RunFolder.partial(r)`, see
+`claus.run_folder` for its files) holding the labels it trained on, the trained weights and
+the selection (the requested frames and their scores). `open_pending` finds that round;
+exporters turn its requests into annotation-tool inputs and the importer writes the people's
+boxes as the round's new labels (`RoundFolder.next_labels`), which lets `claus.train --resume
+RUN` commit the round.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from ..data.dataset import Video
 from ..data.frames import ArrayFrames, ImageFolderFrames, VideoFileFrames
 from ..rounds import FORMAT as RUN_FORMAT
 from ..rounds import RunConfig
+from ..run_folder import RoundFolder, RunFolder
 from ..selection.strategies import Selection
 
 __all__ = ["PendingError", "PendingRound", "Request", "frame_source", "open_pending",
@@ -49,9 +51,10 @@ class PendingRound:
 
     Attributes:
         run: the run folder. cfg: its RunConfig. round: r, the round that selected.
-        folder: `RUN/round_<r>.partial`. dataset: the run's dataset.
-        labels: the label state round r trained on (`labels.json`); imports add to a copy.
-        selection: round r's selection (`selection.json`).
+        folder: round r's folder in progress (`RunFolder.partial(r)`; `files` names its
+            files). dataset: the run's dataset.
+        labels: the label state round r trained on; imports add to a copy.
+        selection: round r's selection.
     """
 
     run: Path
@@ -63,6 +66,11 @@ class PendingRound:
     selection: Selection
 
     @property
+    def files(self) -> RoundFolder:
+        """The round folder's files (`RoundFolder`: next_labels, import_record, model, ...)."""
+        return RoundFolder(self.folder)
+
+    @property
     def label_round(self) -> int:
         """The round number the imported labels carry (r + 1, as the simulated oracle)."""
         return self.round + 1
@@ -70,7 +78,7 @@ class PendingRound:
     @property
     def imported(self) -> bool:
         """Whether labels were imported already (a new import replaces them)."""
-        return (self.folder / "next_labels.json").exists()
+        return self.files.next_labels.exists()
 
     @property
     def requests(self) -> list[Request]:
@@ -102,8 +110,8 @@ def open_pending(run: str | os.PathLike, dataset: VideoDataset | None = None) ->
         PendingError: not a run folder, not interactive, or no round waits (the message says
             which, and what to run).
     """
-    run = Path(run)
-    conf = run / "config.json"
+    folder = RunFolder(run)
+    run, conf = folder.path, folder.config
     try:
         doc = json.loads(conf.read_text())
     except (OSError, ValueError):
@@ -117,24 +125,23 @@ def open_pending(run: str | os.PathLike, dataset: VideoDataset | None = None) ->
         raise PendingError(f"{run} was started with --oracle {cfg.oracle}: its selections are "
                            "labelled by the simulation, not by people; start an interactive "
                            "run with `python -m claus.train --strategy NAME --oracle human`")
-    partial = sorted(run.glob("round_[0-9][0-9][0-9].partial"))
-    waiting = [p for p in partial if (p / "selection.json").is_file()]
+    partial = folder.started()
+    waiting = [p for p in partial if p.selection.is_file()]
     if not waiting:
         if partial:
-            raise PendingError(f"round {int(partial[-1].name[6:9])} of {run} has not selected "
+            raise PendingError(f"round {partial[-1].round} of {run} has not selected "
                                f"its frames yet; run `python -m claus.train --resume {run}` "
                                "first")
         raise PendingError(f"no round of {run} waits for labels (every started round is "
                            f"committed); continue with `python -m claus.train --resume {run}`")
-    folder = waiting[-1]
-    r = int(folder.name[6:9])
+    work = waiting[-1]
     if dataset is None:
         check_data(run, cfg.data)
         dataset = cfg.data.open()
     ds = dataset
-    labels = LabelState.load(folder / "labels.json", ds)
-    selection = Selection.from_json(json.loads((folder / "selection.json").read_text()))
-    return PendingRound(run, cfg, r, folder, ds, labels, selection)
+    labels = LabelState.load(work.labels, ds)
+    selection = Selection.from_json(json.loads(work.selection.read_text()))
+    return PendingRound(run, cfg, work.round, work.path, ds, labels, selection)
 
 
 def frame_source(v: Video) -> dict:
