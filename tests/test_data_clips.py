@@ -7,6 +7,7 @@ import pytest
 import torch
 from claus.data import (
     ArrayFrames,
+    ClipGeometry,
     InferenceClips,
     LabelState,
     TrainClips,
@@ -18,6 +19,9 @@ from claus.data import (
     sliding_windows,
     synthetic_dataset,
 )
+
+#: The layout these tests were written for (shapes of 8 frames, the centre at position 4).
+G8 = ClipGeometry(T=8, stride=2, size=None)
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +50,7 @@ def _painted(n=20, H=30, W=40, two=False) -> VideoDataset:
 
 
 def test_clip_frames_and_windows():
-    np.testing.assert_array_equal(clip_frames(5, 20), [0, 0, 1, 3, 5, 7, 9, 11])
+    np.testing.assert_array_equal(clip_frames(5, 20, 8, 2), [0, 0, 1, 3, 5, 7, 9, 11])
     np.testing.assert_array_equal(clip_frames(18, 20, T=4, stride=3), [12, 15, 18, 19])
     for n, T, s in [(1, 8, 2), (7, 8, 2), (24, 8, 2), (33, 4, 3)]:
         seen = np.zeros(n, int)
@@ -59,7 +63,7 @@ def test_clip_frames_and_windows():
 
 def test_train_item_shapes_and_full_label_alignment(tiny):
     labels = LabelState.full(tiny)
-    tc = TrainClips(tiny, labels, augment=False, sampling="frame")
+    tc = TrainClips(tiny, labels, G8, augment=False, sampling="frame")
     assert len(tc) == labels.num_labelled_frames()
     S = tiny[0].height
     for i in range(0, len(tc), 37):
@@ -85,7 +89,8 @@ def test_train_item_shapes_and_full_label_alignment(tiny):
 @pytest.mark.parametrize("size", [None, (24, 32), 60])
 def test_augmented_mask_follows_pixels(size):
     ds = _painted(two=True)
-    tc = TrainClips(ds, LabelState.full(ds), size=size, augment=True, crop_scale=(0.6, 1.0), seed=3)
+    tc = TrainClips(ds, LabelState.full(ds), G8, size=size, augment=True, crop_scale=(0.6, 1.0),
+                    seed=3)
     for ep in range(6):
         tc.set_epoch(ep)
         it = tc[0]
@@ -116,7 +121,7 @@ def test_flip_happens_and_flips_both():
 
 def test_sparse_labels_centre_and_annotated(tiny):
     st = LabelState.random(tiny, 20, seed=0, frames_per_video=2)
-    tc = TrainClips(tiny, st, seed=7)
+    tc = TrainClips(tiny, st, G8, seed=7)
     assert len(tc) == len(st.labelled_videos())
     for ep in range(2):
         tc.set_epoch(ep)
@@ -149,7 +154,7 @@ def test_pseudo_mask_from_sparse_labels_interpolates():
 
 
 def test_inference_windows_cover_test_split(tiny):
-    ic = InferenceClips(tiny, "test", size=16)
+    ic = InferenceClips(tiny, "test", G8, size=16)
     seen: dict[int, np.ndarray] = {
         i: np.zeros(tiny[i].num_frames, int) for i in tiny.split_indices("test")
     }
@@ -182,7 +187,7 @@ def test_masks_used_where_available():
     v.tubes[0].mask_fn = lambda f: special
     st = LabelState.empty(ds)
     st.reveal(ds, "p", [4], 0)
-    it = TrainClips(ds, st, augment=False, sampling="frame")[0]
+    it = TrainClips(ds, st, G8, augment=False, sampling="frame")[0]
     np.testing.assert_array_equal(it["mask"].numpy(), np.broadcast_to(special, (8, 30, 40)))
 
 

@@ -262,15 +262,17 @@ def _oracle_at(ds, indices, scale: int = 1):
 def test_evaluate_split_forwards_settings_and_reports_every_key(ds, monkeypatch):
     calls = []
 
+    from claus.data.clips import ClipGeometry, default_geometry
+
     def predict(model, d, idx, **kw):
         calls.append(kw)
-        return _oracle_at(d, idx, scale=kw["size"] or 1)
+        return _oracle_at(d, idx, scale=kw["geometry"].size or 1)
 
     monkeypatch.setattr(pipeline, "predict_videos", predict)
     test = ds.split_indices("test")
     bad = BadVideos.of(ds)
     res = pipeline.evaluate_split(None, ds, "test", bad=bad)
-    assert calls[-1] == {"T": 8, "stride": 2, "size": None, "batch_size": 32, "device": "cpu",
+    assert calls[-1] == {"geometry": default_geometry(), "batch_size": 32, "device": "cpu",
                          "workers": 0, "amp": True, "progress": False, "bad": bad}
     assert set(res) == {"protocol", "split", "videos", "frames", "f-mAP@0.5", "v-mAP@0.1",
                         "v-mAP@0.2", "v-mAP@0.3", "v-mAP@0.5", "v-mAP@0.5:0.95", "accuracy",
@@ -283,7 +285,7 @@ def test_evaluate_split_forwards_settings_and_reports_every_key(ds, monkeypatch)
     # The localization protocol on predictions at half the frame size (scaled back to it).
     loc = pipeline.evaluate_split(None, ds, "test", protocol="localization", T=4, stride=1,
                                   size=2)
-    assert calls[-1]["T"] == 4 and calls[-1]["stride"] == 1 and calls[-1]["size"] == 2
+    assert calls[-1]["geometry"] == ClipGeometry(T=4, stride=1, size=2)
     assert {"f-mAP@0.1", "v-mAP@0.3", "per_class"} <= set(loc) and "v-mAP@0.5:0.95" not in loc
     assert loc["f-mAP@0.5"] > 80 and set(loc["per_class"]) == {"f-AP@0.5", "v-AP@0.5"}
 

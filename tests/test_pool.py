@@ -34,13 +34,13 @@ def test_scores_embeddings_and_determinism(ds):
     torch.testing.assert_close(a.scores.uncertainty, b.scores.uncertainty, equal_nan=True)
     assert not torch.allclose(a.scores.entropy, c.scores.entropy, equal_nan=True)
     # The embedding of a video is the mean of its clip embeddings.
-    clips = InferenceClips(ds, [vids[1]], T=8, stride=2)
+    clips = InferenceClips(ds, [vids[1]])  # score_pool's geometry: both the default
     with torch.no_grad():
         emb = m.eval()(torch.stack([clips[i]["clip"] for i in range(len(clips))])).emb.mean(0)
     torch.testing.assert_close(a.embeddings[1], emb, rtol=1e-4, atol=1e-5)
     # Entropy of the deterministic prediction equals frame_uncertainty of one plain pass.
     d = score_pool(m, ds, [vids[0]], mode="deterministic", batch_size=64)
-    first = InferenceClips(ds, [vids[0]], T=8, stride=2)[0]
+    first = InferenceClips(ds, [vids[0]])[0]
     with torch.no_grad():
         loc = m(first["clip"][None]).loc
     _, _, ent = claus_ext.frame_uncertainty(loc[None].contiguous())

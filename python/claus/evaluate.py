@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from claus.supervised import evaluate_run, read_run_config, results_table
+    from claus.supervised import evaluate_run, evaluation_table, read_run_config
 
     subset = args.on or "test"
     if args.split in SUBSETS:  # the old spelling of --on
@@ -56,7 +56,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         data = data_override(args, read_run_config(args.run)[0].data)
     results = evaluate_run(args.run, subset, args.protocol, progress=not args.no_progress,
                            write=not args.no_write, device=args.device, data=data)
-    print(results_table(results))
+    print(evaluation_table(results))
     if "file" in results:
         print(f"written: {results['file']}")
     return 0

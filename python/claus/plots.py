@@ -16,6 +16,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from claus.data import VideoDataset
+from claus.data.clips import ClipGeometry
 from claus.eval.pipeline import DetectionSettings, detect_video, predict_videos
 from claus.io import atomic_write_bytes
 
@@ -98,9 +99,7 @@ def detection_strip(
     video: int | str | None = None,
     split: str = "test",
     num_frames: int = 6,
-    T: int = 8,
-    stride: int = 2,
-    size: int | None = None,
+    geometry: ClipGeometry | None = None,
     device: torch.device | str = "cpu",
     settings: DetectionSettings | None = None,
     scale: int | None = None,
@@ -116,7 +115,9 @@ def detection_strip(
         path: PNG to write (atomically).
         video: index or name; default the first video of `split` with ground truth.
         num_frames: frames shown, evenly spaced over the ground-truth span (else the video).
-        T, stride, size, device, settings: inference settings, as in evaluation.
+        geometry: the clip layout the model was trained with (`TrainConfig.geometry`;
+            default `claus.data.clips.default_geometry()`).
+        device, settings: inference settings, as in evaluation.
         scale: integer upscaling of the frames (default: so frames are >= 160 px high).
 
     Returns:
@@ -126,8 +127,7 @@ def detection_strip(
     vi = _pick_video(ds, split) if video is None else (
         ds.index(video) if isinstance(video, str) else int(video))
     v = ds[vi]
-    _, pred = next(predict_videos(model, ds, [vi], T=T, stride=stride, size=size,
-                                  device=device))
+    _, pred = next(predict_videos(model, ds, [vi], geometry=geometry, device=device))
     dets, _ = detect_video(pred, v.height, v.width, 0, settings)
     if v.tubes:
         lo = min(t.start for t in v.tubes)

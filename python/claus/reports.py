@@ -18,11 +18,15 @@ import os
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from .io import atomic_write
+
+if TYPE_CHECKING:
+    from .data.clips import ClipGeometry
 
 __all__ = [
     "METRICS",
@@ -205,17 +209,18 @@ def plot_stew_weights(item: dict, path: str | os.PathLike, **stew: float) -> Pat
 
 
 def plot_detections(model: torch.nn.Module, ds, video: int, path: str | os.PathLike, *,
-                    T: int = 8, stride: int = 2, size=None, frames: int = 8,
+                    geometry: ClipGeometry | None = None, frames: int = 8,
                     threshold: float = 0.5, device: str = "cpu") -> Path:
     """A strip of `frames` evenly spaced frames of one video: ground-truth boxes red, boxes of
-    the predicted foreground regions blue."""
+    the predicted foreground regions blue. `geometry`: the clip layout the model was trained
+    with (`TrainConfig.geometry`; default `claus.data.clips.default_geometry()`)."""
     from .data import InferenceClips
     from .eval.detect import components
     from .eval.inference import predict_video
 
     plt = require_matplotlib()
     v = ds[video]
-    clips = InferenceClips(ds, [video], T=T, stride=stride, size=size)
+    clips = InferenceClips(ds, [video], geometry)
 
     def batches():
         for s in range(0, len(clips), 16):
@@ -307,11 +312,10 @@ def write_report(out_dir: str | os.PathLike, lines: Sequence[dict], *, dataset=N
                     cfg = json.loads((runs[0] / "config.json").read_text())
                     from .training import TrainConfig
 
-                    T = int(cfg["train"].get("T", TrainConfig.T))
-                    stride = int(cfg["train"].get("stride", TrainConfig.stride))
-                    size = cfg["train"].get("size")
-                    clips = TrainClips(dataset, labels, T=T, stride=stride, size=size,
-                                       augment=False, sampling="frame")
+                    geometry = TrainConfig(**{k: cfg["train"][k] for k in ("T", "stride", "size")
+                                              if k in cfg["train"]}).geometry
+                    clips = TrainClips(dataset, labels, geometry, augment=False,
+                                       sampling="frame")
                     # The first clip whose pseudo-label shows an actor (else the first clip).
                     item = next((it for it in (clips[i] for i in range(min(len(clips), 64)))
                                  if bool(it["mask"].any())), clips[0])
@@ -322,8 +326,8 @@ def write_report(out_dir: str | os.PathLike, lines: Sequence[dict], *, dataset=N
                     model.load_weights(last / "model.pt")
                     video = dataset.split_indices("test")[0]
                     figs.append(plot_detections(model, dataset, video,
-                                                out / "figures" / "detections.png", T=T,
-                                                stride=stride, size=size, device=device))
+                                                out / "figures" / "detections.png",
+                                                geometry=geometry, device=device))
         text.append("\nPictures:\n\n" + "".join(f"- `{p.relative_to(out)}`\n" for p in figs))
     text.append(f"\nSum of round wall times: {wall:.0f} s over {len(lines)} rounds.\n")
     path = out / "results.md"

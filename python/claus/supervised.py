@@ -46,9 +46,9 @@ from claus.training import (
     CHECKPOINT,
     METRICS,
     TrainConfig,
-    _rank,
     evaluate,
     fit,
+    get_rank,
     load_checkpoint_model,
     read_metrics,
     resolve_device,
@@ -63,8 +63,8 @@ __all__ = [
     "load_config_file",
     "make_labels",
     "open_dataset",
+    "evaluation_table",
     "read_run_config",
-    "results_table",
     "train_run",
     "write_run_config",
 ]
@@ -143,7 +143,7 @@ def train_run(spec: RunSpec, cfg: TrainConfig, run_dir: str | Path, *, resume: b
         return {}.
     """
     run_dir = Path(run_dir)
-    rank = _rank()
+    rank = get_rank()
     if not resume and (run_dir / CHECKPOINT).is_file():
         raise ValueError(f"{run_dir} already holds a training run; resume it (--resume "
                          f"{run_dir}) or choose another run folder")
@@ -197,9 +197,8 @@ def _pictures(model, ds: VideoDataset, cfg: TrainConfig, run_dir: Path,
     # The strip shows readable videos only; a picture is not worth losing the results over.
     shown = ds if not bad else ds.subset([i for i, v in enumerate(ds) if v.name not in bad])
     try:
-        out.append(str(detection_strip(model, shown, run_dir / "detections.png", T=cfg.T,
-                                       stride=cfg.stride, size=cfg.size,
-                                       device=resolve_device(cfg.device),
+        out.append(str(detection_strip(model, shown, run_dir / "detections.png",
+                                       geometry=cfg.geometry, device=resolve_device(cfg.device),
                                        settings=cfg.detection_settings())))
     except FrameReadError as exc:
         log.warning("%s: no detections picture (%s)", run_dir, exc)
@@ -251,8 +250,10 @@ def evaluate_run(run_dir: str | Path, split: str = "test", protocol: str | None 
     return results
 
 
-def results_table(results: dict) -> str:
-    """The headline metrics as a two-row text table."""
+def evaluation_table(results: dict) -> str:
+    """One evaluation's headline metrics as a two-row text table (a title line, the metric
+    names, their values). Not `claus.reports.results_table`, which tabulates many runs:
+    strategy × budget, mean ± std over seeds."""
     keys = [k for k in ("f-mAP@0.5", "v-mAP@0.1", "v-mAP@0.2", "v-mAP@0.3", "v-mAP@0.5",
                         "v-mAP@0.5:0.95", "accuracy") if k in results]
 

@@ -125,7 +125,7 @@ def config_from_args(args: argparse.Namespace, values: dict | None = None
 
 
 def _supervised(args: argparse.Namespace, values: dict) -> int:
-    from .supervised import results_table, train_run
+    from .supervised import evaluation_table, train_run
     from .training import init_distributed
 
     spec, cfg, _ = config_from_args(args, values)
@@ -136,7 +136,7 @@ def _supervised(args: argparse.Namespace, values: dict) -> int:
     results = train_run(spec, cfg, run_dir, resume=bool(args.resume),
                         progress=not args.quiet, plots=not args.no_pictures)
     if results:
-        print(results_table(results))
+        print(evaluation_table(results))
         print(f"run folder: {run_dir} ({time.perf_counter() - start:.0f} s)")
         for pic in results.get("pictures", []):
             print(f"picture: {pic}")

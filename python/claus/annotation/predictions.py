@@ -52,9 +52,9 @@ def predict_requests(
     import torch
 
     from ..data.dataset import clip_boxes
+    from ..device import resolve_device
     from ..eval.pipeline import detect_video, predict_videos
     from ..models import build_model
-    from ..training import resolve_device
 
     weights = pending.folder / "model.pt"
     if not weights.is_file():
@@ -75,7 +75,7 @@ def predict_requests(
     idx = [ds.index(v) for v in reqs]
     out: dict[str, list[PredictedTrack]] = {}
     with torch.no_grad():
-        for vi, pred in predict_videos(model, ds, idx, T=tc.T, stride=tc.stride, size=tc.size,
+        for vi, pred in predict_videos(model, ds, idx, geometry=tc.geometry,
                                        batch_size=tc.eval_batch_size, device=dev,
                                        amp=tc.amp, progress=progress):
             v = ds[vi]

@@ -2,11 +2,12 @@
 
 Typical use::
 
-    from claus.data import load_dataset, LabelState, TrainClips, InferenceClips
+    from claus.data import load_dataset, ClipGeometry, LabelState, TrainClips, InferenceClips
     ds = load_dataset("synthetic")                 # demo preset, generated once and cached
     labels = LabelState.random(ds, percent=1, seed=0)
-    train = TrainClips(ds, labels, T=8, stride=2)  # items: clip, mask, annotated, label, ...
-    test = InferenceClips(ds, "test")              # sliding windows covering every frame
+    geo = ClipGeometry(T=8, stride=2, size=None)   # a run's: TrainConfig.geometry
+    train = TrainClips(ds, labels, geo)            # items: clip, mask, annotated, label, ...
+    test = InferenceClips(ds, "test", geo)         # sliding windows covering every frame
 
 Conventions: frames 0-based; boxes [x1, y1, x2, y2] float32 in original-frame pixels; budgets
 in ground-truth boxes of the training split.
@@ -40,6 +41,7 @@ __all__ = [
     "ArrayFrames",
     "BUDGET_UNITS",
     "BudgetUnit",
+    "ClipGeometry",
     "DATASETS",
     "TRAIN_DEFAULTS",
     "train_defaults",
@@ -81,8 +83,8 @@ __all__ = [
 ]
 
 #: Names loaded on first access (PEP 562): they need torch, most of this package does not.
-_LAZY = {name: ".clips" for name in ("InferenceClips", "TrainClips", "clip_frames",
-                                     "sliding_windows")}
+_LAZY = {name: ".clips" for name in ("ClipGeometry", "InferenceClips", "TrainClips",
+                                     "clip_frames", "sliding_windows")}
 
 
 def __getattr__(name: str):

@@ -15,10 +15,13 @@ of size (H, W) is (x1·w0/W, y1·h0/H, x2·w0/W, y2·h0/H) in original pixels, (
 (video.height, video.width). Where the dataset has pixel masks (J-HMDB), a track whose id is a
 dataset tube index (as the simulated oracle writes them) uses the nearest labelled mask.
 
-Frame t of a clip is `centre + stride·(t - T//2)` (training) — the labelled centre frame sits
-at position T//2 — clamped to the video. Randomness (which labelled frame, crop, flip) comes
-from a generator derived from (seed, epoch, item index), so results do not depend on the
-number of DataLoader workers; call `set_epoch` each epoch.
+Clip geometry is one value, `ClipGeometry(T, stride, size)`: a run's is its training
+config's (`TrainConfig.geometry`), and a call given none takes TrainConfig's defaults
+(`default_geometry`); the loose `T=` / `stride=` / `size=` keywords only override single
+fields of it. Frame t of a clip is `centre + stride·(t - T//2)` (training) — the labelled
+centre frame sits at position T//2 — clamped to the video. Randomness (which labelled frame,
+crop, flip) comes from a generator derived from (seed, epoch, item index), so results do not
+depend on the number of DataLoader workers; call `set_epoch` each epoch.
 
 Unreadable videos (`skip_unreadable=True`; `claus.data.faults`): a `FrameReadError` inside a
 DataLoader worker must not end a run. A training item whose video cannot be read is made from
@@ -32,7 +35,9 @@ video reads: no item carries the key and the sample order is the same.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -45,7 +50,70 @@ from .frames import FrameReadError
 from .labels import LabelState
 from .pseudo import PseudoTracks, pseudo_tracks, render_boxes
 
-__all__ = ["TrainClips", "InferenceClips", "clip_frames", "collate_clips", "sliding_windows"]
+__all__ = [
+    "ClipGeometry",
+    "InferenceClips",
+    "TrainClips",
+    "clip_frames",
+    "collate_clips",
+    "default_geometry",
+    "resolve_geometry",
+    "sliding_windows",
+]
+
+Size = tuple[int, int] | int | None
+
+
+@dataclass(frozen=True)
+class ClipGeometry:
+    """The layout of a clip: `T` frames `stride` apart, at output side `size` ((H, W), an int
+    for a square, or None for the source's size: the dataset's or its frame store's).
+
+    It has no defaults of its own: a run's geometry is `TrainConfig.geometry`, and where a
+    call is given none, `default_geometry()` (TrainConfig's defaults) is used.
+    """
+
+    T: int
+    stride: int
+    size: Size
+
+    def __post_init__(self) -> None:
+        if isinstance(self.size, list):  # read back from JSON
+            object.__setattr__(self, "size", tuple(self.size))
+        if self.T < 1 or self.stride < 1:
+            raise ValueError(f"T and stride must be >= 1, got {self.T}, {self.stride}")
+
+    def replace(self, **changes) -> ClipGeometry:
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def out_size(self) -> tuple[int, int] | None:
+        """`size` as (H, W), or None for the source size."""
+        return (self.size, self.size) if isinstance(self.size, int) else self.size
+
+
+def default_geometry() -> ClipGeometry:
+    """The geometry of a default `TrainConfig` (the one place clip defaults live)."""
+    from claus.training.config import TrainConfig  # training sits above data: imported late
+
+    return TrainConfig().geometry
+
+
+def resolve_geometry(geometry: ClipGeometry | None = None, *, T: int | None = None,
+                     stride: int | None = None, size: Size = None) -> ClipGeometry:
+    """`geometry` (default: `default_geometry()`) with the fields given as keywords replaced.
+
+    The keywords are for quick calls and tests (`evaluate_split(m, ds, T=4, stride=1)`); code
+    that has a config passes its `TrainConfig.geometry` whole. None keeps the field (so
+    `size=None` cannot ask for the source size over a geometry that has one: pass a geometry).
+    """
+    if geometry is None:
+        geometry = default_geometry()
+    elif not isinstance(geometry, ClipGeometry):
+        raise TypeError(f"geometry must be a ClipGeometry, got {type(geometry).__name__} (pass "
+                        "T=, stride=, size= as keywords)")
+    changes = {k: v for k, v in (("T", T), ("stride", stride), ("size", size)) if v is not None}
+    return geometry.replace(**changes) if changes else geometry
 
 #: Salt of the generator that draws a replacement for an unreadable training item.
 _REPLACE = 0x5B5
@@ -68,15 +136,13 @@ def collate_clips(items: list[dict]) -> dict:
     return out
 
 
-def clip_frames(centre: int, num_frames: int, T: int = 8, stride: int = 2) -> np.ndarray:
+def clip_frames(centre: int, num_frames: int, T: int, stride: int) -> np.ndarray:
     """(T,) int64 frame indices of a clip centred on `centre` (position T//2), clamped."""
     idx = centre + stride * (np.arange(T) - T // 2)
     return np.clip(idx, 0, num_frames - 1).astype(np.int64)
 
 
-def sliding_windows(
-    num_frames: int, T: int = 8, stride: int = 2
-) -> list[tuple[np.ndarray, np.ndarray]]:
+def sliding_windows(num_frames: int, T: int, stride: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """Windows that cover every frame exactly once as a valid position.
 
     Frames with the same residue modulo `stride` form a chain; each chain is cut into windows
@@ -101,15 +167,11 @@ class _ClipBase(Dataset):
         self,
         ds: VideoDataset,
         labels: LabelState | None,
-        T: int,
-        stride: int,
-        size: tuple[int, int] | int | None,
+        geometry: ClipGeometry,
         seed: int,
     ):
-        if T < 1 or stride < 1:
-            raise ValueError(f"T and stride must be >= 1, got {T}, {stride}")
-        self.ds, self.labels, self.T, self.stride, self.seed = ds, labels, T, stride, seed
-        self.size = (size, size) if isinstance(size, int) else size
+        self.ds, self.labels, self.geometry, self.seed = ds, labels, geometry, seed
+        self.T, self.stride, self.size = geometry.T, geometry.stride, geometry.out_size
         self.epoch = 0
         self._pseudo: dict[int, PseudoTracks] = {}
 
@@ -248,8 +310,9 @@ class TrainClips(_ClipBase):
     Args:
         ds: the dataset (ideally reading from a frame store).
         labels: the label state; only its labelled videos are used.
-        T, stride: clip length and frame stride (defaults 8 and 2).
-        size: output (H, W) or int; None keeps the source size.
+        geometry: clip length, frame stride and output size (`ClipGeometry`; default
+            `default_geometry()`, TrainConfig's).
+        T, stride, size: replace single fields of `geometry` (`resolve_geometry`).
         augment: random crop (scale in `crop_scale`, aspect kept), horizontal flip and the
             colour change of `color_jitter` / `channel_shuffle` (see `_color_augment`).
         sampling: "video" (default): each item is a labelled video (×`clips_per_video`) and a
@@ -268,9 +331,11 @@ class TrainClips(_ClipBase):
         self,
         ds: VideoDataset,
         labels: LabelState,
-        T: int = 8,
-        stride: int = 2,
-        size: tuple[int, int] | int | None = None,
+        geometry: ClipGeometry | None = None,
+        *,
+        T: int | None = None,
+        stride: int | None = None,
+        size: Size = None,
         augment: bool = True,
         crop_scale: tuple[float, float] = (0.8, 1.0),
         flip: bool = True,
@@ -282,7 +347,8 @@ class TrainClips(_ClipBase):
         balance: bool = False,
         skip_unreadable: bool = False,
     ):
-        super().__init__(ds, labels, T, stride, size, seed)
+        super().__init__(ds, labels, resolve_geometry(geometry, T=T, stride=stride, size=size),
+                         seed)
         self.skip_unreadable = bool(skip_unreadable)
         self.bad: set[int] = set()  # videos found unreadable (main process)
         self._excluded: frozenset[int] = frozenset()  # those left out this epoch
@@ -394,7 +460,7 @@ class InferenceClips(_ClipBase):
     Args:
         ds: the dataset.
         videos: video indices, or a split name ("test"), or None for all videos.
-        T, stride, size: as in `TrainClips`.
+        geometry, T, stride, size: as in `TrainClips`.
         labels: optional label state.
         skip_unreadable: a window whose frames cannot be read comes back as a marker
             {"unreadable": [failure]} (`collate_clips` drops it) instead of raising.
@@ -404,20 +470,21 @@ class InferenceClips(_ClipBase):
         self,
         ds: VideoDataset,
         videos: Sequence[int] | str | None = "test",
-        T: int = 8,
-        stride: int = 2,
-        size: tuple[int, int] | int | None = None,
+        geometry: ClipGeometry | None = None,
+        *,
+        T: int | None = None,
+        stride: int | None = None,
+        size: Size = None,
         labels: LabelState | None = None,
         skip_unreadable: bool = False,
     ):
-        super().__init__(ds, labels, T, stride, size, 0)
+        super().__init__(ds, labels, resolve_geometry(geometry, T=T, stride=stride, size=size), 0)
         self.skip_unreadable = bool(skip_unreadable)
         vids = (
             ds.split_indices(videos) if videos is None or isinstance(videos, str) else list(videos)
         )
-        self.windows = [
-            (vi, fr, va) for vi in vids for fr, va in sliding_windows(ds[vi].num_frames, T, stride)
-        ]
+        self.windows = [(vi, fr, va) for vi in vids
+                        for fr, va in sliding_windows(ds[vi].num_frames, self.T, self.stride)]
 
     def __len__(self) -> int:
         return len(self.windows)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -28,9 +27,10 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from claus.data import InferenceClips, VideoDataset
-from claus.data.clips import collate_clips
+from claus.data.clips import ClipGeometry, Size, collate_clips, resolve_geometry
 from claus.data.dataset import edges_to_inclusive
 from claus.data.faults import BadVideos
+from claus.device import autocast
 
 from .ap import frame_ap, video_ap, video_map_summary
 from .detect import components, frame_detections, nms_all, video_tubes
@@ -105,22 +105,16 @@ def gt_tubes(ds: VideoDataset, indices: Sequence[int]) -> dict:
     return ds.act_gt(indices=indices)
 
 
-def _autocast(device: torch.device, amp: bool):
-    # bf16 autocast on CUDA only: CPU bf16 convolutions are slower than fp32 on most CPUs.
-    if amp and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return nullcontext()
-
-
 @torch.no_grad()
 def predict_videos(
     model: torch.nn.Module,
     ds: VideoDataset,
     videos: Sequence[int],
     *,
-    T: int = 8,
-    stride: int = 2,
-    size: int | tuple[int, int] | None = None,
+    geometry: ClipGeometry | None = None,
+    T: int | None = None,
+    stride: int | None = None,
+    size: Size = None,
     batch_size: int = 32,
     device: torch.device | str = "cpu",
     workers: int = 0,
@@ -136,7 +130,9 @@ def predict_videos(
     Args:
         model: a `Detector` (put in eval mode for the call, restored after).
         ds: the dataset; videos: indices to predict.
-        T, stride, size: clip layout, as in training.
+        geometry: the clip layout the model was trained with (`TrainConfig.geometry`;
+            default `claus.data.clips.default_geometry()`); T, stride, size replace single
+            fields of it (`resolve_geometry`).
         batch_size, workers: DataLoader settings.
         device: where the model runs; amp: bf16 autocast on CUDA.
         progress: a tqdm bar over clips.
@@ -150,8 +146,8 @@ def predict_videos(
     from tqdm.auto import tqdm
 
     device = torch.device(device)
-    clips = InferenceClips(ds, list(videos), T=T, stride=stride, size=size,
-                           skip_unreadable=bad is not None)
+    geometry = resolve_geometry(geometry, T=T, stride=stride, size=size)
+    clips = InferenceClips(ds, list(videos), geometry, skip_unreadable=bad is not None)
     remaining: dict[int, int] = {}
     for vi, _, _ in clips.windows:
         remaining[vi] = remaining.get(vi, 0) + 1
@@ -180,7 +176,7 @@ def _predict_batch(model: torch.nn.Module, ds: VideoDataset, batch: dict,
                    device: torch.device, amp: bool) -> Iterator[tuple[int, VideoPrediction]]:
     """Add one batch of windows to their videos' accumulators; yield the videos it completes
     (not those with an unreadable window, whose accumulator is None)."""
-    with _autocast(device, amp):
+    with autocast(device, amp):
         out = model(batch["clip"].to(device, non_blocking=True))
     fg = torch.sigmoid(out.loc.float()).cpu()
     cls = torch.softmax(out.cls.float(), dim=1).cpu()
@@ -302,9 +298,10 @@ def evaluate_split(
     split: str = "test",
     *,
     protocol: str = "act",
-    T: int = 8,
-    stride: int = 2,
-    size: int | tuple[int, int] | None = None,
+    geometry: ClipGeometry | None = None,
+    T: int | None = None,
+    stride: int | None = None,
+    size: Size = None,
     batch_size: int = 32,
     device: torch.device | str = "cpu",
     workers: int = 0,
@@ -324,7 +321,8 @@ def evaluate_split(
         protocol: "act" (f-mAP@0.5, v-mAP@0.1/0.2/0.3/0.5 and @0.5:0.95 with the ACT/MOC
             conventions) or "localization" (the VideoCapsuleNet mask-IoU protocol at τ = 0.5,
             keys "f-mAP@0.5"/"v-mAP@0.5" hold its frame/video scores, plus "@0.1..0.3").
-        T, stride, size, batch_size, device, workers, amp: inference settings.
+        geometry, T, stride, size: the clip layout, as in `predict_videos`.
+        batch_size, device, workers, amp: inference settings.
         settings: detection thresholds (defaults: `DetectionSettings()`).
         progress: a tqdm bar.
         bad: the ledger unreadable videos go to (default: a new one, at the default share).
@@ -355,7 +353,8 @@ def evaluate_split(
     correct = labelled = frames = 0
     meter = LocalizationMeter(ds.num_classes) if protocol == "localization" else None
     done: list[int] = []
-    for vi, pred in predict_videos(model, ds, indices, T=T, stride=stride, size=size,
+    geometry = resolve_geometry(geometry, T=T, stride=stride, size=size)
+    for vi, pred in predict_videos(model, ds, indices, geometry=geometry,
                                    batch_size=batch_size, device=device, workers=workers,
                                    amp=amp, progress=progress, bad=bad):
         v = ds[vi]

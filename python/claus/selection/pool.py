@@ -1,7 +1,8 @@
 """Pool scoring: per-frame uncertainty / entropy and per-video embeddings of the unlabelled pool.
 
-Every pool video is cut into sliding windows (`claus.data.sliding_windows`: each frame is the
-valid position of exactly one window). Windows are batched; per batch the model runs
+Every pool video is cut into sliding windows of the trainer's clip geometry
+(`claus.data.sliding_windows`: each frame is the valid position of exactly one window).
+Windows are batched; per batch the model runs
 
 * `mode="mc"`: `model.mc_forward` (backbone once, heads R times in one batch) →
   `claus_ext.frame_uncertainty` over the R passes;
@@ -34,6 +35,7 @@ import torch.distributed as dist
 import claus_ext
 
 from ..data import InferenceClips, VideoDataset
+from ..data.clips import ClipGeometry, Size, resolve_geometry
 from ..data.faults import BadVideos
 from .scoring import FrameScores, check_frame_score, frame_scores, stitch_clip_stats
 
@@ -96,9 +98,10 @@ def score_pool(
     ds: VideoDataset,
     videos: Sequence[int],
     *,
-    T: int = 8,
-    stride: int = 2,
-    size: tuple[int, int] | int | None = None,
+    geometry: ClipGeometry | None = None,
+    T: int | None = None,
+    stride: int | None = None,
+    size: Size = None,
     mode: str = "mc",
     passes: int = 10,
     batch_size: int = 16,
@@ -115,7 +118,9 @@ def score_pool(
     Args:
         model: a `claus.models.Detector` (loc (B,T,H,W), emb (B,D); `mc_forward`).
         ds: the dataset; videos: dataset indices of the pool (order kept in the result).
-        T, stride, size: the clip geometry the model was trained with.
+        geometry: the clip geometry the model was trained with (`TrainConfig.geometry`;
+            default `claus.data.clips.default_geometry()`); T, stride, size replace single
+            fields of it (`resolve_geometry`).
         mode: "mc" (MC dropout, R = passes) or "deterministic" (one pass, no dropout).
         passes: R >= 1 for mode "mc".
         batch_size: windows per forward.
@@ -147,8 +152,9 @@ def score_pool(
     bad = BadVideos.of(ds) if bad is None else bad
     # Videos known to be unreadable are not read again; they stay in `videos` (the order of
     # the result) without a window.
-    clips = InferenceClips(ds, [v for v in videos if ds[v].name not in bad], T=T,
-                           stride=stride, size=size, skip_unreadable=True)
+    geometry = resolve_geometry(geometry, T=T, stride=stride, size=size)
+    clips = InferenceClips(ds, [v for v in videos if ds[v].name not in bad], geometry,
+                           skip_unreadable=True)
     n = len(clips)
     batches = [list(range(s, min(n, s + batch_size))) for s in range(0, n, batch_size)]
     rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
@@ -199,7 +205,7 @@ def score_pool(
     lengths = [ds[v].num_frames for v in videos]
     H, W = (int(x) for x in results[0][1]["hw"])
     stats = stitch_clip_stats(cat["fg"], cat["unc"], cat["ent"], clip_video, cat["start"],
-                              lengths, int(H * W), frame_stride=stride)
+                              lengths, int(H * W), frame_stride=geometry.stride)
     emb = torch.zeros(len(videos), cat["emb"].shape[1], dtype=torch.float64)
     emb.index_add_(0, clip_video, cat["emb"].double())
     counts = torch.bincount(clip_video, minlength=len(videos)).clamp_min(1)
