@@ -483,9 +483,10 @@ class RunContext:
         _sync()
         if len(self.bad) and _main():
             names = self.bad.names()
-            log.warning("%s: %d unreadable video(s) left out: %s%s (round.json lists them under "
-                        "\"skipped\")", self.folder.path, len(names), ", ".join(names[:10]),
-                        f", ... ({len(names) - 10} more)" if len(names) > 10 else "")
+            log.warning("%s: %d unreadable video(s) left out: %s%s (each round's %s lists them "
+                        "under \"skipped\")", self.folder.path, len(names), ", ".join(names[:10]),
+                        f", ... ({len(names) - 10} more)" if len(names) > 10 else "",
+                        self.folder.round(0).summary.name)
         return load_metrics(self.folder.path)
 
 
