@@ -37,7 +37,15 @@ from pathlib import Path
 import numpy as np
 
 from .io import atomic_write_json, atomic_write_text, read_json
-from .reports import METRICS, aggregate, order_strategies, require_matplotlib, results_table
+from .reports import (
+    METRICS,
+    aggregate,
+    order_strategies,
+    require_matplotlib,
+    results_table,
+    upper_bounds,
+)
+from .run_folder import RunFolder, experiment_runs
 
 __all__ = [
     "CI_METHODS",
@@ -198,7 +206,7 @@ def compare(lines: Iterable[dict], *, method: str = "t", level: float = 0.95,
     in the order given.
     """
     index = index_lines(lines)
-    names = order_strategies({k[0] for k in index} - {"full"})
+    names = order_strategies({k[0] for k in index})  # without the upper bound
     out = []
     for i, a in enumerate(names):
         for b in names[i + 1:]:
@@ -372,14 +380,13 @@ def _live_runs(live: Path) -> list[tuple[str, int, Path, dict]]:
         raise FileNotFoundError(f"{live}: no such experiment folder; give the --out folder of "
                                 "python -m claus.experiment")
     runs = []
-    for run in sorted(live.glob("*/seed*")):
-        m = _SEED_DIR.fullmatch(run.name)
-        if not (m and is_rounds_run(run)):
+    for strategy, seed, run in experiment_runs(live):
+        if not is_rounds_run(run):
             continue
         cfg = read_run_config(run)
-        if (cfg.strategy, cfg.seed) != (run.parent.name, int(m.group(1))):
-            raise ValueError(f"{run / 'config.json'}: a run of {cfg.strategy} seed {cfg.seed} "
-                             f"in the folder of {run.parent.name} seed {m.group(1)}; move it "
+        if (cfg.strategy, cfg.seed) != (strategy, seed):
+            raise ValueError(f"{RunFolder(run).config}: a run of {cfg.strategy} seed "
+                             f"{cfg.seed} in the folder of {strategy} seed {seed}; move it "
                              "to OUT/<strategy>/seed<k>")
         runs.append((cfg.strategy, cfg.seed, run, _shared_config(cfg.to_json())))
     if not runs:
@@ -396,7 +403,7 @@ def _relative_donor(line: dict, live: Path) -> dict:
     if not donor:
         return line
     rel = Path(*Path(donor).parts[-2:])
-    if len(rel.parts) < 2 or not (live / rel / "config.json").is_file():
+    if len(rel.parts) < 2 or not RunFolder(live / rel).config.is_file():
         return line
     return {**line, "round0_from": rel.as_posix()}
 
@@ -434,7 +441,7 @@ def _merge(old: list[dict], new: list[dict], path: Path, run: Path) -> str:
     if old[:common] != new[:common]:
         r = next(i for i in range(common) if old[i] != new[i])
         raise ValueError(f"{path}: round {old[r].get('round', r)} differs from "
-                         f"{run / 'metrics.jsonl'}; a run is exported once (delete the file "
+                         f"{RunFolder(run).metrics}; a run is exported once (delete the file "
                          "to replace it, or export into another folder)")
     return "updated" if len(new) > len(old) else "unchanged"
 
@@ -459,11 +466,11 @@ def export_experiment(live: str | os.PathLike, dest: str | os.PathLike, *,
     runs = _live_runs(live)
     spec = _read_spec(dest)
     ref_doc, ref_name = ((spec["run"], dest / "experiment.json") if spec else
-                         (runs[0][3], runs[0][2] / "config.json"))
+                         (runs[0][3], RunFolder(runs[0][2]).config))
     for _, _, run, doc in runs:
         diff = _config_diff(ref_doc, doc)
         if diff:
-            raise ValueError(f"{run / 'config.json'}: differs from {ref_name} in "
+            raise ValueError(f"{RunFolder(run).config}: differs from {ref_name} in "
                              f"{', '.join(diff)}; export runs of one configuration per folder "
                              "(another configuration goes to another export)")
     summary = ExportSummary(dest)
@@ -483,7 +490,7 @@ def export_experiment(live: str | os.PathLike, dest: str | os.PathLike, *,
                          "has committed")
     names = set(spec["strategies"] if spec else []) | {
         s for s, _ in summary.added + summary.updated + summary.unchanged}
-    strategies = order_strategies(names) + (["full"] if "full" in names else [])
+    strategies = order_strategies(names) + upper_bounds(names)
     atomic_write_json(dest / "experiment.json", {
         "format": EXPORT_FORMAT, "version": EXPORT_VERSION, "strategies": strategies,
         "run": spec["run"] if spec else ref_doc})

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from .io import atomic_write
+from .run_folder import RoundFolder, RunFolder, experiment_runs
 
 if TYPE_CHECKING:
     from .data.clips import ClipGeometry
@@ -38,6 +39,7 @@ __all__ = [
     "plot_stew_weights",
     "require_matplotlib",
     "results_table",
+    "upper_bounds",
 ]
 
 METRICS = ("f-mAP@0.5", "v-mAP@0.5")
@@ -84,30 +86,45 @@ def _cell(stat: tuple[float, float, int] | None) -> str:
     return f"{mean:.1f} ± {std:.1f}" if n > 1 else f"{mean:.1f}"
 
 
-#: The paper's order of the strategies in tables; others follow by name.
-STRATEGY_ORDER = ("random", "equidistant", "entropy", "uncertainty", "claus")
-
-
 def order_strategies(names) -> list[str]:
-    """`names` in the report's order: the paper's strategies first (random first), then the
-    others by name; `full` (the upper bound) is left out."""
-    first = [s for s in STRATEGY_ORDER if s in names]
-    return first + sorted(s for s in names if s not in first and s != "full")
+    """`names` in the report's order: the registered strategies in their registration order
+    (the paper's first: random, equidistant, entropy, uncertainty, claus), then the others by
+    name; upper bounds (`full`, `upper_bounds`) are left out."""
+    from .selection.base import STRATEGIES, is_upper_bound
+
+    first = [s for s in STRATEGIES if s in names and not is_upper_bound(s)]
+    return first + sorted(s for s in names if s not in first and not is_upper_bound(s))
+
+
+def upper_bounds(names) -> list[str]:
+    """The registered strategies without selection rounds among `names` (`full`), shown as
+    the upper bound, in registration order."""
+    from .selection.base import STRATEGIES, is_upper_bound
+
+    return [s for s in STRATEGIES if s in names and is_upper_bound(s)]
+
+
+def _clusters(name: str) -> bool:
+    """Whether `name` is a registered strategy that clusters the pool's videos."""
+    from .selection.base import STRATEGIES
+
+    return name in STRATEGIES and STRATEGIES[name].clusters
 
 
 def results_table(agg: dict, metrics: Sequence[str] = METRICS) -> str:
     """Markdown table: strategy × budget → each metric (in %, as the trainer reports them;
     mean ± std over seeds)."""
-    budgets = sorted({p for s, per in agg.items() if s != "full" for p in per})
+    upper = upper_bounds(agg)
+    budgets = sorted({p for s, per in agg.items() if s not in upper for p in per})
     head = ["strategy"] + [f"{m} @{p:g}%" for p in budgets for m in metrics]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for s in order_strategies(agg):
         cells = [_cell(agg[s].get(p, {}).get(m)) for p in budgets for m in metrics]
         rows.append(f"| {s} | " + " | ".join(cells) + " |")
-    if "full" in agg:
-        full = next(iter(agg["full"].values()))
+    for s in upper:
+        full = next(iter(agg[s].values()))
         cells = [_cell(full.get(m)) for _ in budgets for m in metrics]
-        rows.append("| full (100%) | " + " | ".join(cells) + " |")
+        rows.append(f"| {s} (100%) | " + " | ".join(cells) + " |")
     return "\n".join(rows) + "\n"
 
 
@@ -127,12 +144,13 @@ def plot_map_vs_budget(agg: dict, path: str | os.PathLike,
     upper bound as a dashed line."""
     plt = require_matplotlib()
     fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.6), squeeze=False)
+    upper = upper_bounds(agg)
     for ax, m in zip(axes[0], metrics, strict=False):
         for s, per in agg.items():
-            if s == "full":
+            if s in upper:
                 v = next(iter(per.values())).get(m)
                 if v:
-                    ax.axhline(v[0], ls="--", c="k", lw=1, label="full")
+                    ax.axhline(v[0], ls="--", c="k", lw=1, label=s)
                 continue
             ps = sorted(p for p in per if m in per[p])
             mean = np.array([per[p][m][0] for p in ps])
@@ -158,14 +176,15 @@ def plot_cluster_map(round_dir: str | os.PathLike, path: str | os.PathLike,
     """2-D PCA of a claus round's video embeddings, coloured by cluster, selected videos ringed.
 
     Args:
-        round_dir: a committed claus round (scores.pt and selection.json with all_clusters).
+        round_dir: a committed round of a strategy that clusters (its pool scores, and its
+            selection with all_clusters).
         path: the picture.
         names: the training videos' names, in the order the pool was scored.
     """
     plt = require_matplotlib()
-    rd = Path(round_dir)
-    st = torch.load(rd / "scores.pt", weights_only=True)
-    sel = json.loads((rd / "selection.json").read_text())
+    rd = RoundFolder(round_dir)
+    st = torch.load(rd.scores, weights_only=True)
+    sel = json.loads(rd.selection.read_text())
     xy = _pca2(st["embeddings"])
     cl = np.array([sel["all_clusters"].get(n, -1) for n in names])
     chosen = np.array([n in sel["frames"] for n in names])
@@ -174,7 +193,7 @@ def plot_cluster_map(round_dir: str | os.PathLike, path: str | os.PathLike,
     ax.scatter(xy[chosen, 0], xy[chosen, 1], facecolors="none", edgecolors="k", s=70, lw=1.2,
                label="selected this round")
     ax.legend(*sc.legend_elements(), title="cluster", fontsize=7, loc="upper right")
-    ax.set_title(f"video embeddings (PCA), {rd.name}")
+    ax.set_title(f"video embeddings (PCA), {rd.path.name}")
     ax.set_xlabel("PC 1")
     ax.set_ylabel("PC 2")
     return _save(fig, path)
@@ -250,6 +269,32 @@ def plot_detections(model: torch.nn.Module, ds, video: int, path: str | os.PathL
 
 
 
+def _cluster_round(out: Path) -> RoundFolder | None:
+    """The latest committed round with pool scores and a selection of the last run (highest
+    seed) of a strategy that clusters, for the cluster map; None without one."""
+    for strategy, _, path in reversed(experiment_runs(out)):
+        if not _clusters(strategy):
+            continue
+        run = RunFolder(path)
+        scored = [run.round(r) for r in run.committed()
+                  if run.round(r).scores.is_file() and run.round(r).selection.is_file()]
+        if scored:
+            return scored[-1]
+    return None
+
+
+def _sample_round(out: Path) -> tuple[RunFolder, RoundFolder] | None:
+    """The first run of a strategy that clusters (else the first run) and its last committed
+    round, for the STeW and detection pictures; None without one."""
+    runs = experiment_runs(out)
+    picks = [x for x in runs if _clusters(x[0])] or runs
+    if not picks:
+        return None
+    run = RunFolder(picks[0][2])
+    done = run.committed()
+    return (run, run.round(done[-1])) if done else None
+
+
 def write_report(out_dir: str | os.PathLike, lines: Sequence[dict], *, dataset=None,
                  title: str = "claus active-learning comparison", pictures: bool = True,
                  device: str = "cpu", ci: str = "t") -> tuple[Path, list[Path]]:
@@ -297,37 +342,34 @@ def write_report(out_dir: str | os.PathLike, lines: Sequence[dict], *, dataset=N
         if stats:
             figs.append(plot_paired_differences(stats, out / "figures" /
                                                 "paired_differences.png"))
-        claus_rounds = sorted((out / "claus").glob("seed*/round_*/scores.pt"))
         if dataset is not None and "test" in dataset.splits:
             names = [dataset[i].name for i in dataset.split_indices("train")]
-            if claus_rounds:
-                rd = claus_rounds[-1].parent
+            rd = _cluster_round(out)
+            if rd is not None:
                 figs.append(plot_cluster_map(rd, out / "figures" / "cluster_map.png", names))
-            runs = sorted((out / "claus").glob("seed*")) or sorted(out.glob("*/seed*"))
-            if runs:
-                rounds = sorted(runs[0].glob("round_[0-9][0-9][0-9]"))
-                if rounds:
-                    last = rounds[-1]
-                    labels = LabelState.load(last / "labels.json", dataset)
-                    cfg = json.loads((runs[0] / "config.json").read_text())
-                    from .training import TrainConfig
+            sample = _sample_round(out)
+            if sample is not None:
+                run, last = sample
+                labels = LabelState.load(last.labels, dataset)
+                cfg = json.loads(run.config.read_text())
+                from .training import TrainConfig
 
-                    geometry = TrainConfig(**{k: cfg["train"][k] for k in ("T", "stride", "size")
-                                              if k in cfg["train"]}).geometry
-                    clips = TrainClips(dataset, labels, geometry, augment=False,
-                                       sampling="frame")
-                    # The first clip whose pseudo-label shows an actor (else the first clip).
-                    item = next((it for it in (clips[i] for i in range(min(len(clips), 64)))
-                                 if bool(it["mask"].any())), clips[0])
-                    figs.append(plot_stew_weights(item, out / "figures" / "stew_weights.png"))
-                    from .models import build_model
+                geometry = TrainConfig(**{k: cfg["train"][k] for k in ("T", "stride", "size")
+                                          if k in cfg["train"]}).geometry
+                clips = TrainClips(dataset, labels, geometry, augment=False,
+                                   sampling="frame")
+                # The first clip whose pseudo-label shows an actor (else the first clip).
+                item = next((it for it in (clips[i] for i in range(min(len(clips), 64)))
+                             if bool(it["mask"].any())), clips[0])
+                figs.append(plot_stew_weights(item, out / "figures" / "stew_weights.png"))
+                from .models import build_model
 
-                    model = build_model(cfg["train"].get("model", "tiny"), dataset.num_classes)
-                    model.load_weights(last / "model.pt")
-                    video = dataset.split_indices("test")[0]
-                    figs.append(plot_detections(model, dataset, video,
-                                                out / "figures" / "detections.png",
-                                                geometry=geometry, device=device))
+                model = build_model(cfg["train"].get("model", "tiny"), dataset.num_classes)
+                model.load_weights(last.model)
+                video = dataset.split_indices("test")[0]
+                figs.append(plot_detections(model, dataset, video,
+                                            out / "figures" / "detections.png",
+                                            geometry=geometry, device=device))
         text.append("\nPictures:\n\n" + "".join(f"- `{p.relative_to(out)}`\n" for p in figs))
     text.append(f"\nSum of round wall times: {wall:.0f} s over {len(lines)} rounds.\n")
     path = out / "results.md"
