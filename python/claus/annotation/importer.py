@@ -634,11 +634,11 @@ def import_files(
     if dry_run:
         return rep
     rep.written = True
-    atomic_write_json(pending.folder / "import.json", {
+    atomic_write_json(pending.files.import_record, {
         "format": "claus.import", "version": 1,
         "files": [{"path": str(f), "sha256": _sha256(Path(f))} for f in files],
         "report": rep.to_json()})
-    new.save(pending.folder / "next_labels.json")
+    new.save(pending.files.next_labels)
     return rep
 
 

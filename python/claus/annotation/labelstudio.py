@@ -164,7 +164,7 @@ def export_labelstudio(
     out = Path(out)
     ds = pending.dataset
     preds = {}
-    if predictions and not (pending.folder / "model.pt").is_file():
+    if predictions and not pending.files.model.is_file():
         # The initial selection of a run on unlabelled videos: no model has been trained yet.
         log.info("round %d has no trained model yet: tasks without pre-annotations",
                  pending.round)
