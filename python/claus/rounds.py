@@ -357,10 +357,9 @@ def run_rounds(
             "round<r>:<train|eval|score|cluster|select|label|commit>" completes, as a kill
             would.
         round0_from: another run folder (same dataset and seed) whose committed round 0 this
-            run may adopt instead of training its own: used when its round 0 was trained with
-            the same options on the same labels (checked byte for byte), so the model is the
-            one this run would train. Round 0 of every strategy but claus (and full) is the
-            same, and a comparison trains it once per seed (`run_experiment`).
+            run adopts when it was trained with the same options on the same labels (checked
+            byte for byte): the model this run would train (`run_experiment` trains round 0
+            once per seed and training configuration).
     Returns:
         the committed rounds' metric lines (as in RUN/metrics.jsonl).
     Raises:
