@@ -148,8 +148,7 @@ def fit(
         progress: tqdm bars (rank 0 only).
         evaluate_every: evaluate during training as `cfg.eval_every` says.
         on_epoch_end: `on_epoch_end(epoch, record)` after each epoch's checkpoint (rank 0).
-        hooks: more `HookBase`s, run after the default ones (`Trainer.request_stop` ends
-            training after the current epoch).
+        hooks: more `HookBase`s, run after the default ones (`request_stop()` ends training).
 
     Returns:
         The trained model (unwrapped from DDP), in train mode, on the training device.
@@ -161,9 +160,8 @@ def fit(
     """
     trainer = Trainer(cfg, dataset, labels, run_dir, model=model, centers=centers,
                       progress=progress)
-    trainer.register(default_hooks(trainer, evaluate_every=evaluate_every,
-                                   on_epoch_end=on_epoch_end))
-    trainer.register(hooks)
+    trainer.register([*default_hooks(trainer, evaluate_every=evaluate_every,
+                                     on_epoch_end=on_epoch_end), *hooks])
     trainer.start(resume)
     trainer.train()
     return trainer.model
