@@ -246,6 +246,7 @@ def run_cli(args: list[str], env: dict[str, str], out: Path) -> dict:
 def cases(tmp: Path, which: list[str]) -> dict[str, list[str]]:
     run = str(tmp / "run")
     all_cases = {
+        "start-up python": ["-c", "pass"],
         "start-up import_ava": ["-c", "import claus.data.import_ava"],
         "start-up annotate": ["-c", "import claus.annotate"],
         "ava-dataset": ["-m", "claus.data.import_ava", str(tmp / "boxes_seconds.csv"),
@@ -269,33 +270,64 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--cases", default="ava-dataset,ava-annotate,labelstudio")
     ap.add_argument("--pythonpath", help="a checkout's python/ folder to run the CLIs on")
     ap.add_argument("--json", help="also write the figures to this JSON file")
+    ap.add_argument("--generate-only", metavar="DIR", help=argparse.SUPPRESS)
     return ap.parse_args(argv)
+
+
+def generate(a: argparse.Namespace, tmp: Path) -> dict:
+    """Write the bench files into `tmp`; what was written (for the report)."""
+    t0 = time.perf_counter()
+    videos = write_ava(tmp, int(a.ava_mb * 1e6), a.seed)
+    (tmp / "videos.json").write_text(json.dumps(videos))
+    requested = write_run(tmp, videos, a.seed)
+    counts = write_labelstudio(tmp / "export.json", videos, requested, int(a.ls_mb * 1e6), a.seed)
+    rows = sum(1 for _ in open(tmp / "boxes_seconds.csv"))
+    return {"seconds": round(time.perf_counter() - t0, 1), "rows": rows, "videos": len(videos),
+            "tasks": counts, "requested_frames": sum(map(len, requested.values())),
+            "requested_videos": len(requested)}
+
+
+def _generate_in_child(a: argparse.Namespace, tmp: Path, env: dict[str, str]) -> dict:
+    """Generate the files in a child process. A process's peak RSS includes the memory of the
+    process it was forked from (Linux carries `maxrss` over fork and exec), so the measuring
+    process must stay small: it never holds the generated data."""
+    argv = [sys.executable, __file__, "--generate-only", str(tmp), "--ava-mb", str(a.ava_mb),
+            "--ls-mb", str(a.ls_mb), "--seed", str(a.seed)]
+    if a.pythonpath:
+        argv += ["--pythonpath", a.pythonpath]
+    out = subprocess.run(argv, env=env, capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(f"generating the bench files failed:\n{out.stderr}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _env(a: argparse.Namespace) -> dict[str, str]:
+    env = dict(os.environ)
+    if a.pythonpath:
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(Path(a.pythonpath).resolve())] + env.get("PYTHONPATH", "").split(os.pathsep))
+    return env
 
 
 def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
+    if a.generate_only:
+        if a.pythonpath:  # the run folder is written by the code under test too
+            sys.path.insert(0, str(Path(a.pythonpath).resolve()))
+        Path(a.generate_only).mkdir(parents=True, exist_ok=True)
+        print(json.dumps(generate(a, Path(a.generate_only))))
+        return 0
     tmp = Path(a.keep) if a.keep else Path(tempfile.mkdtemp(prefix="claus-bench-import-"))
     tmp.mkdir(parents=True, exist_ok=True)
-    if a.pythonpath:  # the run folder is written by the code under test too
-        sys.path.insert(0, str(Path(a.pythonpath).resolve()))
+    env = _env(a)
     try:
-        t0 = time.perf_counter()
-        videos = write_ava(tmp, int(a.ava_mb * 1e6), a.seed)
-        (tmp / "videos.json").write_text(json.dumps(videos))
-        requested = write_run(tmp, videos, a.seed)
-        counts = write_labelstudio(tmp / "export.json", videos, requested,
-                                   int(a.ls_mb * 1e6), a.seed)
-        rows = sum(1 for _ in open(tmp / "boxes_seconds.csv"))
-        print(f"generated in {time.perf_counter() - t0:.1f} s: "
+        info = _generate_in_child(a, tmp, env)
+        print(f"generated in {info['seconds']:.1f} s: "
               f"boxes_seconds.csv {os.path.getsize(tmp / 'boxes_seconds.csv') / 1e6:.1f} MB, "
-              f"{rows:,} rows, {len(videos):,} videos; export.json "
-              f"{os.path.getsize(tmp / 'export.json') / 1e6:.1f} MB, tasks: {counts}; "
-              f"requested: {sum(map(len, requested.values())):,} frames of "
-              f"{len(requested):,} videos")
-        env = dict(os.environ)
-        if a.pythonpath:
-            env["PYTHONPATH"] = os.pathsep.join(
-                [str(Path(a.pythonpath).resolve())] + env.get("PYTHONPATH", "").split(os.pathsep))
+              f"{info['rows']:,} rows, {info['videos']:,} videos; export.json "
+              f"{os.path.getsize(tmp / 'export.json') / 1e6:.1f} MB, tasks: {info['tasks']}; "
+              f"requested: {info['requested_frames']:,} frames of "
+              f"{info['requested_videos']:,} videos")
         results = {}
         for name, args in cases(tmp, a.cases.split(",")).items():
             r = run_cli(args, env, tmp / f"{name}.out")
@@ -303,8 +335,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:20s} wall {r['wall_s']:6.2f} s  CPU {r['cpu_s']:6.2f} s  peak RSS "
                   f"{r['peak_mib']:7.1f} MiB  exit {r['rc']}  {r['lines']} lines printed")
         if a.json:
-            Path(a.json).write_text(json.dumps({"rows": rows, "videos": len(videos),
-                                                "tasks": counts, "results": results}, indent=1))
+            Path(a.json).write_text(json.dumps({**info, "results": results}, indent=1))
     finally:
         if not a.keep:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -35,9 +35,7 @@ video reads: no item carries the key and the sample order is the same.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -47,6 +45,7 @@ from torch.utils.data import Dataset, default_collate
 from .dataset import VideoDataset
 from .faults import one_line
 from .frames import FrameReadError
+from .geometry import ClipGeometry, Size
 from .labels import LabelState
 from .pseudo import PseudoTracks, pseudo_tracks, render_boxes
 
@@ -61,35 +60,6 @@ __all__ = [
     "sliding_windows",
 ]
 
-Size = tuple[int, int] | int | None
-
-
-@dataclass(frozen=True)
-class ClipGeometry:
-    """The layout of a clip: `T` frames `stride` apart, at output side `size` ((H, W), an int
-    for a square, or None for the source's size: the dataset's or its frame store's).
-
-    It has no defaults of its own: a run's geometry is `TrainConfig.geometry`, and where a
-    call is given none, `default_geometry()` (TrainConfig's defaults) is used.
-    """
-
-    T: int
-    stride: int
-    size: Size
-
-    def __post_init__(self) -> None:
-        if isinstance(self.size, list):  # read back from JSON
-            object.__setattr__(self, "size", tuple(self.size))
-        if self.T < 1 or self.stride < 1:
-            raise ValueError(f"T and stride must be >= 1, got {self.T}, {self.stride}")
-
-    def replace(self, **changes) -> ClipGeometry:
-        return dataclasses.replace(self, **changes)
-
-    @property
-    def out_size(self) -> tuple[int, int] | None:
-        """`size` as (H, W), or None for the source size."""
-        return (self.size, self.size) if isinstance(self.size, int) else self.size
 
 
 def default_geometry() -> ClipGeometry:

@@ -20,7 +20,6 @@ from .detect import (
     tube_nms,
     video_tubes,
 )
-from .inference import ClipAccumulator, VideoPrediction, predict_video
 from .localization import LocalizationMeter, boxes_to_masks
 
 __all__ = [
@@ -47,3 +46,16 @@ __all__ = [
     "video_map_summary",
     "video_tubes",
 ]
+
+#: Loaded on first use (PEP 562): inference needs torch, the metrics and settings do not.
+_LAZY = {n: ".inference" for n in ("ClipAccumulator", "VideoPrediction", "predict_video")}
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+    globals()[name] = value
+    return value

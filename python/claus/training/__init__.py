@@ -15,7 +15,10 @@ The package, top-down:
     distributed.py   torchrun: joining the group, rank, the collectives the trainer needs
     evaluation.py    `evaluate` with a config's clip layout and thresholds
 
-`fit` is the thin wrapper: a `Trainer`, `default_hooks` (+ yours), `start`, `train`.
+`fit` (train.py) is the thin wrapper: a `Trainer`, `default_hooks` (+ yours), `start`, `train`.
+
+Only the configuration is imported eagerly (torch-free, so tools that read run configurations
+start without torch); every other name loads on first use (PEP 562).
 
 Distributed: under `torchrun` call `init_distributed()` first (the CLI does); `fit` then wraps
 the model in DDP, shards clips with a `DistributedSampler` and only rank 0 writes files.
@@ -23,50 +26,44 @@ the model in DDP, shards clips with a `DistributedSampler` and only rank 0 write
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from pathlib import Path
-
-import torch
-
-from claus.data import LabelState, VideoDataset
-
-# The trainer takes these three through the package when it uses them (`loop._seam`), so a
-# test can replace them here: the clip dataset, the optimizer's parameter groups and the
-# checkpoint writer.
-from claus.data.clips import ClipGeometry, TrainClips
-from claus.device import resolve_device
-from claus.io import atomic_torch_save
-
-from .checkpoint import (
-    CHECKPOINT,
-    METRICS,
-    load_checkpoint,
-    load_checkpoint_model,
-    read_metrics,
-    unreadable_videos,
-)
 from .config import LOC_LOSSES, RUNTIME_FIELDS, TRAIN_HELP, TrainConfig
-from .distributed import get_rank, init_distributed, is_distributed
-from .evaluation import evaluate
-from .hooks import (
-    CenterSync,
-    Checkpointer,
-    EpochCallback,
-    MetricsWriter,
-    PeriodicEvaluation,
-    TensorBoardWriter,
-    default_hooks,
-)
-from .loop import (
-    HookBase,
-    NonFiniteLossError,
-    StepResult,
-    Trainer,
-    _param_groups,
-    compute_losses,
-    make_generator,
-    set_seed,
-)
+
+#: name -> (module, attribute) of what loads on first use. The trainer takes `TrainClips`,
+#: `_param_groups` and `atomic_torch_save` through the package when it uses them
+#: (`loop._seam`), so a test can replace them here.
+_LAZY: dict[str, tuple[str, str]] = {
+    **{n: ("claus.data.clips", n) for n in ("ClipGeometry", "TrainClips")},
+    "resolve_device": ("claus.device", "resolve_device"),
+    "atomic_torch_save": ("claus.io", "atomic_torch_save"),
+    **{n: (".checkpoint", n) for n in ("CHECKPOINT", "METRICS", "load_checkpoint",
+                                        "load_checkpoint_model", "read_metrics",
+                                        "unreadable_videos")},
+    **{n: (".distributed", n) for n in ("get_rank", "init_distributed", "is_distributed")},
+    "evaluate": (".evaluation", "evaluate"),
+    **{n: (".hooks", n) for n in ("CenterSync", "Checkpointer", "EpochCallback",
+                                   "MetricsWriter", "PeriodicEvaluation", "TensorBoardWriter",
+                                   "default_hooks")},
+    **{n: (".loop", n) for n in ("HookBase", "NonFiniteLossError", "StepResult", "Trainer",
+                                  "_param_groups", "compute_losses", "make_generator",
+                                  "set_seed")},
+    "fit": (".train", "fit"),
+}
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    module, attr = _LAZY[name]
+    value = getattr(importlib.import_module(module, __name__), attr)
+    globals()[name] = value  # later lookups (and a test's replacement) bypass this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "CHECKPOINT",
@@ -106,62 +103,3 @@ __all__ = [
 ]
 
 
-def fit(
-    cfg: TrainConfig,
-    dataset: VideoDataset,
-    labels: LabelState,
-    run_dir: str | Path,
-    *,
-    model: torch.nn.Module | None = None,
-    centers=None,
-    resume: bool = True,
-    progress: bool = True,
-    evaluate_every: bool = True,
-    on_epoch_end: Callable[[int, dict], None] | None = None,
-    hooks: Sequence[HookBase] = (),
-) -> torch.nn.Module:
-    """Train a detector on the (pseudo-)labels of a label state.
-
-    Each epoch draws `cfg.clips_per_video` clips per labelled video (`TrainClips`, centred on a
-    random labelled frame, pseudo-masks interpolated between labels), shuffled by (seed,
-    epoch). After every epoch a record goes to `run_dir/metrics.jsonl` (epoch, step, mean
-    losses, lr, skipped steps, seconds; with `evaluate_every` and `cfg.eval_every > 0` also a
-    "test" evaluation every `eval_every` epochs) and `run_dir/checkpoint.pt` is written
-    atomically (`claus.training.hooks`).
-
-    A labelled video whose frames cannot be read is left out: its clips come from other
-    labelled videos, a warning names it once, and the epoch's record lists it under
-    "unreadable" ({video: {"file", "reason"}}), which a resumed run reads back. Past
-    `cfg.max_bad_share` of the dataset's videos, or with no labelled video left, the run ends.
-
-    Args:
-        cfg, dataset, labels: the configuration, the dataset (its "train" videos that `labels`
-            labels are used) and which frames carry labels.
-        run_dir: folder for the checkpoint and metrics (created).
-        model: a model to train (a warm start); default `build_model(cfg.model, C,
-            weights=cfg.weights)` after `set_seed(cfg.seed)`.
-        centers: cluster centres for `cfg.beta > 0`: `claus.cluster.OnlineCenters` (updated in
-            place) or a (K,D) tensor of initial centres.
-        resume: continue from `run_dir/checkpoint.pt` when it was written for the same config
-            (minus runtime fields), dataset and label state; a checkpoint of another run is an
-            error listing what differs. A finished run returns its model without training.
-        progress: tqdm bars (rank 0 only).
-        evaluate_every: evaluate during training as `cfg.eval_every` says.
-        on_epoch_end: `on_epoch_end(epoch, record)` after each epoch's checkpoint (rank 0).
-        hooks: more `HookBase`s, run after the default ones (`request_stop()` ends training).
-
-    Returns:
-        The trained model (unwrapped from DDP), in train mode, on the training device.
-
-    Raises:
-        NonFiniteLossError: `cfg.max_nonfinite` consecutive non-finite losses or gradients.
-        TooManyBadVideos: too many unreadable videos (see above).
-        ValueError: a checkpoint of another run in `run_dir`, or `beta > 0` without centres.
-    """
-    trainer = Trainer(cfg, dataset, labels, run_dir, model=model, centers=centers,
-                      progress=progress)
-    trainer.register([*default_hooks(trainer, evaluate_every=evaluate_every,
-                                     on_epoch_end=on_epoch_end), *hooks])
-    trainer.start(resume)
-    trainer.train()
-    return trainer.model

@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from claus.data.clips import ClipGeometry
 from claus.data.faults import DEFAULT_MAX_BAD_SHARE
-from claus.eval.pipeline import CLASS_SCOPES, DetectionSettings
+from claus.data.geometry import ClipGeometry
+from claus.eval.settings import CLASS_SCOPES, DetectionSettings
 
 __all__ = ["LOC_LOSSES", "RUNTIME_FIELDS", "TRAIN_HELP", "TrainConfig"]
 
