@@ -353,9 +353,9 @@ def run_rounds(
         dataset: the opened dataset (default: `cfg.data.open()`); it must be the data
             `cfg.data` names (`dataset.spec`), so the run can be resumed without it.
         progress: progress bars.
-        stop_after: for tests of resumption: raise KeyboardInterrupt right after the stage named
-            "round<r>:<train|eval|score|cluster|select|label|commit>" completes, as a kill
-            would.
+        stop_after: for tests of resumption: raise KeyboardInterrupt, as a kill would, right
+            after "round<r>:<stage>" completes (train, eval, score, cluster, select, label,
+            commit: the `STAGES`).
         round0_from: another run folder (same dataset and seed) whose committed round 0 this
             run adopts when it was trained with the same options on the same labels (checked
             byte for byte): the model this run would train (`run_experiment` trains round 0
