@@ -330,24 +330,54 @@ def read_cvat_video(path: str | Path, pending: PendingRound,
         raise AnnotationFileError(f"{path}: holds images, not video tracks; use --format "
                                   "cvat-images")
     task = _task_meta(root, path)
-    known = {v: v for v in pending.labels.num_frames}
-    names = []
-    if video is not None:
-        names.append(video)
-    else:
-        for tag in ("name", "source"):
-            el = task.find(tag)
-            if el is not None and el.text and el.text.strip():
-                names.append(el.text.strip())
-    vid = next((known[n] for n in names if n in known), None)
-    if vid is None:  # a file name: its path without the extension, matched by suffix
-        vid = next((m for n in names if (m := _match_video(str(PurePosixPath(n).with_suffix("")),
-                                                           known))), None)
+    names = [video] if video is not None else _task_names(task)
+    vid = _task_video(names, {v: v for v in pending.labels.num_frames})
     out = Annotations(str(path))
     if vid is None:
         out.unknown_videos.append(names[0] if names else f"{path} (no task <name>)")
         return out
     v = pending.dataset[vid]
+    start, step, size = _task_frames(task, path, vid, v.num_frames)
+    last = start + (size - 1) * step
+    grid = range(start, last + 1, step)
+    out.cover(vid, grid)
+    tracks, skipped = [], 0
+    for tr in root.findall("track"):
+        track, n = _video_track(tr, path, start, step, size)
+        skipped += n
+        if track is not None:
+            tracks.append(track)
+    requested = [f for f in pending.requested().get(vid, ()) if f in grid]
+    boxes, out.rotated = track_boxes(vid, tracks, CVAT, last + 1, requested,
+                                     _task_scale(task, path, v))
+    out.boxes += boxes
+    if skipped:
+        out.notes.append(f"{path}: {skipped} non-box shapes ignored")
+    return out
+
+
+def _task_names(task) -> list[str]:
+    """The video names a task's meta gives (<name>, then <source>), non-empty ones."""
+    names = []
+    for tag in ("name", "source"):
+        el = task.find(tag)
+        if el is not None and el.text and el.text.strip():
+            names.append(el.text.strip())
+    return names
+
+
+def _task_video(names: list[str], known: dict[str, str]) -> str | None:
+    """The run's video a task names: exactly, else a file name's path without the extension
+    matched by suffix; None when none matches."""
+    vid = next((known[n] for n in names if n in known), None)
+    if vid is None:
+        vid = next((m for n in names if (m := _match_video(str(PurePosixPath(n).with_suffix("")),
+                                                           known))), None)
+    return vid
+
+
+def _task_frames(task, path: Path, vid: str, num_frames: int) -> tuple[int, int, int]:
+    """(start_frame, step, size) of a video task, checked against the video's frame count."""
     start = _int_text(task, "start_frame", 0, path)
     filt = task.find("frame_filter")
     step = 1
@@ -359,53 +389,53 @@ def read_cvat_video(path: str | Path, pending: PendingRound,
     stop = _int_text(task, "stop_frame", None, path)
     size = _int_text(task, "size", None, path)
     if size is None:
-        size = ((stop if stop is not None else v.num_frames - 1) - start) // step + 1
+        size = ((stop if stop is not None else num_frames - 1) - start) // step + 1
     last = start + (size - 1) * step
-    if start < 0 or last >= v.num_frames or (stop is not None and last > stop):
+    if start < 0 or last >= num_frames or (stop is not None and last > stop):
         raise AnnotationFileError(
             f"{path}: wrong frame count: the task has {size} frames (start_frame {start}, step "
-            f"{step}) up to video frame {last}, but {vid!r} has {v.num_frames} frames")
-    sx = sy = 1.0
+            f"{step}) up to video frame {last}, but {vid!r} has {num_frames} frames")
+    return start, step, size
+
+
+def _task_scale(task, path: Path, v) -> tuple[float, float]:
+    """(sx, sy) from the task's <original_size> to the video's pixels."""
     osz = task.find("original_size")
-    if osz is not None:
-        w, h = _int_text(osz, "width", None, path), _int_text(osz, "height", None, path)
-        # A video claus encoded (`--encode`) pads odd sizes by a pixel on the right / bottom:
-        # the same pixels, nothing to scale.
-        if w and h and (w, h) != (v.width + v.width % 2, v.height + v.height % 2):
-            sx, sy = v.width / w, v.height / h
-    grid = range(start, last + 1, step)
-    out.cover(vid, grid)
-    tracks: list[Track] = []
+    if osz is None:
+        return 1.0, 1.0
+    w, h = _int_text(osz, "width", None, path), _int_text(osz, "height", None, path)
+    # A video claus encoded (`--encode`) pads odd sizes by a pixel on the right / bottom: the
+    # same pixels, nothing to scale.
+    if w and h and (w, h) != (v.width + v.width % 2, v.height + v.height % 2):
+        return v.width / w, v.height / h
+    return 1.0, 1.0
+
+
+def _video_track(tr, path: Path, start: int, step: int, size: int) -> tuple[Track | None, int]:
+    """(the track's keyframes as a `Track`, or None without any; non-box shapes skipped)."""
+    label = tr.attrib.get("label")
+    tid = tr.attrib.get("id", "?")
+    if label is None:
+        raise AnnotationFileError(f"{path}: track {tid} has no label")
+    keys: list[Keyframe] = []
     skipped = 0
-    for tr in root.findall("track"):
-        label = tr.attrib.get("label")
-        tid = tr.attrib.get("id", "?")
-        if label is None:
-            raise AnnotationFileError(f"{path}: track {tid} has no label")
-        keys: list[Keyframe] = []
-        for el in tr:
-            if el.tag != "box":
-                skipped += el.tag != "attribute"
-                continue
-            where = f"{path}: track {tid} box frame {el.attrib.get('frame')}"
-            i = int(_num(el, "frame", path, where))
-            if not 0 <= i < size:
-                raise AnnotationFileError(
-                    f"{where}: frame {i} outside the task's {size} frames (wrong frame count? "
-                    "frame numbers of CVAT for video are task frames 0..size-1)")
-            # Boxes with keyframe="0" are CVAT's own interpolation, exported for every frame:
-            # the track is its keyframes, as CVAT's importer reads it.
-            if el.attrib.get("keyframe", "1") != "1":
-                continue
-            xtl, ytl, xbr, ybr = (_num(el, k, path, where) for k in ("xtl", "ytl", "xbr", "ybr"))
-            rot = _num(el, "rotation", path, where) if "rotation" in el.attrib else 0.0
-            keys.append(Keyframe(start + i * step, (xtl, ytl, xbr - xtl, ybr - ytl, rot),
-                                 el.attrib.get("outside", "0") != "1", where))
-        if keys:
-            tracks.append(Track(label, f"cvat-track-{tid}", keys, f"{path}: track {tid}"))
-    requested = [f for f in pending.requested().get(vid, ()) if f in grid]
-    boxes, out.rotated = track_boxes(vid, tracks, CVAT, last + 1, requested, (sx, sy))
-    out.boxes += boxes
-    if skipped:
-        out.notes.append(f"{path}: {skipped} non-box shapes ignored")
-    return out
+    for el in tr:
+        if el.tag != "box":
+            skipped += el.tag != "attribute"
+            continue
+        where = f"{path}: track {tid} box frame {el.attrib.get('frame')}"
+        i = int(_num(el, "frame", path, where))
+        if not 0 <= i < size:
+            raise AnnotationFileError(
+                f"{where}: frame {i} outside the task's {size} frames (wrong frame count? "
+                "frame numbers of CVAT for video are task frames 0..size-1)")
+        # Boxes with keyframe="0" are CVAT's own interpolation, exported for every frame: the
+        # track is its keyframes, as CVAT's importer reads it.
+        if el.attrib.get("keyframe", "1") != "1":
+            continue
+        xtl, ytl, xbr, ybr = (_num(el, k, path, where) for k in ("xtl", "ytl", "xbr", "ybr"))
+        rot = _num(el, "rotation", path, where) if "rotation" in el.attrib else 0.0
+        keys.append(Keyframe(start + i * step, (xtl, ytl, xbr - xtl, ybr - ytl, rot),
+                             el.attrib.get("outside", "0") != "1", where))
+    track = Track(label, f"cvat-track-{tid}", keys, f"{path}: track {tid}") if keys else None
+    return track, skipped
