@@ -549,6 +549,14 @@ def test_export_leaves_an_unreadable_video_out(real_ucf24, tmp_path):
         mp4 = {p.relative_to(tmp_path / "videos").with_suffix("").as_posix()
                for p in (tmp_path / "videos").rglob("*.mp4")}
         assert mp4 == set(asked) - {v}
+    # Label Studio with the model's boxes as pre-annotations: the unreadable video's task has
+    # none (a warning names it), the others are predicted.
+    from claus.annotation import predict_requests
+    from claus.annotation.pending import open_pending
+
+    with pytest.warns(UserWarning, match=f"{v}.*{lost}"):
+        preds = predict_requests(open_pending(run))
+    assert sorted(preds) == asked and preds[v] == []
 
 
 def test_a_model_without_foreground_falls_back_to_a_documented_order(real_ucf24, caplog):

@@ -70,7 +70,7 @@ def _import(a: argparse.Namespace) -> int:
     if a.dry_run:
         print("dry run: nothing written")
     else:
-        print(f"wrote {pending.folder / 'next_labels.json'}; next: `python -m claus.train "
+        print(f"wrote {pending.files.next_labels}; next: `python -m claus.train "
               f"--resume {pending.run}`")
     return 0
 

@@ -1,6 +1,6 @@
 """The round's model on the requested videos: its tubes, to show annotators as pre-annotations.
 
-The waiting round trained its detector before selecting (`RUN/round_<r>.partial/model.pt`);
+The waiting round trained its detector before selecting (its folder's `model.pt`);
 `predict_requests` runs it over each requested video (sliding clips, as evaluation does) and
 turns the predictions into tubes exactly as evaluation does (`claus.eval.detect_video` with the
 run's detection settings: foreground regions, linked over frames, one class per tube, tube
@@ -41,10 +41,11 @@ def predict_requests(
     device: str | None = None,
     progress: bool = False,
 ) -> dict[str, list[PredictedTrack]]:
-    """{video: tracks, best score first} from the round's trained model.
+    """{video: tracks, best score first} from the round's trained model; a requested video
+    whose frames cannot be read has none.
 
     Args:
-        pending: the waiting round (its folder must hold model.pt).
+        pending: the waiting round (its folder must hold the trained model).
         fg_threshold: foreground probability threshold (default: the run's, 0.5).
         device: where the model runs (default: the run's training device).
         progress: a progress bar over clips.
@@ -52,11 +53,13 @@ def predict_requests(
     import torch
 
     from ..data.dataset import clip_boxes
+    from ..data.faults import BadVideos
     from ..device import resolve_device
     from ..eval.pipeline import detect_video, predict_videos
     from ..models import build_model
+    from .encode import max_bad_share
 
-    weights = pending.folder / "model.pt"
+    weights = pending.files.model
     if not weights.is_file():
         raise FileNotFoundError(f"{weights} does not exist: the round has no trained model "
                                 "(pass --no-predictions to export without pre-annotations)")
@@ -73,11 +76,14 @@ def predict_requests(
     model.to(dev)
     reqs = {r.video: r.frames for r in pending.requests}
     idx = [ds.index(v) for v in reqs]
-    out: dict[str, list[PredictedTrack]] = {}
+    # A video whose frames cannot be read gets no pre-annotation (a warning names it); the
+    # export goes on unless more than the run's share of videos is unreadable.
+    bad = BadVideos.of(ds, max_bad_share(pending))
+    out: dict[str, list[PredictedTrack]] = {v: [] for v in reqs}
     with torch.no_grad():
         for vi, pred in predict_videos(model, ds, idx, geometry=tc.geometry,
                                        batch_size=tc.eval_batch_size, device=dev,
-                                       amp=tc.amp, progress=progress):
+                                       amp=tc.amp, progress=progress, bad=bad):
             v = ds[vi]
             _, tubes = detect_video(pred, v.height, v.width, 0, settings)
             want = set(reqs[v.name])
