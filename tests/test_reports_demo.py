@@ -65,6 +65,21 @@ def test_report_table_and_wall_time(tmp_path):
     assert "seeds [0, 1, 2]" in text and "Sum of round wall times: 80 s over 8 rounds" in text
 
 
+def test_report_names_videos_left_out_as_unreadable(tmp_path):
+    """Lines whose rounds skipped unreadable videos: results.md names each video once with the
+    stages it was left out of; clean lines add no such line."""
+    bad = {"train": {"b/v2": {"file": "/d/b/v2/00003.jpg", "reason": "missing"}},
+           "score": {"a/v1": {"file": "/d/a/v1/00001.jpg", "reason": "truncated"},
+                     "b/v2": {"file": "/d/b/v2/00003.jpg", "reason": "missing"}}}
+    lines = [dict(LINES[0], skipped=bad), dict(LINES[3], skipped={"eval": bad["train"]}),
+             *LINES[4:]]
+    text = write_report(tmp_path, lines, pictures=False)[0].read_text()
+    assert ("Left out as unreadable (missing or truncated frames): a/v1 (score); "
+            "b/v2 (eval, score, train);") in text
+    clean = write_report(tmp_path / "clean", LINES, pictures=False)[0].read_text()
+    assert "unreadable" not in clean
+
+
 # ---------------------------------------------------------------------------- the demo
 def test_demo_interpolation_and_masks_by_hand():
     boxes = torch.tensor([[0.0, 0, 4, 4], [9, 9, 9, 9], [9, 9, 9, 9], [6, 3, 10, 7],

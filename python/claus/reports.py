@@ -295,6 +295,17 @@ def _sample_round(out: Path) -> tuple[RunFolder, RoundFolder] | None:
     return (run, run.round(done[-1])) if done else None
 
 
+def unreadable(lines: Sequence[dict]) -> dict[str, list[str]]:
+    """{video: sorted stages} of the videos the runs left out as unreadable (the lines'
+    "skipped": {stage: {video: {file, reason}}})."""
+    out: dict[str, set[str]] = defaultdict(set)
+    for x in lines:
+        for stage, videos in (x.get("skipped") or {}).items():
+            for v in videos:
+                out[v].add(stage)
+    return {v: sorted(out[v]) for v in sorted(out)}
+
+
 def write_report(out_dir: str | os.PathLike, lines: Sequence[dict], *, dataset=None,
                  title: str = "claus active-learning comparison", pictures: bool = True,
                  device: str = "cpu", ci: str = "t") -> tuple[Path, list[Path]]:
@@ -328,6 +339,11 @@ def write_report(out_dir: str | os.PathLike, lines: Sequence[dict], *, dataset=N
                     and x.get("labelled_frames", 1)})
     if notes:
         text.append("\nNot in the table: " + "; ".join(notes) + ".\n")
+    skipped = unreadable(lines)
+    if skipped:
+        text.append("\nLeft out as unreadable (missing or truncated frames): "
+                    + "; ".join(f"{v} ({', '.join(st)})" for v, st in skipped.items())
+                    + "; each round's round.json lists them under \"skipped\".\n")
     figs: list[Path] = []
     if pictures:
         try:
