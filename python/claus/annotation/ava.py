@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .importer import AnnotationFileError, Annotations, BoxTable
 from .pending import PendingRound
+from .types import AnnotationFileError, Annotations, BoxTable
 
 __all__ = ["read_ava_csv"]
 

@@ -45,10 +45,10 @@ from ..data.frames import FrameReadError
 from ..io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from ..selection.strategies import Selection
 from .encode import max_bad_share
-from .importer import AnnotationFileError, Annotations, ImportedBox
 from .jsonl import export_jsonl
 from .pending import PendingRound, safe_relpath
 from .tracks import CVAT, Keyframe, Track, track_boxes
+from .types import AnnotationFileError, Annotations, ImportedBox
 
 __all__ = ["cvat_labels", "export_cvat", "image_name", "read_cvat_images", "read_cvat_video"]
 

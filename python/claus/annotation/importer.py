@@ -1,8 +1,9 @@
 """People's boxes → the waiting round's `next_labels.json`: the rules every format shares.
 
-Readers (`cvat`, `labelstudio`, `ava`) turn a tool's file into `Annotations`: boxes in
-original-frame pixels with their class name and the tool's track id, plus the frames the file
-answers for (`covered`: a covered frame without boxes means "no actor"). Tracks of video tools
+Readers (`cvat`, `labelstudio`, `ava`; by format name `claus.annotation.formats`) turn a
+tool's file into `Annotations` (`claus.annotation.types`): boxes in original-frame pixels
+with their class name and the tool's track id, plus the frames the file answers for
+(`covered`: a covered frame without boxes means "no actor"). Tracks of video tools
 give a box on every requested frame the tool draws them on: their keyframes, and the boxes
 the tool interpolates between keyframes (`claus.annotation.tracks`: each tool's own rule).
 `apply_annotations` then decides, the same way for every format:
@@ -31,7 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,7 +41,9 @@ import numpy as np
 from ..data import LabelBox, LabelState
 from ..data.dataset import clip_boxes
 from ..io import atomic_write_json
+from .formats import FORMATS, read_annotations
 from .pending import PendingRound
+from .types import AnnotationFileError, Annotations, BoxTable, ImportedBox
 
 __all__ = ["FORMATS", "HUMAN_TUBE_BASE", "NOTES_KEPT", "AnnotationFileError", "Annotations",
            "BoxTable", "ImportReport", "ImportedBox", "apply_annotations", "import_files",
@@ -55,114 +58,6 @@ _SHOW = 10
 _NOTE_EXAMPLES = 3
 #: Notes kept in import.json (the count of the others is there too).
 NOTES_KEPT = 1000
-
-
-class AnnotationFileError(ValueError):
-    """An annotation file is malformed or does not fit the waiting round; nothing was written.
-    The message names the file and what is wrong."""
-
-
-@dataclass(frozen=True)
-class ImportedBox:
-    """One box from a tool: video, 0-based frame, class name, [x1, y1, x2, y2] in original-frame
-    pixels (not clipped yet), the tool's track id (None: not linked), where it came from, and
-    whether someone drew it (`keyframe`) or the tool interpolated it between keyframes."""
-
-    video: str
-    frame: int
-    label: str
-    box: tuple[float, float, float, float]
-    track: str | None
-    where: str
-    keyframe: bool = True
-
-
-class BoxTable(Sequence[ImportedBox]):
-    """Boxes as columns (n boxes): what a reader of a large file hands over instead of n
-    `ImportedBox` objects. It reads as a sequence of them, each made when asked for.
-
-    Args:
-        videos, labels: the names the `video` and `label` columns index.
-        tracks: the track ids the `track` column indexes (None: not linked).
-        video: (n,) int32. frame: (n,) int32 or int64, 0-based. label: (n,) int32. track: (n,)
-            int32.
-        box: (n, 4) float64 [x1, y1, x2, y2] in original-frame pixels (not clipped).
-        keyframe: (n,) bool.
-        where: box i -> where it came from (for messages; called only for boxes named).
-        items: the boxes themselves when the table was made from them (`of`).
-    """
-
-    def __init__(self, videos: list[str], labels: list[str], tracks: list[str | None],
-                 video: np.ndarray, frame: np.ndarray, label: np.ndarray, track: np.ndarray,
-                 box: np.ndarray, keyframe: np.ndarray, where: Callable[[int], str],
-                 items: Sequence[ImportedBox] | None = None):
-        self.videos, self.labels, self.tracks = videos, labels, tracks
-        self.video, self.frame, self.label, self.track = video, frame, label, track
-        self.box, self.keyframe, self.where, self.items = box, keyframe, where, items
-
-    @classmethod
-    def of(cls, boxes: Sequence[ImportedBox]) -> BoxTable:
-        """`boxes` as a table (itself when it is one)."""
-        if isinstance(boxes, BoxTable):
-            return boxes
-        items = list(boxes)
-        videos: dict[str, int] = {}
-        labels: dict[str, int] = {}
-        tracks: dict[str | None, int] = {}
-        video = np.array([videos.setdefault(b.video, len(videos)) for b in items], np.int32)
-        label = np.array([labels.setdefault(b.label, len(labels)) for b in items], np.int32)
-        track = np.array([tracks.setdefault(b.track, len(tracks)) for b in items], np.int32)
-        # Frames past int64 are out of range either way; the message names the box, not it.
-        frame = np.array([min(max(int(b.frame), -2**62), 2**62) for b in items], np.int64)
-        return cls(list(videos), list(labels), list(tracks), video, frame, label, track,
-                   np.array([b.box for b in items], np.float64).reshape(-1, 4),
-                   np.array([b.keyframe for b in items], bool), lambda i: items[i].where,
-                   items)
-
-    def __len__(self) -> int:
-        return len(self.video)
-
-    def __getitem__(self, i):
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
-        if self.items is not None:
-            return self.items[i]
-        i = range(len(self))[i]
-        return ImportedBox(self.videos[self.video[i]], int(self.frame[i]),
-                           self.labels[self.label[i]], tuple(float(x) for x in self.box[i]),
-                           self.tracks[self.track[i]], self.where(i), bool(self.keyframe[i]))
-
-    def __iter__(self) -> Iterator[ImportedBox]:
-        return (self[i] for i in range(len(self)))
-
-
-@dataclass
-class Annotations:
-    """What one file says.
-
-    boxes: every box (keyframes anywhere, interpolated boxes on requested frames). covered:
-    {video: frames the file answers for} (a covered frame without boxes is "no actor").
-    unknown_videos: names in the file matching no video. notes: things the reader skipped or
-    chose. rotated: boxes turned in the tool, taken as the axis-aligned boxes enclosing them.
-    """
-
-    source: str
-    boxes: list[ImportedBox] = field(default_factory=list)
-    covered: dict[str, set[int]] = field(default_factory=dict)
-    rotated: int = 0
-    unknown_videos: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    #: {index in `notes`: its kind}, for notes a reader repeats (one per task, say).
-    note_kinds: dict[int, str] = field(default_factory=dict)
-
-    def cover(self, video: str, frames) -> None:
-        self.covered.setdefault(video, set()).update(int(f) for f in frames)
-
-    def note(self, text: str, kind: str | None = None) -> None:
-        """Add a note; the summary counts the notes of one `kind` on one line."""
-        if kind is not None:
-            self.note_kinds[len(self.notes)] = kind
-        self.notes.append(text)
 
 
 @dataclass
@@ -558,53 +453,6 @@ def _tube_ids(base: LabelState, video: str, boxes: list[ImportedBox]) -> dict[in
             nxt += 1
         out[id(b)] = keys[key]
     return out
-
-
-Reader = Callable[..., Annotations]
-
-
-def _readers() -> dict[str, Reader]:
-    from .ava import read_ava_csv
-    from .cvat import read_cvat_images, read_cvat_video
-    from .labelstudio import read_labelstudio
-
-    return {"cvat-xml": read_cvat_video, "cvat-images": read_cvat_images,
-            "labelstudio": read_labelstudio, "ava-csv": read_ava_csv}
-
-
-#: Import formats and what they read.
-FORMATS = {
-    "cvat-xml": "CVAT for video 1.1 XML (tracks drawn as CVAT draws them: linear between "
-                "keyframes, none after outside; frame = start_frame + i·step)",
-    "cvat-images": "CVAT for images 1.1 XML (frames from the image names <video>/<frame>.jpg)",
-    "labelstudio": "Label Studio JSON export with videorectangle tracks (drawn as Label Studio "
-                   "draws them: linear between keyframes, on after an enabled one; 1-based "
-                   "frames, %)",
-    "ava-csv": "CSV rows: video, frame (0-based), x1, y1, x2, y2 (normalized), label, track",
-}
-
-
-def read_annotations(pending: PendingRound, path: str | os.PathLike, fmt: str,
-                     video: str | None = None, annotator: str | None = None) -> Annotations:
-    """Read one file in `fmt` (a key of `FORMATS`); `video` names the video of a single-video
-    file (CVAT) when its task name does not; `annotator` picks whose annotations of a Label
-    Studio task count (`completed_by` id or email; default: the latest submitted)."""
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown format {fmt!r}; choices: "
-                         + "; ".join(f"{k}: {v}" for k, v in FORMATS.items()))
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"annotation file {path} does not exist or is not a file")
-    reader = _readers()[fmt]
-    if annotator is not None and fmt != "labelstudio":
-        raise ValueError(f"--annotator applies to Label Studio files only, not {fmt}")
-    if fmt in ("cvat-xml", "cvat-images"):
-        return reader(path, pending, video=video)
-    if video is not None:
-        raise ValueError(f"--video applies to CVAT files only, not {fmt}")
-    if fmt == "labelstudio":
-        return reader(path, pending, annotator=annotator)
-    return reader(path, pending)
 
 
 def import_files(

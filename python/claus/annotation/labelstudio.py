@@ -61,9 +61,9 @@ from xml.sax.saxutils import quoteattr
 
 from ..io import atomic_write_json, atomic_write_text
 from .encode import DEFAULT_FPS, EncodedVideo, encode_videos, task_fps
-from .importer import AnnotationFileError, Annotations
 from .pending import PendingRound, frame_source
 from .tracks import LABEL_STUDIO, Keyframe, Track, track_boxes
+from .types import AnnotationFileError, Annotations
 
 __all__ = ["DEFAULT_FPS", "LOCAL_FILES", "export_labelstudio", "labelling_config",
            "read_labelstudio"]

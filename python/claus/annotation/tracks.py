@@ -36,7 +36,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from .importer import AnnotationFileError, ImportedBox
+from .types import AnnotationFileError, ImportedBox
 
 __all__ = ["CVAT", "LABEL_STUDIO", "Keyframe", "Track", "TrackRule", "enclosing_box",
            "shown_boxes", "track_boxes"]
