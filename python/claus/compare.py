@@ -37,12 +37,14 @@ from pathlib import Path
 import numpy as np
 
 from .io import atomic_write_json, atomic_write_text, read_json
-from .reports import (
+from .results import (
     METRICS,
     aggregate,
     order_strategies,
+    plot_map_vs_budget,
     require_matplotlib,
     results_table,
+    save_figure,
     upper_bounds,
 )
 from .run_folder import RunFolder, experiment_runs
@@ -292,8 +294,6 @@ def plot_paired_differences(stats: Sequence[Paired], path: str | os.PathLike,
     Args:
         stats: `compare`'s rows (at least one).
     """
-    from .reports import _save
-
     if not stats:
         raise ValueError("plot_paired_differences: no paired differences to draw")
     plt = require_matplotlib()
@@ -327,7 +327,7 @@ def plot_paired_differences(stats: Sequence[Paired], path: str | os.PathLike,
     handles.append(plt.Line2D([], [], marker="s", ls="", color="k",
                               label=f"mean, {method_label(stats[0])}"))
     axes[0][0].legend(handles=handles, fontsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 # ---------------------------------------------------------------------------- exports
@@ -540,8 +540,6 @@ def tabulate(folder: str | os.PathLike, *, pictures: bool = True,
              method: str = "t") -> tuple[Path, list[Path]]:
     """FOLDER/results.md (and figures/ when `pictures` and matplotlib is installed) from an
     export's files alone (`read_export`). Returns (results.md, pictures)."""
-    from .reports import plot_map_vs_budget
-
     folder = Path(folder)
     spec, lines = read_export(folder)
     seeds = sorted({x["seed"] for x in lines})

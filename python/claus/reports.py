@@ -1,4 +1,7 @@
-"""Tables and pictures of active-learning runs.
+"""Tables and pictures of active-learning runs, and an experiment's report (`write_report`).
+
+The numbers of many runs (`aggregate`, `results_table`, `plot_map_vs_budget`, the strategy
+order) live in `claus.results`, which `claus.compare` shares; they are re-exported here.
 
 * `results_table`: the paper's "Comparing with baselines" layout — one row per strategy, one
   column pair (f-mAP@0.5, v-mAP@0.5) per labelled budget, mean ± std over seeds (in %), plus
@@ -23,7 +26,18 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from .io import atomic_write
+from .compare import compare, plot_paired_differences, report_tables
+from .io import atomic_write_text
+from .results import (
+    METRICS,
+    aggregate,
+    order_strategies,
+    plot_map_vs_budget,
+    require_matplotlib,
+    results_table,
+    save_figure,
+    upper_bounds,
+)
 from .run_folder import RoundFolder, RunFolder, experiment_runs
 
 if TYPE_CHECKING:
@@ -40,68 +54,10 @@ __all__ = [
     "require_matplotlib",
     "results_table",
     "upper_bounds",
+    "write_report",
 ]
 
-METRICS = ("f-mAP@0.5", "v-mAP@0.5")
 log = logging.getLogger(__name__)
-
-
-def require_matplotlib():
-    """pyplot with the Agg backend, or an ImportError that says how to install it."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as exc:
-        raise ImportError("pictures need matplotlib: pip install 'claus[plots]' "
-                          "(or pip install matplotlib)") from exc
-    return plt
-
-
-def aggregate(lines: Sequence[dict]) -> dict:
-    """{strategy: {percent: {metric: (mean, std, n)}}} from metrics.jsonl lines of many runs.
-
-    std is the sample standard deviation (ddof = 1; 0 for one seed).
-    """
-    acc: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
-    for x in lines:
-        for m, v in x["metrics"].items():
-            if v is None:
-                continue
-            acc[x["strategy"]][float(x["percent"])][m].append(float(v))
-    out: dict = {}
-    for s, per in acc.items():
-        out[s] = {}
-        for p, ms in per.items():
-            out[s][p] = {m: (float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0,
-                             len(v)) for m, v in ms.items()}
-    return out
-
-
-def _cell(stat: tuple[float, float, int] | None) -> str:
-    if stat is None:
-        return "–"
-    mean, std, n = stat
-    return f"{mean:.1f} ± {std:.1f}" if n > 1 else f"{mean:.1f}"
-
-
-def order_strategies(names) -> list[str]:
-    """`names` in the report's order: the registered strategies in their registration order
-    (the paper's first: random, equidistant, entropy, uncertainty, claus), then the others by
-    name; upper bounds (`full`, `upper_bounds`) are left out."""
-    from .selection.base import STRATEGIES, is_upper_bound
-
-    first = [s for s in STRATEGIES if s in names and not is_upper_bound(s)]
-    return first + sorted(s for s in names if s not in first and not is_upper_bound(s))
-
-
-def upper_bounds(names) -> list[str]:
-    """The registered strategies without selection rounds among `names` (`full`), shown as
-    the upper bound, in registration order."""
-    from .selection.base import STRATEGIES, is_upper_bound
-
-    return [s for s in STRATEGIES if s in names and is_upper_bound(s)]
 
 
 def _clusters(name: str) -> bool:
@@ -109,59 +65,6 @@ def _clusters(name: str) -> bool:
     from .selection.base import STRATEGIES
 
     return name in STRATEGIES and STRATEGIES[name].clusters
-
-
-def results_table(agg: dict, metrics: Sequence[str] = METRICS) -> str:
-    """Markdown table: strategy × budget → each metric (in %, as the trainer reports them;
-    mean ± std over seeds)."""
-    upper = upper_bounds(agg)
-    budgets = sorted({p for s, per in agg.items() if s not in upper for p in per})
-    head = ["strategy"] + [f"{m} @{p:g}%" for p in budgets for m in metrics]
-    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for s in order_strategies(agg):
-        cells = [_cell(agg[s].get(p, {}).get(m)) for p in budgets for m in metrics]
-        rows.append(f"| {s} | " + " | ".join(cells) + " |")
-    for s in upper:
-        full = next(iter(agg[s].values()))
-        cells = [_cell(full.get(m)) for _ in budgets for m in metrics]
-        rows.append(f"| {s} (100%) | " + " | ".join(cells) + " |")
-    return "\n".join(rows) + "\n"
-
-
-def _save(fig, path: str | os.PathLike) -> Path:
-    path = Path(path)
-    with atomic_write(path, "wb") as f:
-        fig.savefig(f, format=path.suffix.lstrip(".") or "png", dpi=110, bbox_inches="tight")
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return path
-
-
-def plot_map_vs_budget(agg: dict, path: str | os.PathLike,
-                       metrics: Sequence[str] = METRICS) -> Path:
-    """One panel per metric: mean (± std band) against the labelled % per strategy; the full
-    upper bound as a dashed line."""
-    plt = require_matplotlib()
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.6), squeeze=False)
-    upper = upper_bounds(agg)
-    for ax, m in zip(axes[0], metrics, strict=False):
-        for s, per in agg.items():
-            if s in upper:
-                v = next(iter(per.values())).get(m)
-                if v:
-                    ax.axhline(v[0], ls="--", c="k", lw=1, label=s)
-                continue
-            ps = sorted(p for p in per if m in per[p])
-            mean = np.array([per[p][m][0] for p in ps])
-            std = np.array([per[p][m][1] for p in ps])
-            ax.plot(ps, mean, marker="o", label=s)
-            ax.fill_between(ps, mean - std, mean + std, alpha=0.15)
-        ax.set_xlabel("labelled boxes (%)")
-        ax.set_ylabel(f"{m} (%)")
-        ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=8)
-    return _save(fig, path)
 
 
 def _pca2(x: torch.Tensor) -> np.ndarray:
@@ -196,7 +99,7 @@ def plot_cluster_map(round_dir: str | os.PathLike, path: str | os.PathLike,
     ax.set_title(f"video embeddings (PCA), {rd.path.name}")
     ax.set_xlabel("PC 1")
     ax.set_ylabel("PC 2")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_stew_weights(item: dict, path: str | os.PathLike, **stew: float) -> Path:
@@ -224,7 +127,7 @@ def plot_stew_weights(item: dict, path: str | os.PathLike, **stew: float) -> Pat
             axes[r][t].axis("off")
     axes[1][0].set_title("pseudo-label", fontsize=7, loc="left")
     axes[2][0].set_title("STeW ω", fontsize=7, loc="left")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_detections(model: torch.nn.Module, ds, video: int, path: str | os.PathLike, *,
@@ -265,7 +168,7 @@ def plot_detections(model: torch.nn.Module, ds, video: int, path: str | os.PathL
         ax.set_title(f"frame {f}", fontsize=7)
         ax.axis("off")
     fig.suptitle(f"{v.name}: ground truth red, prediction blue", fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 
@@ -322,9 +225,7 @@ def write_report(out_dir: str | os.PathLike, lines: Sequence[dict], *, dataset=N
     Returns:
         (results.md path, picture paths).
     """
-    from .compare import compare, plot_paired_differences, report_tables
     from .data import LabelState, TrainClips
-    from .io import atomic_write_text
 
     out = Path(out_dir)
     agg = aggregate(lines)
