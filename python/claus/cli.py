@@ -80,9 +80,12 @@ def open_run_pending(args: argparse.Namespace):
     """The round of `args.run` that waits for labels (`claus.annotation.open_pending`), its
     data first moved to --root / --store when given (`claus.rounds.relocate_run`)."""
     from .annotation import open_pending
-    from .rounds import is_rounds_run, read_run_config, relocate_run
 
-    moved = any(getattr(args, k, None) for k in ("root", "store", "split"))
-    if moved and is_rounds_run(args.run):
-        relocate_run(args.run, data_override(args, read_run_config(args.run).data))
+    if any(getattr(args, k, None) for k in ("root", "store", "split")):
+        # Only a move needs the round engine (torch: relocate_run joins torchrun's ranks);
+        # importing and exporting otherwise start without it.
+        from .rounds import is_rounds_run, read_run_config, relocate_run
+
+        if is_rounds_run(args.run):
+            relocate_run(args.run, data_override(args, read_run_config(args.run).data))
     return open_pending(args.run)

@@ -24,13 +24,20 @@ import argparse
 import dataclasses
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from .conversion import build as _build
+from .conversion import convert
+from .conversion import meta as _meta
+from .data.registry import DatasetSpec, train_defaults
 from .io import atomic_write_json
-from .training import TrainConfig
+from .selection import STRATEGIES, check_strategy, get_strategy
+from .selection.criteria import check_frame_score
+from .selection.strategies import CLAUS_BETA
+from .training import TRAIN_HELP, TrainConfig
 
 __all__ = [
     "CLAUS_BETA",
@@ -63,11 +70,6 @@ DEFAULT_FRAME_SCORE = "mass"
 #: did, so that resuming one continues it unchanged whatever the current defaults are.
 LEGACY_FIELDS = {"frame_score": "mean"}
 
-#: Cluster-loss weight of `claus` when the run does not set `beta`: the loss (beta/2 · mean
-#: squared distance to the centre) then stays about 1/20 of the detection losses at the
-#: embedding spread the tiny detector reaches on the demo (mean squared distance ≈ 12).
-CLAUS_BETA = 0.01
-
 ORACLES = {
     "simulated": "reveal the ground truth of the selected frames (simulation)",
     "human": "stop after each selection until people's boxes are imported (claus.annotate)",
@@ -75,112 +77,9 @@ ORACLES = {
 PROTOCOLS = ("act", "localization")
 
 
-def _meta(help: str, name: str | None = None, flags: tuple[str, ...] = ()) -> dict:
-    """Field metadata: its help, its flat name in flags and files (default: the attribute),
-    extra flag spellings."""
-    return {"help": help, "name": name, "flags": flags}
-
-
-# ---------------------------------------------------------------------------- dataset spec
-@dataclass(frozen=True)
-class DatasetSpec:
-    """Which data a run opens (`claus.data.load_dataset`).
-
-    Attributes:
-        name: a `claus.data.DATASETS` name; "synthetic:<preset>" is short for name="synthetic"
-            with that preset.
-        root: dataset folder (ucf101-24, jhmdb-21, videos) or JSON file (custom); made absolute
-            so a run reopens it from any working folder. Not for synthetic.
-        store: frame store folder (`python -m claus.data.prepare`), absolute.
-        split: 1-based split number (J-HMDB-21: 1-3; others have one).
-        preset: synthetic preset (tiny, demo, full); only for synthetic (default demo).
-        seed: synthetic generator seed.
-    """
-
-    name: str = field(default="synthetic", metadata=_meta(
-        "dataset name: synthetic[:tiny|demo|full], ucf101-24, jhmdb-21, custom, videos",
-        name="dataset"))
-    root: str | None = field(default=None, metadata=_meta(
-        "dataset folder (ucf101-24, jhmdb-21, videos) or dataset JSON file (custom)"))
-    store: str | None = field(default=None, metadata=_meta(
-        "frame store folder written by python -m claus.data.prepare"))
-    split: int = field(default=1, metadata=_meta("dataset split number (J-HMDB-21: 1-3)"))
-    preset: str | None = field(default=None, metadata=_meta(
-        "synthetic preset: tiny, demo (default), full"))
-    seed: int = field(default=0, metadata=_meta("synthetic generator seed", name="data_seed"))
-
-    def __post_init__(self) -> None:
-        from .data import DATASETS
-
-        base, _, sub = self.name.partition(":")
-        if base not in DATASETS:
-            choices = "; ".join(f"{k}: {v}" for k, v in DATASETS.items())
-            raise ValueError(f"--dataset: unknown dataset {self.name!r}; choices: {choices}")
-        if sub:
-            if self.preset not in (None, sub):
-                raise ValueError(f"--dataset {self.name} and --preset {self.preset} disagree")
-            object.__setattr__(self, "name", base)
-            object.__setattr__(self, "preset", sub)
-        if base == "synthetic":
-            from .data import PRESETS
-
-            preset = self.preset or "demo"
-            if preset not in PRESETS:
-                raise ValueError(f"--preset: unknown synthetic preset {preset!r}; choices: "
-                                 f"{', '.join(PRESETS)}")
-            object.__setattr__(self, "preset", preset)
-            if self.root is not None:
-                raise ValueError("--root: the synthetic dataset is generated, it has no root; "
-                                 "drop --root or name a real dataset with --dataset")
-        else:
-            if self.preset is not None:
-                raise ValueError(f"--preset: presets are for the synthetic dataset, not {base}")
-            if self.root is None:
-                raise ValueError(f"--root: dataset {base!r} needs a path: {DATASETS[base]}")
-        if int(self.split) < 1:
-            raise ValueError(f"--split: must be >= 1, got {self.split}")
-        for key in ("root", "store"):
-            value = getattr(self, key)
-            if value is not None:
-                object.__setattr__(self, key, str(Path(value).expanduser().absolute()))
-
-    @property
-    def synthetic(self) -> bool:
-        return self.name == "synthetic"
-
-    def open(self, cache_dir: str | Path | None = None):
-        """The `claus.data.VideoDataset` this spec names (`dataset.spec` is this spec)."""
-        from .data import load_dataset
-
-        return load_dataset(self.name, self.root, preset=self.preset, seed=self.seed,
-                            split=self.split, store=self.store, cache_dir=cache_dir)
-
-    def describe(self) -> str:
-        if self.synthetic:
-            return f"synthetic:{self.preset} (seed {self.seed})"
-        text = f"{self.name} at {self.root}"
-        if self.split != 1:
-            text += f" split {self.split}"
-        return text + (f" (frames from {self.store})" if self.store else "")
-
-    def to_json(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_json(cls, d: Mapping[str, Any], source: str = "config") -> DatasetSpec:
-        return _build(cls, d, source)
-
-    def replace(self, **changes: Any) -> DatasetSpec:
-        return dataclasses.replace(self, **changes)
-
-    def fingerprint(self) -> dict:
-        """{"files": {name: sha256}} of the files that define the data (annotations, split
-        lists); empty for the synthetic dataset, which its preset and seed define."""
-        if self.synthetic:
-            return {"files": {}}
-        from .data.registry import data_fingerprint
-
-        return {"files": data_fingerprint(self.name, self.root)}
+def _strategy_names() -> str:
+    """The registered strategies, for the help of --strategy (read when the help is made)."""
+    return "registered: " + ", ".join(STRATEGIES)
 
 
 #: File of a run folder holding the `DatasetSpec` it was started on and its fingerprint.
@@ -262,7 +161,7 @@ class RunConfig:
 
     data: DatasetSpec = field(default_factory=DatasetSpec)
     strategy: str = field(default="claus", metadata=_meta(
-        "selection strategy of the run", flags=("--strategy",)))
+        "selection strategy of the run", flags=("--strategy",), choices=_strategy_names))
     seed: int = field(default=0, metadata=_meta("seed of the run"))
     init_percent: float = field(default=1.0, metadata=_meta(
         "initial labelled % of the training boxes", flags=("--init",)))
@@ -298,16 +197,11 @@ class RunConfig:
     train: TrainConfig | Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
-        from .selection.scoring import check_frame_score
-        from .selection.strategies import check_strategy
-
         if isinstance(self.data, str):
             self.data = DatasetSpec(self.data)
         elif isinstance(self.data, Mapping):
             self.data = DatasetSpec.from_json(self.data, "RunConfig.data")
         if self.train is None or isinstance(self.train, Mapping):
-            from .data import train_defaults
-
             self.train = TrainConfig.from_dict(
                 {**train_defaults(self.data.name), **(self.train or {})}, "RunConfig.train")
         if not isinstance(self.train, TrainConfig):
@@ -345,8 +239,9 @@ class RunConfig:
 
     @property
     def percents(self) -> list[float]:
-        """Labelled % of boxes each round trains on (full: [100])."""
-        if self.strategy == "full":
+        """Labelled % of boxes each round trains on ([100] for a strategy without selection
+        rounds, `full`)."""
+        if not get_strategy(self.strategy).selects:
             return [100.0]
         n = int(math.floor((self.target_percent - self.init_percent) / self.step_percent + 1e-9))
         out = [round(self.init_percent + r * self.step_percent, 6) for r in range(n + 1)]
@@ -355,13 +250,11 @@ class RunConfig:
         return out
 
     def training(self) -> TrainConfig:
-        """The TrainConfig each round trains with: `train` with the run seed and the cluster
-        loss of claus (`beta`, default `CLAUS_BETA`; 0 for every other strategy, so
-        `uncertainty` is exactly `claus` without clusters)."""
-        beta = 0.0
-        if self.strategy == "claus":
-            beta = CLAUS_BETA if self.beta is None else float(self.beta)
-        return self.train.replace(seed=int(self.seed), beta=beta)
+        """The TrainConfig each round trains with: the strategy's (`Strategy.training`): `train`
+        with the run seed, plus the strategy's extras (the cluster loss of claus: `beta`,
+        default `CLAUS_BETA`; none for the other built-ins, so `uncertainty` is exactly `claus`
+        without clusters)."""
+        return get_strategy(self.strategy).training(self)
 
     def replace(self, **changes: Any) -> RunConfig:
         return dataclasses.replace(self, **changes)
@@ -396,8 +289,6 @@ class RunConfig:
 def _upgrade_v1(d: dict) -> dict:
     """Version-1 run configs: dataset/preset/data_seed at the top and `train` holding only the
     overrides, with the dataset's defaults and the claus beta filled in at run time."""
-    from .data import train_defaults
-
     name = d.pop("dataset", "synthetic")
     data = {"name": name, "preset": d.pop("preset", None) if name.startswith("synthetic")
             else None, "seed": d.pop("data_seed", 0)}
@@ -461,8 +352,7 @@ class ExperimentSpec:
     """
 
     strategies: list[str] = field(default_factory=lambda: ["random", "claus"], metadata=_meta(
-        "strategies to compare: random, equidistant, entropy, uncertainty, claus, full",
-        flags=("--strategy",)))
+        "strategies to compare", flags=("--strategy",), choices=_strategy_names))
     seeds: int = field(default=1, metadata=_meta("number of seeds"))
     first_seed: int = field(default=0, metadata=_meta(
         "first seed (seeds FIRST..FIRST+n-1; split an experiment over processes); --seed K "
@@ -476,8 +366,6 @@ class ExperimentSpec:
     out: str = field(default="runs/experiment", metadata=_meta("experiment folder"))
 
     def __post_init__(self) -> None:
-        from .selection.strategies import check_strategy
-
         if isinstance(self.strategies, str):
             self.strategies = [self.strategies]
         self.strategies = [str(s) for s in self.strategies]
@@ -506,6 +394,13 @@ class Field:
     default: Any
     help: str
     flags: tuple[str, ...]
+    #: The values the field takes, as a line for its help, read when the help is made (the
+    #: registered strategies: one registered after this module loaded is listed too).
+    choices: Callable[[], str] | None = None
+
+    def describe(self) -> str:
+        """The help with the current choices."""
+        return self.help if self.choices is None else f"{self.help} ({self.choices()})"
 
     @property
     def flag(self) -> str:
@@ -522,8 +417,6 @@ _NOT_FIELDS = {"TrainConfig": ("beta",), "RunConfig": ("strategy", "seed")}
 
 
 def _fields_of(owner: type) -> list[Field]:
-    from .training import TRAIN_HELP
-
     out = []
     skip = _NOT_FIELDS.get(owner.__name__, ())
     for f in fields(owner):
@@ -535,7 +428,7 @@ def _fields_of(owner: type) -> list[Field]:
         out.append(Field(name=meta.get("name") or f.name, owner=owner, attr=f.name,
                          type=str(f.type), default=default,
                          help=meta.get("help") or TRAIN_HELP.get(f.name, f.name),
-                         flags=tuple(meta.get("flags") or ())))
+                         flags=tuple(meta.get("flags") or ()), choices=meta.get("choices")))
     return out
 
 
@@ -564,63 +457,6 @@ def field_names(*groups: str) -> list[str]:
     return [f.name for g in groups for f in FIELDS[g]]
 
 
-def convert(kind: str, name: str, value: Any, source: str) -> Any:
-    """Coerce a flag or config-file value to a field's type (`int | None`, `bool`, `list`, ...);
-    errors name the source and field."""
-    if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
-        if "None" in kind:
-            return None
-        raise ValueError(f"{source}: field {name} cannot be empty")
-    try:
-        if kind.startswith("list"):
-            items = value if isinstance(value, (list, tuple)) else str(value).replace(
-                ",", " ").split()
-            return [str(v) for v in items]
-        if kind.startswith("bool"):
-            if isinstance(value, str):
-                low = value.lower()
-                if low not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
-                    raise ValueError(value)
-                return low in ("true", "1", "yes", "on")
-            if not isinstance(value, (bool, int)):
-                raise ValueError(value)
-            return bool(value)
-        if kind.startswith("int"):
-            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-                raise ValueError(value)
-            return int(value)
-        if kind.startswith("float"):
-            if isinstance(value, bool):
-                raise ValueError(value)
-            out = float(value)
-            if not math.isfinite(out):
-                raise ValueError(value)
-            return out
-        if isinstance(value, (dict, list)):
-            raise ValueError(value)
-        return str(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{source}: field {name} expects {kind}, got {value!r}") from None
-
-
-def _build(cls: type, values: Mapping[str, Any], source: str, convert_nested: bool = True):
-    """`cls(**values)` with each value converted to its field's type; unknown names are an
-    error naming the source and listing the fields."""
-    known = {f.name: f for f in fields(cls)}
-    flat = {(f.metadata or {}).get("name") or f.name: f.name for f in fields(cls)}
-    kw = {}
-    for key, value in values.items():
-        attr = flat.get(key, key)
-        if attr not in known:
-            raise ValueError(f"{source}: unknown field {key!r} of {cls.__name__}; fields: "
-                             f"{', '.join(flat)}")
-        if attr in ("data", "train") and not convert_nested:
-            kw[attr] = value
-        else:
-            kw[attr] = convert(str(known[attr].type), key, value, source)
-    return cls(**kw)
-
-
 # ---------------------------------------------------------------------------- flags and files
 def add_arguments(parser: argparse.ArgumentParser, groups: Iterable[str],
                   title: dict[str, str] | None = None) -> None:
@@ -642,7 +478,7 @@ def add_arguments(parser: argparse.ArgumentParser, groups: Iterable[str],
             else:
                 kw.update(metavar="V")
             default = ", ".join(f.default) if isinstance(f.default, list) else f.default
-            g.add_argument(*flags, help=f"{f.help} [{default}]".replace("%", "%%"), **kw)
+            g.add_argument(*flags, help=f"{f.describe()} [{default}]".replace("%", "%%"), **kw)
 
 
 def given(args: argparse.Namespace, names: Iterable[str]) -> dict[str, Any]:
@@ -708,8 +544,6 @@ def dataset_spec(values: Mapping[str, Any], source: str = "config") -> DatasetSp
 def train_config(values: Mapping[str, Any], dataset: str, source: str = "config"
                  ) -> TrainConfig:
     """The `TrainConfig` of flat values over the dataset's training defaults."""
-    from .data import train_defaults
-
     picked = {k: values[k] for k in field_names("training") if k in values}
     return TrainConfig.from_dict({**train_defaults(dataset), **picked}, source)
 

@@ -39,6 +39,7 @@ from .experiment import (
     resume,
     run_experiment_values,
 )
+from .selection import STRATEGIES
 from .training import TrainConfig
 
 ALL_GROUPS = ("data", "active learning", "experiment", "labels (supervised runs)", "training")
@@ -55,8 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m claus.train",
         description=__doc__,
         epilog="Datasets: " + "; ".join(f"{k}: {v}" for k, v in DATASETS.items())
-        + ". Strategies: random, equidistant, entropy, uncertainty, claus (the paper's hybrid), "
-        "full. Budgets (--init, --step, --target) are percentages of the training split's "
+        + ". Strategies: " + "; ".join(f"{k}: {v.description}" for k, v in STRATEGIES.items())
+        + ". Budgets (--init, --step, --target) are percentages of the training split's "
         "ground-truth boxes; every round trains, evaluates on the test split, scores the pool "
         "and has the selected frames labelled by the oracle (simulated: the ground truth; "
         "human: people, through claus.select and claus.annotate). A supervised run writes "

@@ -16,12 +16,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from ..config import check_data
+from ..config import FORMAT as RUN_FORMAT
+from ..config import RunConfig, check_data
 from ..data import LabelState, VideoDataset
 from ..data.dataset import Video
 from ..data.frames import ArrayFrames, ImageFolderFrames, VideoFileFrames
-from ..rounds import FORMAT as RUN_FORMAT
-from ..rounds import RunConfig
 from ..run_folder import RoundFolder, RunFolder
 from ..selection.strategies import Selection
 

@@ -31,7 +31,7 @@ from .labels import (
 )
 from .pseudo import PseudoTracks, pseudo_tracks, render_boxes
 from .readers import load_act_gt, load_jhmdb, load_ucf24
-from .registry import DATASETS, TRAIN_DEFAULTS, load_dataset, train_defaults
+from .registry import DATASETS, TRAIN_DEFAULTS, DatasetSpec, load_dataset, train_defaults
 from .safe_pickle import UnsafePickleError, safe_load
 from .store import FrameStore, prepare_store
 from .synthetic import PRESETS, SyntheticConfig, synthetic_dataset
@@ -43,6 +43,7 @@ __all__ = [
     "BudgetUnit",
     "ClipGeometry",
     "DATASETS",
+    "DatasetSpec",
     "TRAIN_DEFAULTS",
     "train_defaults",
     "FrameReadError",

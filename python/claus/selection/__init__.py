@@ -5,7 +5,10 @@ and picks the frames to label in each video (over the fused `claus_ext` ops); `p
 model's pool of videos (batched MC dropout, video embeddings); `base` defines what a strategy
 is (`Strategy`) and holds the one registry of them (`register_strategy`); `strategies` holds the
 built-in ones (random, equidistant, entropy, uncertainty, claus, full) and `select_round`, which
-spends a round's budget along a strategy's choices.
+spends a round's budget along a strategy's choices; `criteria` names the frame scores.
+
+The registry, the strategies and the names load without torch (a configuration checks its
+strategy and frame score through them); the scoring functions load on first use (PEP 562).
 """
 
 from .base import (
@@ -17,15 +20,7 @@ from .base import (
     is_upper_bound,
     register_strategy,
 )
-from .scoring import (
-    FRAME_SCORES,
-    FrameScores,
-    FrameSelection,
-    FrameStats,
-    frame_scores,
-    select_frames,
-    stitch_clip_stats,
-)
+from .criteria import FRAME_SCORES
 from .strategies import (
     STRATEGIES,
     Selection,
@@ -61,3 +56,17 @@ __all__ = [
     "select_frames",
     "stitch_clip_stats",
 ]
+
+#: Loaded on first use (PEP 562): scoring needs torch and the fused ops, the registry does not.
+_LAZY = {n: ".scoring" for n in ("FrameScores", "FrameSelection", "FrameStats", "frame_scores",
+                                 "select_frames", "stitch_clip_stats")}
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+    globals()[name] = value
+    return value

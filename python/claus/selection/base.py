@@ -31,13 +31,13 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-
-from .scoring import FrameScores
 
 if TYPE_CHECKING:  # the config imports the registry: a runtime import would be circular
+    import torch
+
     from ..config import RunConfig
     from ..training import TrainConfig
+    from .scoring import FrameScores
 
 __all__ = [
     "STRATEGIES",
@@ -100,6 +100,10 @@ class Pool:
     @cached_property
     def labelled_mask(self) -> torch.Tensor:
         """(N,L) bool, the labelled frames padded to the scores' L (needs `scores`)."""
+        # Imported here: only scored strategies need it, and the registry (read by every
+        # configuration) must load without torch.
+        import torch
+
         mask = torch.zeros(len(self.names), self.scores.uncertainty.shape[1], dtype=torch.bool)
         for i, s in enumerate(self.labelled):
             if s:

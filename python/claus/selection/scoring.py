@@ -26,7 +26,10 @@ import torch
 
 import claus_ext
 
-CRITERIA = ("uncertainty", "entropy")
+# The names live in the torch-free `criteria` (configurations check them without torch);
+# FRAME_SCORES stays importable from here.
+from .criteria import CRITERIA, check_frame_score
+from .criteria import FRAME_SCORES as FRAME_SCORES
 
 
 @dataclass(frozen=True)
@@ -162,22 +165,6 @@ def stitch_clip_stats(
 
 
 #: How a frame's MC-dropout uncertainty becomes its score (`frame_scores(score=...)`).
-FRAME_SCORES = {
-    "mean": "mean pixel uncertainty over the predicted foreground, unc_sum / fg_count (the "
-            "paper's)",
-    "mass": "foreground uncertainty mass per frame pixel, unc_sum / (H·W): large uncertain "
-            "foreground outranks a few doubtful pixels",
-}
-
-
-def check_frame_score(score: str, what: str = "frame score") -> str:
-    """`score` if it is one of `FRAME_SCORES`, else a ValueError naming `what` and the choices."""
-    if score not in FRAME_SCORES:
-        raise ValueError(f"unknown {what} {score!r}; choices: "
-                         + "; ".join(f"{k}: {v}" for k, v in FRAME_SCORES.items()))
-    return score
-
-
 def frame_scores(stats: FrameStats, min_fg: float = 1.0, score: str = "mean") -> FrameScores:
     """Frame uncertainty and entropy scores from stitched statistics.
 

@@ -37,6 +37,7 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -51,9 +52,12 @@ from .base import (
     get_strategy,
     register_strategy,
 )
-from .scoring import FrameScores, select_frames
+
+if TYPE_CHECKING:
+    from .scoring import FrameScores
 
 __all__ = [
+    "CLAUS_BETA",
     "STRATEGIES",
     "Claus",
     "Entropy",
@@ -73,6 +77,11 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: Cluster-loss weight of `claus` when the run does not set `beta`: the loss (beta/2 · mean
+#: squared distance to the centre) then stays about 1/20 of the detection losses at the
+#: embedding spread the tiny detector reaches on the demo (mean squared distance ≈ 12).
+CLAUS_BETA = 0.01
 
 
 @dataclass
@@ -404,10 +413,19 @@ class Scored(Strategy):
 
     score = "uncertainty"
 
+    def greedy(self, pool: Pool, k: int):
+        """`select_frames` of the pool's scores on this strategy's criterion: k picks per
+        video (a `FrameSelection`)."""
+        # Imported here: the scores are torch tensors, but the registry of strategies (read by
+        # every configuration) must load without torch.
+        from .scoring import select_frames
+
+        return select_frames(pool.scores, pool.labelled_mask, k, criterion=self.score,
+                             sigma=pool.sigma, radius=pool.radius)
+
     def choose_videos(self, pool: Pool, rng: np.random.Generator) -> VideoChoice:
         # Video ranking: mean of the top-t greedy picks (select_frames' video score).
-        ranked = select_frames(pool.scores, pool.labelled_mask, pool.top_t,
-                               criterion=self.score, sigma=pool.sigma, radius=pool.radius)
+        ranked = self.greedy(pool, pool.top_t)
         vs = ranked.video_score.cpu().numpy().astype(np.float64)
         rank = _no_foreground_ranks(vs, pool.untouched + pool.candidates, pool.num_frames,
                                     pool.labelled, rng)
@@ -425,8 +443,7 @@ class Scored(Strategy):
                      rng: np.random.Generator) -> dict[int, FrameOrder]:
         # The greedy, long enough to spend any quota.
         longest = max(pool.num_frames[i] for i in videos)
-        full = select_frames(pool.scores, pool.labelled_mask, longest, criterion=self.score,
-                             sigma=pool.sigma, radius=pool.radius)
+        full = self.greedy(pool, longest)
         fr, sc = full.frames.cpu().numpy(), full.scores.cpu().numpy()
         out: dict[int, FrameOrder] = {}
         for i in videos:
@@ -472,8 +489,8 @@ class Claus(Scored):
     clusters = True
 
     def training(self, cfg):
-        from ..config import CLAUS_BETA
-
+        """The run's training with its seed and the cluster loss (`cfg.beta`, default
+        `CLAUS_BETA`)."""
         beta = CLAUS_BETA if cfg.beta is None else float(cfg.beta)
         return cfg.train.replace(seed=int(cfg.seed), beta=beta)
 

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from claus.conversion import convert
 from claus.data.faults import DEFAULT_MAX_BAD_SHARE
 from claus.data.geometry import ClipGeometry
 from claus.eval.settings import CLASS_SCOPES, DetectionSettings
@@ -194,9 +195,7 @@ class TrainConfig:
 
 
 def _convert(f: dataclasses.Field, value: Any, source: str) -> Any:
-    """Coerce a YAML/CLI value to the field's type (`claus.config.convert`, the one rule)."""
-    from claus.config import convert
-
+    """Coerce a YAML/CLI value to the field's type (`claus.conversion.convert`, the one rule)."""
     return convert(str(f.type), f.name, value, source)
 
 
