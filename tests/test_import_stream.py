@@ -520,13 +520,39 @@ def test_real_ucf24_dataset_import_merges_duplicate_untracked_rows(real_ucf24, t
 
 
 def test_dataset_importer_does_not_import_torch():
-    """Start-up is most of an importer's memory: torch alone is ~220 MiB of RSS. The readers and
-    the dataset importer must not pull it in (claus.data loads its torch parts lazily)."""
+    """Start-up is most of an importer's memory: torch alone is ~220 MiB of RSS. The readers,
+    the dataset importer, run configurations and `python -m claus.annotate`'s import path must
+    not pull it in (claus.data, claus.eval, claus.training and claus.selection load their torch
+    parts lazily)."""
     import subprocess
     import sys
 
     code = ("import sys, claus.data, claus.data.import_ava, claus.data.ava_csv, "
-            "claus.data.custom; print('torch' in sys.modules)")
+            "claus.data.custom, claus.config, claus.training, claus.eval; "
+            "claus.config.RunConfig(data='synthetic:tiny', strategy='claus').training(); "
+            "claus.config.ExperimentSpec(strategies=['random', 'full']); "
+            "import claus.annotate, claus.annotation.importer, claus.annotation.formats, "
+            "claus.annotation.ava, claus.annotation.labelstudio, claus.annotation.pending; "
+            "claus.annotate.build_parser(); "
+            "print('torch' in sys.modules)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "False"
+
+
+
+def test_annotate_command_runs_without_torch(run, ds):  # noqa: F811
+    """The whole `python -m claus.annotate` import (open the waiting round, read the CSV, write
+    the round's new labels) runs without importing torch."""
+    import subprocess
+    import sys
+
+    path = ta._write_ava(open_pending(run, ds), run / "boxes.csv")
+    code = ("import sys; from claus.annotate import main; "
+            f"rc = main(['--run', {str(run)!r}, '--file', {str(path)!r}, '--format', 'ava-csv']); "
+            "print(rc, 'torch' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == "0 False"
+    p = open_pending(run, ds)
+    assert ta.canon(ta.imported(p)) == ta.canon(ta.expected(p))
