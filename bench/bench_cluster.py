@@ -10,46 +10,38 @@ On CUDA the bound is max(time to read x once, cuBLAS fp32 GEMM x @ centers.T wit
 both measured here, and `of bound` = bound / claus time (the issue's target: >= 0.6).
 The cluster loss (forward + backward) and the centre update are timed against the
 pure-PyTorch references of claus_ext.reference.
+
+Sizes and inputs come from bench/cases.py. Each case's rows are appended to
+bench/results/cluster.csv (bench/common.py), with the ratio to the case's baseline (assign:
+cdist + argmin; loss and update: the PyTorch reference), the mismatch count and the fraction of
+the bound in `extra`; `--no-record` skips that.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
+import os
 import sys
-import time
 
 import torch
 
 import claus_ext
 from claus_ext import reference as ref
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cases import CLUSTER_CPU_SIZES, CLUSTER_GPU_SIZES, cluster_inputs, shape_id  # noqa: E402
+from common import Recorder, add_record_args, time_fn  # noqa: E402
+
 try:
     import faiss  # type: ignore[import-not-found]
 except ImportError:  # optional bench extra
     faiss = None
 
-CPU_SIZES = [(3000, 408, 5), (200000, 256, 64)]
-GPU_SIZES = [*CPU_SIZES, (1000000, 128, 256)]
 
-
-def timeit(fn, device: torch.device, repeats: int) -> float:
-    """Median wall time of fn() in ms after one warm-up call (CUDA: events on the stream)."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            fn()
-            end.record()
-            end.synchronize()
-            times.append(start.elapsed_time(end))
-        else:
-            t0 = time.perf_counter()
-            fn()
-            times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
+def timeit(fn, device: torch.device, repeats: int) -> dict:
+    """time_fn's figures for fn(): median and quantiles (ms) of `repeats` calls after one
+    warm-up call (CUDA: events on the stream), peak memory."""
+    return time_fn(fn, device.type, warmup=1, reps=repeats)
 
 
 def mismatches(assign: torch.Tensor, x: torch.Tensor, c: torch.Tensor) -> int:
@@ -64,10 +56,25 @@ def mismatches(assign: torch.Tensor, x: torch.Tensor, c: torch.Tensor) -> int:
     return bad
 
 
-def bench_assign(n, dim, k, device, repeats, rows, check):
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(n, dim, generator=g).to(device)
-    c = torch.randn(k, dim, generator=g).to(device)
+def cuda_bounds(x, c, device, repeats) -> list[tuple[str, dict]]:
+    """The bound's two parts (read x once; cuBLAS fp32 GEMM without TF32) and the half-precision
+    inputs' assignment times."""
+    out = [("bound: read x once", timeit(lambda: x.sum(), device, repeats))]
+    tf32 = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        out.append(("bound: cuBLAS fp32 GEMM", timeit(lambda: x @ c.T, device, repeats)))
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+    for dtype in (torch.float16, torch.bfloat16):
+        xh, ch = x.to(dtype), c.to(dtype)
+        t = timeit(lambda xh=xh, ch=ch: claus_ext.cluster_assign(xh, ch), device, repeats)
+        out.append((f"claus cluster_assign {str(dtype).replace('torch.', '')}", t))
+    return out
+
+
+def bench_assign(n, dim, k, device, repeats, rows, check, rec: Recorder):
+    x, c = cluster_inputs(n, dim, k, device)
     mine = timeit(lambda: claus_ext.cluster_assign(x, c), device, repeats)
     a_mine = claus_ext.cluster_assign(x, c)[0]
     results = [("claus cluster_assign", mine, a_mine)]
@@ -79,55 +86,61 @@ def bench_assign(n, dim, k, device, repeats, rows, check):
         index.add(cn)
         t = timeit(lambda: index.search(xn, 1), device, repeats)
         results.append(("faiss IndexFlatL2", t, torch.from_numpy(index.search(xn, 1)[1][:, 0])))
-    extra, of_bound = [], ""
-    if device.type == "cuda":
-        t_read = timeit(lambda: x.sum(), device, repeats)
-        tf32 = torch.backends.cuda.matmul.allow_tf32
-        torch.backends.cuda.matmul.allow_tf32 = False
-        try:
-            t_mm = timeit(lambda: x @ c.T, device, repeats)
-        finally:
-            torch.backends.cuda.matmul.allow_tf32 = tf32
-        of_bound = f"{max(t_read, t_mm) / mine:.2f}"
-        extra += [("bound: read x once", t_read), ("bound: cuBLAS fp32 GEMM", t_mm)]
-        for dtype in (torch.float16, torch.bfloat16):
-            xh, ch = x.to(dtype), c.to(dtype)
-            t = timeit(lambda xh=xh, ch=ch: claus_ext.cluster_assign(xh, ch), device, repeats)
-            extra.append((f"claus cluster_assign {str(dtype).replace('torch.', '')}", t))
-    for name, t, a in results:
-        mm = mismatches(a.to(x.device), x, c) if check else "-"
-        ob = of_bound if a is a_mine else ""
-        rows.append(("assign", device.type, n, dim, k, name, t, t / mine, mm, ob))
-    for name, t in extra:
-        rows.append(("assign", device.type, n, dim, k, name, t, t / mine, "-", ""))
+    extra = cuda_bounds(x, c, device, repeats) if device.type == "cuda" else []
+    of_bound = ""
+    if extra:
+        of_bound = f"{max(extra[0][1]['median'], extra[1][1]['median']) / mine['median']:.2f}"
+    impl = {"claus cluster_assign": "fused", "torch.cdist + argmin": "cdist+argmin",
+            "faiss IndexFlatL2": "faiss IndexFlatL2"}
+    with rec.case(f"assign {shape_id((n, dim, k))}", device.type) as case:
+        for name, t, a in results:
+            mm = mismatches(a.to(x.device), x, c) if check else "-"
+            ob = of_bound if a is a_mine else ""
+            rows.append(("assign", device.type, n, dim, k, name, t["median"],
+                         t["median"] / mine["median"], mm, ob))
+            figures = {} if mm == "-" else {"mismatch": mm}
+            if ob:
+                figures["of_bound"] = float(ob)
+            case.add(impl[name], t, baseline=name == "torch.cdist + argmin", **figures)
+        for name, t in extra:
+            rows.append(("assign", device.type, n, dim, k, name, t["median"],
+                         t["median"] / mine["median"], "-", ""))
+            case.add(name.replace("claus cluster_assign", "fused"), t)
 
 
-def bench_loss_update(n, dim, k, device, repeats, rows):
-    g = torch.Generator().manual_seed(1)
-    x = torch.randn(n, dim, generator=g).to(device).requires_grad_(True)
-    c = torch.randn(k, dim, generator=g).to(device)
+def bench_loss_update(n, dim, k, device, repeats, rows, rec: Recorder):
+    x, c = cluster_inputs(n, dim, k, device, seed=1)
+    x.requires_grad_(True)
 
     def step(fn):
         loss, _ = fn(x, c, 0.5)
         loss.backward()
         x.grad = None
 
-    mine = timeit(lambda: step(claus_ext.cluster_loss), device, repeats)
-    rows.append(("loss fwd+bwd", device.type, n, dim, k, "claus cluster_loss", mine, 1.0, "-", ""))
-    t = timeit(lambda: step(ref.cluster_loss), device, repeats) if n * k * dim <= 2e8 else None
-    if t is not None:
-        rows.append(("loss fwd+bwd", device.type, n, dim, k, "reference (PyTorch)", t, t / mine,
-                     "-", ""))
+    size = shape_id((n, dim, k))
+    with rec.case(f"loss fwd+bwd {size}", device.type) as case:
+        mine = timeit(lambda: step(claus_ext.cluster_loss), device, repeats)
+        rows.append(("loss fwd+bwd", device.type, n, dim, k, "claus cluster_loss",
+                     mine["median"], 1.0, "-", ""))
+        case.add("fused", mine)
+        if n * k * dim <= 2e8:  # the reference's (N,K,D) intermediate: 13 GB at (2e5,256,64)
+            t = timeit(lambda: step(ref.cluster_loss), device, repeats)
+            rows.append(("loss fwd+bwd", device.type, n, dim, k, "reference (PyTorch)",
+                         t["median"], t["median"] / mine["median"], "-", ""))
+            case.add("reference", t, baseline=True)
     xd = x.detach()
     a = claus_ext.cluster_assign(xd, c)[0]
     counts = torch.full((k,), 100.0, device=device)
-    mine = timeit(lambda: claus_ext.update_centers_(c.clone(), counts.clone(), xd, a), device,
-                  repeats)
-    rows.append(("update_centers_", device.type, n, dim, k, "claus update_centers_", mine, 1.0,
-                 "-", ""))
-    t = timeit(lambda: ref.update_centers(c, counts, xd, a), device, repeats)
-    rows.append(("update_centers_", device.type, n, dim, k, "reference (index_add)", t, t / mine,
-                 "-", ""))
+    with rec.case(f"update_centers_ {size}", device.type) as case:
+        mine = timeit(lambda: claus_ext.update_centers_(c.clone(), counts.clone(), xd, a),
+                      device, repeats)
+        rows.append(("update_centers_", device.type, n, dim, k, "claus update_centers_",
+                     mine["median"], 1.0, "-", ""))
+        case.add("fused", mine)
+        t = timeit(lambda: ref.update_centers(c, counts, xd, a), device, repeats)
+        rows.append(("update_centers_", device.type, n, dim, k, "reference (index_add)",
+                     t["median"], t["median"] / mine["median"], "-", ""))
+        case.add("reference (index_add)", t, baseline=True)
 
 
 def main(argv=None) -> None:
@@ -139,18 +152,21 @@ def main(argv=None) -> None:
     p.add_argument("--no-check", action="store_true", help="skip the fp64 mismatch count")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads (torch.set_num_threads; default: torch's)")
+    add_record_args(p)
     args = p.parse_args(argv)
+    rec = Recorder.from_args("cluster", args)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     if device.type == "cuda" and not (torch.cuda.is_available() and claus_ext.has_cuda()):
         sys.exit("--device cuda needs a GPU and a CUDA build of claus")
     sizes = ([tuple(int(v) for v in s.split(",")) for s in args.sizes.split(";")]
-             if args.sizes else (GPU_SIZES if device.type == "cuda" else CPU_SIZES))
+             if args.sizes else (CLUSTER_GPU_SIZES if device.type == "cuda"
+                                 else CLUSTER_CPU_SIZES))
     rows: list[tuple] = []
     for n, dim, k in sizes:
-        bench_assign(n, dim, k, device, args.repeats, rows, not args.no_check)
-        bench_loss_update(n, dim, k, device, args.repeats, rows)
+        bench_assign(n, dim, k, device, args.repeats, rows, not args.no_check, rec)
+        bench_loss_update(n, dim, k, device, args.repeats, rows, rec)
     where = (torch.cuda.get_device_name(device) if device.type == "cuda"
              else f"CPU, {torch.get_num_threads()} threads")
     print(f"claus clustering benchmark: torch {torch.__version__}, {where}, "
@@ -161,6 +177,7 @@ def main(argv=None) -> None:
     for op, dev, n, dim, k, name, t, ratio, mm, ob in rows:
         print(f"| {op} | {dev} | {n} | {dim} | {k} | {name} | {t:.2f} | {ratio:.2f} | {mm} "
               f"| {ob} |")
+    print(f"\n{rec.summary()}")
 
 
 if __name__ == "__main__":

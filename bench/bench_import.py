@@ -33,6 +33,10 @@ The `start-up` rows give what importing each CLI's module alone costs (`claus.da
 torch: about 230 MiB and 2 s here), so an import's own share is the difference. The printed
 lines of each CLI are counted. `--pythonpath DIR` runs the CLIs on another checkout's `python/`
 folder (e.g. a `git worktree` of an earlier commit), for before/after figures from one script.
+
+Each case is appended as a row to bench/results/import.csv (bench/common.py; seconds, one run;
+peak memory = the process's peak RSS; CPU time, exit status and printed lines in `extra`; the
+implementation is "claus", or "pythonpath DIR" for another checkout); `--no-record` skips that.
 """
 
 from __future__ import annotations
@@ -48,6 +52,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import Recorder, add_record_args, summarize  # noqa: E402
 
 CLASSES = [f"action_{k:02d}" for k in range(24)]
 FPS = 25
@@ -271,6 +278,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--pythonpath", help="a checkout's python/ folder to run the CLIs on")
     ap.add_argument("--json", help="also write the figures to this JSON file")
     ap.add_argument("--generate-only", metavar="DIR", help=argparse.SUPPRESS)
+    add_record_args(ap)
     return ap.parse_args(argv)
 
 
@@ -309,6 +317,21 @@ def _env(a: argparse.Namespace) -> dict[str, str]:
     return env
 
 
+def record(a: argparse.Namespace, results: dict[str, dict]) -> str:
+    """One row per case (no baseline: the start-up rows are the reference points); the summary.
+    The case names the generated file's size, which sets the work."""
+    rec = Recorder.from_args("import", a)
+    size = {"ava-dataset": a.ava_mb, "ava-annotate": a.ava_mb, "labelstudio": a.ls_mb}
+    impl = f"pythonpath {a.pythonpath}" if a.pythonpath else "claus"
+    for name, r in results.items():
+        case = f"{name} {size[name]:g} MB" if name in size else name
+        with rec.case(case, "cpu") as c:
+            c.add(impl, {**summarize([r["wall_s"]]), "peak_mib": r["peak_mib"],
+                         "mem": "rss-lifetime"}, unit="s", cpu_s=r["cpu_s"], rc=r["rc"],
+                  lines=r["lines"])
+    return rec.summary()
+
+
 def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
     if a.generate_only:
@@ -336,6 +359,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{r['peak_mib']:7.1f} MiB  exit {r['rc']}  {r['lines']} lines printed")
         if a.json:
             Path(a.json).write_text(json.dumps({**info, "results": results}, indent=1))
+        print(record(a, results))
     finally:
         if not a.keep:
             shutil.rmtree(tmp, ignore_errors=True)

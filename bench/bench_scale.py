@@ -36,6 +36,10 @@ Peak RSS: VmHWM of this process, reset before each stage through /proc/self/clea
 so a stage's peak includes what earlier stages left allocated (its RSS at start is printed
 beside it); where the reset is refused, ru_maxrss (the process's lifetime peak) is reported and
 labelled so. The projections at the end say which figures are measured and which projected.
+
+Every stage is appended as a row to bench/results/scale.csv (bench/common.py; case = the stage,
+suffixed "quick" for --quick runs, whose samples are smaller; seconds; the stage's rate and RSS
+at its start in `extra`); `--no-record` skips that.
 """
 
 from __future__ import annotations
@@ -79,7 +83,7 @@ from claus.selection.pool import PoolScores, score_pool
 from claus.training import TrainConfig
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import machine  # noqa: E402
+from common import Recorder, add_record_args, machine, summarize  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("CLAUS_SHARED", REPO.parent / "shared"))
@@ -749,6 +753,22 @@ def print_projection(ctx: Ctx, proj: dict) -> None:
               f"{_fmt_s(proj['i3d_cpu_score_s'])}.")
 
 
+def record(ctx: Ctx, rec: Recorder) -> str:
+    """One row per stage (no baseline: the stages are claus's own); the recorder's summary."""
+    for name in STAGES:
+        if name not in ctx.rows:
+            continue
+        r = ctx.rows[name]
+        timing = {**summarize(r["seconds"]), "peak_mib": r["rss_peak_mb"],
+                  "mem": "rss" if ctx.rss.resettable else "rss-lifetime"}
+        figures = {"what": r["what"], "rss_start_mib": round(r["rss_start_mb"], 1)}
+        if "rate" in r:
+            figures.update(rate=round(r["rate"], 1), rate_unit=r["unit"])
+        with rec.case(name + (" quick" if ctx.a.quick else ""), "cpu") as case:
+            case.add("claus", timing, unit="s", **figures)
+    return rec.summary()
+
+
 # ---------------------------------------------------------------------------- main
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
@@ -772,6 +792,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="GPU memory bandwidth assumed for the MC heads' tensors (TB/s)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, default=None, help="also write every figure here")
+    add_record_args(ap)
     a = ap.parse_args(argv)
     if a.quick:
         a.videos, a.i3d_videos, a.store_videos, a.eval_videos = 1, 1, 1, 1
@@ -802,6 +823,7 @@ def main(argv: list[str] | None = None) -> int:
         proj = projection(ctx, a.gpu_tflops, a.gpu_tbps)
         print(f"load average at the start: {', '.join(f'{x:.2f}' for x in load0)}")
         print_report(ctx, proj)
+        print(record(ctx, Recorder.from_args("scale", a)))
         if a.json is not None:
             a.json.write_text(json.dumps({"machine": machine(), "cpus": os.cpu_count(),
                                           "loadavg_start": load0, "loadavg_end": os.getloadavg(),

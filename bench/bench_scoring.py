@@ -2,6 +2,7 @@
 
     python bench/bench_scoring.py                 # CPU (and CUDA when available)
     python bench/bench_scoring.py --device cuda   # CUDA rows only
+    python bench/bench_scoring.py --no-record     # do not append to bench/results/scoring.csv
 
 frame_uncertainty: the fused op vs the eager PyTorch reference (`claus_ext.reference`) at R = 10
 MC-dropout passes, N = 16 clips, T = 8 frames, 112² and 224² pixels; on CUDA also float16 and
@@ -17,6 +18,10 @@ Times are medians and 20/80% quantiles over --reps runs after one warm-up (bench
 CUDA: events around each run, so the host's cost of one call counts in full). On CUDA the notes
 also give the time per call of 50 back-to-back calls, and the copy timed the same way, where the
 host's cost of a call overlaps the previous call's kernels.
+
+Shapes and inputs come from bench/cases.py; each case's rows are appended to
+bench/results/scoring.csv (bench/common.py: run, machine, quantiles, ratio to the case's
+baseline, peak memory; the GB/s figures in `extra`).
 """
 
 from __future__ import annotations
@@ -24,7 +29,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 
 import numpy as np
 import torch
@@ -33,13 +37,26 @@ import claus_ext
 from claus_ext import reference as ref
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import device_copy_gbps, machine, time_fn  # noqa: E402
+from cases import (  # noqa: E402
+    FRAME_N,
+    FRAME_R,
+    FRAME_SIZES,
+    FRAME_T,
+    FRAME_THRESHOLD,
+    SELECT_K,
+    SELECT_RADIUS,
+    SELECT_SIGMA,
+    SELECT_VIDEOS,
+    frame_logits,
+    selection_pool,
+    shape_id,
+)
+from common import Recorder, add_record_args, device_copy_gbps, machine, time_fn  # noqa: E402
 
 
-def timed(fn, reps: int, device: str) -> tuple[float, float, float]:
-    """(median, q20, q80) wall time in ms over reps runs after one warm-up."""
-    t = time_fn(fn, device=device, warmup=1, reps=reps)
-    return t["median"], t["q20"], t["q80"]
+def timed(fn, reps: int, device: str) -> dict:
+    """time_fn's figures (median, q20, q80 in ms, peak memory) over reps runs after one warm-up."""
+    return time_fn(fn, device=device, warmup=1, reps=reps)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -81,20 +98,6 @@ def select_frames_numpy_loops(frame_unc: np.ndarray, candidates: np.ndarray,
     return selected, picked
 
 
-def selection_pool(n_videos: int, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    lengths = rng.integers(30, 901, size=n_videos)
-    L = int(lengths.max())
-    inside = np.arange(L)[None, :] < lengths[:, None]
-    unc = rng.random((n_videos, L), dtype=np.float32)
-    annotated = np.zeros((n_videos, L), dtype=bool)
-    for v, n in enumerate(lengths):  # 1-3 labelled frames per video, as after a few rounds
-        annotated[v, rng.choice(n, size=rng.integers(1, 4), replace=False)] = True
-    informative = rng.random((n_videos, L)) < 0.9
-    candidates = inside & informative & ~annotated
-    return unc, candidates, annotated, lengths
-
-
 # ---------------------------------------------------------------------------------------------
 
 
@@ -119,75 +122,103 @@ def steady_ms(fn, calls: int = 50, reps: int = 5) -> float:
     return sorted(times)[len(times) // 2]
 
 
-def bench_frame_uncertainty(device: str, reps: int, sizes, rows: list) -> None:
-    R, N, T = 10, 16, 8
+def frame_uncertainty_notes(z, mode: str, t: dict, copy: tuple[float, float]) -> tuple[str, dict]:
+    """CUDA: achieved bandwidth (the logits read once) per call and back to back, as a fraction
+    of the copy bandwidths `copy` (per call, back to back); the printed note and the figures."""
+    nbytes = z.numel() * z.element_size()
+    gbps = nbytes / (t["median"] * 1e-3) / 1e9
+    ts = steady_ms(lambda: claus_ext.frame_uncertainty(z, FRAME_THRESHOLD, mode))
+    sgbps = nbytes / (ts * 1e-3) / 1e9
+    note = (f"{gbps:.0f} GB/s = {gbps / copy[0]:.0%} of copy; back to back "
+            f"{ts:.3f} ms, {sgbps:.0f} GB/s = {sgbps / copy[1]:.0%}")
+    return note, {"gbps": round(gbps, 1), "pct_of_copy": round(100 * gbps / copy[0], 1),
+                  "steady_ms": round(ts, 4), "steady_gbps": round(sgbps, 1),
+                  "steady_pct_of_copy": round(100 * sgbps / copy[1], 1)}
+
+
+def copy_bandwidths(z32: torch.Tensor) -> tuple[float, float]:
+    """Device-to-device copy of the logits' size: GB/s per call and back to back."""
+    per_call = device_copy_gbps(z32.numel() * 4, "cuda")
+    dst = torch.empty_like(z32)
+    steady = 2 * z32.numel() * 4 / (steady_ms(lambda: dst.copy_(z32)) * 1e-3) / 1e9
+    return per_call, steady
+
+
+def bench_frame_uncertainty(device: str, reps: int, sizes, rows: list, rec: Recorder) -> None:
     gen = torch.Generator().manual_seed(0)
     for hw in sizes:
-        shape = (R, N, T, hw, hw)
-        z32 = (torch.randn(shape, generator=gen) * 3).to(device)
-        base = timed(lambda z=z32: ref.frame_uncertainty(z, 0.4, "mean_log"), max(reps // 2, 5),
-                     device)
-        label = f"frame_uncertainty R={R} N={N} T={T} {hw}²"
-        rows.append((label, device, "eager reference (fp32)", base, 1.0, ""))
-        copy_gbps = steady_copy_gbps = None
-        if device == "cuda":
-            copy_gbps = device_copy_gbps(z32.numel() * 4, device)
-            dst = torch.empty_like(z32)
-            steady_copy_gbps = 2 * z32.numel() * 4 / (
-                steady_ms(lambda d=dst, z=z32: d.copy_(z)) * 1e-3) / 1e9
-            del dst
-            rows.append((label, device, "device-to-device copy", None, None,
-                         f"{copy_gbps:.0f} GB/s (read + write); back to back "
-                         f"{steady_copy_gbps:.0f} GB/s"))
-        dtypes = [torch.float32] + ([torch.float16, torch.bfloat16] if device == "cuda" else [])
-        for dt in dtypes:
-            z = z32.to(dt)
-            for mode in ("mean_log", "log_mean"):
-                t = timed(lambda z=z, m=mode: claus_ext.frame_uncertainty(z, 0.4, m), reps, device)
-                note = ""
-                if copy_gbps is not None:  # bytes = the logits read once
-                    nbytes = z.numel() * z.element_size()
-                    gbps = nbytes / (t[0] * 1e-3) / 1e9
-                    ts = steady_ms(lambda z=z, m=mode: claus_ext.frame_uncertainty(z, 0.4, m))
-                    sgbps = nbytes / (ts * 1e-3) / 1e9
-                    note = (f"{gbps:.0f} GB/s = {gbps / copy_gbps:.0%} of copy; back to back "
-                            f"{ts:.3f} ms, {sgbps:.0f} GB/s = {sgbps / steady_copy_gbps:.0%}")
+        z32 = frame_logits(hw, gen).to(device)
+        label = f"frame_uncertainty R={FRAME_R} N={FRAME_N} T={FRAME_T} {hw}²"
+        with rec.case(f"frame_uncertainty {shape_id(z32.shape)}", device) as case:
+            base = timed(lambda z=z32: ref.frame_uncertainty(z, FRAME_THRESHOLD, "mean_log"),
+                         max(reps // 2, 5), device)
+            rows.append((label, device, "eager reference (fp32)", base, 1.0, ""))
+            case.add("eager fp32", base, baseline=True)
+            copy = None
+            if device == "cuda":
+                copy = copy_bandwidths(z32)
+                rows.append((label, device, "device-to-device copy", None, None,
+                             f"{copy[0]:.0f} GB/s (read + write); back to back "
+                             f"{copy[1]:.0f} GB/s"))
+            dtypes = [torch.float32] + ([torch.float16, torch.bfloat16] if device == "cuda"
+                                        else [])
+            for dt in dtypes:
+                z = z32.to(dt)
                 name = str(dt).replace("torch.", "")
-                rows.append((label, device, f"claus_ext ({name}, {mode})", t, base[0] / t[0],
-                             note))
+                for mode in ("mean_log", "log_mean"):
+                    t = timed(lambda z=z, m=mode: claus_ext.frame_uncertainty(z, FRAME_THRESHOLD,
+                                                                              m), reps, device)
+                    note, extra = ("", {}) if copy is None else frame_uncertainty_notes(
+                        z, mode, t, copy)
+                    rows.append((label, device, f"claus_ext ({name}, {mode})", t,
+                                 base["median"] / t["median"], note))
+                    case.add(f"fused {name} {mode}", t, **extra)
 
 
-def bench_select_frames(device: str, reps: int, n_videos: int, rows: list) -> None:
-    k, sigma, radius = 9, 8 / 3, 4
+def bench_select_frames(device: str, reps: int, n_videos: int, rows: list, rec: Recorder) -> None:
+    k, sigma, radius = SELECT_K, SELECT_SIGMA, SELECT_RADIUS
     unc, cand, ann, lengths = selection_pool(n_videos)
     tu, tc, ta = (torch.from_numpy(x).to(device) for x in (unc, cand, ann))
     label = f"select_frames N={n_videos} L=30-900 k={k}"
     sel, picked, _ = claus_ext.select_frames(tu, tc, ta, k, sigma, radius)
     ref_sel, ref_picked, _ = ref.select_frames(tu, tc, ta, k, sigma, radius)
     assert torch.equal(sel, ref_sel), "op and eager reference disagree"
-    t0 = time.perf_counter()
-    np_sel, np_picked = select_frames_numpy_loops(unc, cand, ann, lengths, k, sigma, radius)
-    np_ms = (time.perf_counter() - t0) * 1e3
+    out: list = []
+    # The loops take seconds: one run (time_fn also measures its peak memory).
+    np_t = time_fn(lambda: out.append(select_frames_numpy_loops(unc, cand, ann, lengths, k,
+                                                                sigma, radius)),
+                   warmup=0, reps=1)
+    np_sel, np_picked = out[0]
     # Identical selections (and bit-identical recorded scores) before any figure is reported.
     assert np.array_equal(sel.cpu().numpy(), np_sel), "op and NumPy baseline picked differently"
     assert np.array_equal(picked.cpu().numpy(), np_picked, equal_nan=True)
-    if device == "cpu":  # one run: the loops take seconds
-        rows.append((label, "cpu", "NumPy loops, argsort per pick (1 run)",
-                     (np_ms, np_ms, np_ms), 1.0, "selections identical"))
-    base = np_ms
-    t = timed(lambda: ref.select_frames(tu, tc, ta, k, sigma, radius), max(reps // 2, 5), device)
-    rows.append((label, device, "eager reference (torch)", t, base / t[0], ""))
-    t = timed(lambda: claus_ext.select_frames(tu, tc, ta, k, sigma, radius), reps, device)
-    rows.append((label, device, "claus_ext", t, base / t[0], "selections identical"))
+    base = np_t["median"]
+    with rec.case(f"select_frames {n_videos} videos L=30-900 k={k}", device) as case:
+        if device == "cpu":
+            rows.append((label, "cpu", "NumPy loops, argsort per pick (1 run)", np_t, 1.0,
+                         "selections identical"))
+        # On CUDA the baseline is the same host loops, recorded with this device's rows so
+        # that their ratios have their baseline in the same case.
+        case.add("numpy loops", np_t, baseline=True, **({"host": True} if device != "cpu"
+                                                         else {}))
+        t = timed(lambda: ref.select_frames(tu, tc, ta, k, sigma, radius), max(reps // 2, 5),
+                  device)
+        rows.append((label, device, "eager reference (torch)", t, base / t["median"], ""))
+        case.add("eager", t)
+        t = timed(lambda: claus_ext.select_frames(tu, tc, ta, k, sigma, radius), reps, device)
+        rows.append((label, device, "claus_ext", t, base / t["median"], "selections identical"))
+        case.add("fused", t, identical=True)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--device", choices=["all", "cpu", "cuda"], default="all")
     p.add_argument("--reps", type=int, default=11)
-    p.add_argument("--sizes", type=int, nargs="+", default=[112, 224])
-    p.add_argument("--videos", type=int, default=2000)
+    p.add_argument("--sizes", type=int, nargs="+", default=list(FRAME_SIZES))
+    p.add_argument("--videos", type=int, default=SELECT_VIDEOS)
+    add_record_args(p)
     args = p.parse_args()
+    rec = Recorder.from_args("scoring", args)
     devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
     if "cuda" in devices and not (torch.cuda.is_available() and claus_ext.has_cuda()):
         if args.device == "cuda":
@@ -195,8 +226,8 @@ def main() -> None:
         devices.remove("cuda")
     rows: list = []
     for dev in devices:
-        bench_frame_uncertainty(dev, args.reps, args.sizes, rows)
-        bench_select_frames(dev, args.reps, args.videos, rows)
+        bench_frame_uncertainty(dev, args.reps, args.sizes, rows, rec)
+        bench_select_frames(dev, args.reps, args.videos, rows, rec)
     info = claus_ext.build_info()
     print(f"{machine()}; claus build {info['compiler']}, CUDA {info['cuda_version']}")
     print()
@@ -204,8 +235,10 @@ def main() -> None:
     print("|---|---|---|---:|---:|---:|---|")
     for label, dev, impl, t, speed, note in rows:
         sp = "" if speed is None else f"{speed:.1f}x"
-        med, q = ("", "") if t is None else (f"{t[0]:.2f}", f"{t[1]:.2f}-{t[2]:.2f}")
+        med, q = ("", "") if t is None else (f"{t['median']:.2f}",
+                                             f"{t['q20']:.2f}-{t['q80']:.2f}")
         print(f"| {label} | {dev} | {impl} | {med} | {q} | {sp} | {note} |")
+    print(f"\n{rec.summary()}")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ pick the same frames (the script asserts it before reporting):
 
 The dropout masks of both are drawn once, before timing (the draw is the same cost for both),
 so the selections can be compared exactly. Times: median of --reps runs (bench/common.py).
+Both rows are appended to bench/results/selection.csv (seconds; the ratio is the speed-up over
+the reference-style pipeline; `--no-record` skips that).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from claus.training import TrainConfig
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_scoring import select_frames_numpy_loops  # noqa: E402
-from common import machine, time_fn  # noqa: E402
+from common import Recorder, add_record_args, in_seconds, machine, time_fn  # noqa: E402
 
 
 def batches_of(clips: InferenceClips, batch: int) -> list[dict]:
@@ -121,7 +123,9 @@ def main() -> None:
     ap.add_argument("--weights", default=None,
                     help="trained detector weights (e.g. RUN/round_000/model.pt of a demo run); "
                     "an untrained model sees no foreground, so nothing would be selected")
+    add_record_args(ap)
     a = ap.parse_args()
+    rec = Recorder.from_args("selection", a)
     ds = load_dataset("synthetic", preset=a.preset)
     pool = ds.split_indices("train")[: a.videos]
     torch.manual_seed(0)
@@ -154,6 +158,14 @@ def main() -> None:
                     ("claus (batched heads x R, fused ops)", t_ours)):
         print(f"| {name} | {t['median'] / 1e3:.2f} | {t['q20'] / 1e3:.2f}–{t['q80'] / 1e3:.2f} |")
     print(f"speed-up: {t_ref['median'] / t_ours['median']:.1f}x")
+    case = (f"{a.preset} {len(pool)} videos {T}x{clips[0]['clip'].shape[-1]}² stride {stride} "
+            f"R={a.passes} k={a.k} V={a.V}")
+    figures = {"frames": sum(lengths), "clips": len(clips),
+               "selected": sum(map(len, mine.values())), "weights": a.weights or "untrained"}
+    with rec.case(case, "cpu") as c:
+        c.add("reference-style", in_seconds(t_ref), unit="s", baseline=True)
+        c.add("claus", in_seconds(t_ours), unit="s", **figures)
+    print(rec.summary())
 
 
 if __name__ == "__main__":
