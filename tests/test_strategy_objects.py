@@ -82,6 +82,32 @@ def test_builtins_declare_what_the_names_used_to_decide():
     assert get_strategy("random").training(RunConfig(strategy="random", beta=0.5)).beta == 0.0
 
 
+def test_run_config_asks_the_registered_strategy(user_strategies):
+    """RunConfig decides by the strategy object, not by its name: a user strategy's training
+    extras and its `selects` flag shape the run; the help lists what is registered when it
+    is made."""
+
+    class OneEpochFull(Strategy):
+        name = "one-epoch-full"
+        description = "every frame labelled, one epoch per round"
+        selects = False
+
+        def training(self, cfg):
+            return cfg.train.replace(seed=int(cfg.seed), beta=0.0, epochs=1)
+
+    register_strategy(OneEpochFull)
+    cfg = RunConfig(strategy="one-epoch-full", seed=5, beta=0.5)
+    assert cfg.training() == cfg.train.replace(seed=5, epochs=1)
+    assert cfg.training().epochs == 1 and RunConfig(seed=5).training().epochs != 1
+    assert cfg.percents == [100.0]
+    assert RunConfig(strategy="longest", target_percent=3).percents == [1, 2, 3]
+    from claus.train import build_parser
+
+    text = " ".join(build_parser().format_help().split())
+    assert "one-epoch-full: every frame labelled, one epoch per round" in text
+    assert "registered: random, equidistant, entropy, uncertainty, claus, full, longest" in text
+
+
 def test_unknown_name_is_one_line_listing_the_registered(user_strategies, tmp_path, capsys):
     with pytest.raises(ValueError) as e:
         get_strategy("nope")
