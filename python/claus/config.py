@@ -3,9 +3,10 @@
 Four dataclasses, one flat namespace of fields shared by the command-line flags and the config
 files (YAML or JSON) of every command:
 
-- `DatasetSpec`: which data a run opens (dataset name, root, frame store, split, synthetic
-  preset and seed). Saved in every run folder with a fingerprint of the annotation files
-  (`RUN/dataset.json`), so `--resume` reopens exactly that data or says why it cannot.
+- `DatasetSpec` (`claus.data.registry`, beside the readers it names): which data a run opens
+  (dataset name, root, frame store, split, synthetic preset and seed). Saved in every run
+  folder with a fingerprint of the annotation files (`RUN/dataset.json`), so `--resume`
+  reopens exactly that data or says why it cannot.
 - `claus.training.TrainConfig`: how a detector trains (shared by both run kinds).
 - `RunConfig`: one active-learning run (strategy, budgets, scoring, clusters, oracle) with its
   `DatasetSpec` and `TrainConfig`.

@@ -39,6 +39,7 @@ from .results import (
     upper_bounds,
 )
 from .run_folder import RoundFolder, RunFolder, experiment_runs
+from .selection import STRATEGIES
 
 if TYPE_CHECKING:
     from .data.clips import ClipGeometry
@@ -62,8 +63,6 @@ log = logging.getLogger(__name__)
 
 def _clusters(name: str) -> bool:
     """Whether `name` is a registered strategy that clusters the pool's videos."""
-    from .selection.base import STRATEGIES
-
     return name in STRATEGIES and STRATEGIES[name].clusters
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .io import atomic_write
+from .selection import STRATEGIES, is_upper_bound
 
 __all__ = [
     "METRICS",
@@ -76,8 +77,6 @@ def order_strategies(names) -> list[str]:
     """`names` in the report's order: the registered strategies in their registration order
     (the paper's first: random, equidistant, entropy, uncertainty, claus), then the others by
     name; upper bounds (`full`, `upper_bounds`) are left out."""
-    from .selection.base import STRATEGIES, is_upper_bound
-
     first = [s for s in STRATEGIES if s in names and not is_upper_bound(s)]
     return first + sorted(s for s in names if s not in first and not is_upper_bound(s))
 
@@ -85,8 +84,6 @@ def order_strategies(names) -> list[str]:
 def upper_bounds(names) -> list[str]:
     """The registered strategies without selection rounds among `names` (`full`), shown as
     the upper bound, in registration order."""
-    from .selection.base import STRATEGIES, is_upper_bound
-
     return [s for s in STRATEGIES if s in names and is_upper_bound(s)]
 
 
