@@ -11,6 +11,10 @@ cd "$(dirname "$0")/.."
 out=${OUT:-/tmp/claus-gpu}
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1
+# The benchmarks' CSV rows (bench/common.py) go to $out/results, which comes back with the logs;
+# `python bench/tables.py --merge DIR` appends them to bench/results/ and rewrites RESULTS.md's
+# tables. A copy of the tree without .git records its commit from CLAUS_COMMIT (set it).
+export CLAUS_BENCH_RESULTS=${CLAUS_BENCH_RESULTS:-$out/results}
 declare -a names=() statuses=()
 
 step() {  # step NAME COMMAND...: run, log to $out/NAME.log, record the status
