@@ -243,7 +243,8 @@ def write_report(out_dir: str | os.PathLike, lines: Sequence[dict], *, dataset=N
     if skipped:
         text.append("\nLeft out as unreadable (missing or truncated frames): "
                     + "; ".join(f"{v} ({', '.join(st)})" for v, st in skipped.items())
-                    + "; each round's round.json lists them under \"skipped\".\n")
+                    + f"; each round's {RoundFolder('.').summary.name} lists them under "
+                    "\"skipped\".\n")
     figs: list[Path] = []
     if pictures:
         try:
