@@ -52,7 +52,8 @@ declare -A GROUP_TESTS=(
           tests/test_training.py::test_evaluation_of_perfect_and_empty_predictions
           tests/test_training_options.py::test_temporal_smoothing_of_foreground
           tests/test_training_options.py::test_video_class_scope_weights_frames_by_foreground"
-  [annotation]="tests/test_annotation.py tests/test_annotation_tracks.py tests/test_mutants.py"
+  [annotation]="tests/test_annotation.py tests/test_annotation_tracks.py tests/test_mutants.py
+                tests/test_import_stream.py tests/test_labelstudio_export.py tests/test_faults.py"
   [rounds]="tests/test_rounds.py tests/test_resume_whole.py tests/test_mutants.py"
 )
 ALL_GROUPS="selection eval annotation rounds"

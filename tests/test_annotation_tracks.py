@@ -559,6 +559,14 @@ def test_encode_keeps_frame_order_past_the_first_chunk(tmp_path):
     assert np.abs(got[:, :H, :W].astype(np.float64) - src).mean() < 4
     # Current files are kept: a second call encodes nothing.
     assert encode_videos(pending, tmp_path / "videos", fps=25)[v.name].reused
+    # The index (moov) before the frames (mdat), so playback starts before the whole file is
+    # fetched: the MP4's top-level boxes in file order.
+    data, boxes, pos = enc.path.read_bytes(), [], 0
+    while pos + 8 <= len(data):
+        size = int.from_bytes(data[pos:pos + 4], "big")
+        boxes.append(data[pos + 4:pos + 8].decode("latin-1"))
+        pos += size if size >= 8 else len(data)
+    assert {"moov", "mdat"} <= set(boxes) and boxes.index("moov") < boxes.index("mdat"), boxes
 
 
 def test_predict_requests_lists_several_tracks_best_first(run, ds, monkeypatch):
@@ -605,7 +613,10 @@ def test_predict_requests_lists_several_tracks_best_first(run, ds, monkeypatch):
                       1: [(tube(n, (20, 5, 29, 14)), 0.9), (tube(n, (50, 30, 200, 44)), 0.5)]}
 
     monkeypatch.setattr("claus.eval.pipeline.detect_video", detect)
-    got = predict_requests(p)
+    got = predict_requests(p, fg_threshold=0.0)  # thresholds in [0, 1)
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ValueError, match=r"fg_threshold must lie in \[0, 1\)"):
+            predict_requests(p, fg_threshold=bad)
     for r in p.requests:
         want = [(1, 0.9, (20.0, 5.0, 30.0, 15.0)), (1, 0.5, (50.0, 30.0, W, H)),
                 (0, 0.2, (0.0, 0.0, 10.0, 10.0))]  # edges, inside the frame
@@ -696,5 +707,5 @@ def test_serve_command_line(tmp_path, capsys, monkeypatch):
     assert e.value.code == 0
     for line in serve.__doc__.strip().splitlines():
         assert line in out
-    for flag in ("--host HOST", "--port PORT"):
+    for flag in ("folder", "--host HOST", "--port PORT"):
         assert re.search(rf"^  {flag} +\S", out, re.M), flag

@@ -31,6 +31,7 @@ from claus.annotation import (
 )
 from claus.annotation.cvat import cvat_labels
 from claus.annotation.encode import DEFAULT_FPS, task_fps
+from claus.annotation.jsonl import request_lines
 from claus.annotation.pending import frame_source, safe_relpath
 from claus.annotation.serve import _Slice, make_server
 from claus.config import DataMovedError, DatasetSpec
@@ -147,19 +148,27 @@ def test_cvat_video_found_from_a_windows_source_path(run, ds):  # noqa: F811
     assert not got.unknown_videos and _boxes(got) == _boxes(want)
 
 
-# cvat.x_read_cvat_images__mutmut_122 / _123 (the shapes counted), _71 (the unknown name)
+# cvat.x_read_cvat_images__mutmut_122 / _123 (the shapes counted), _71 (the unknown name);
+# at 4fa9351: _116 (polyline), _98 (a height of 0)
 def test_cvat_images_count_non_box_shapes_and_name_unknown_videos(run, ds):  # noqa: F811
     p = open_pending(run, ds)
     r = p.requests[0]
     v = ds[r.video]
     f = r.frames[0]
+    # Every shape CVAT draws but a box is counted (a <tag> is no shape).
     shapes = ('<polygon label="a" points="0,0;1,1;0,1"/><mask label="a" rle="1" left="0" '
               'top="0" width="1" height="1"/><ellipse label="a" cx="1" cy="1" rx="1" ry="1"/>'
-              '<tag label="a"/>')
+              '<polyline label="a" points="0,0;1,1"/><points label="a" points="1,1"/>'
+              '<cuboid label="a"/><skeleton label="a"/><tag label="a"/>')
     text = (f'<annotations><image id="0" name="{r.video}/{f:06d}.jpg" width="{v.width}" '
             f'height="{v.height}">{shapes}</image></annotations>')
     got = read_cvat_images(_write(run, "shapes.xml", text), p)
-    assert got.notes == [f"{run / 'shapes.xml'}: 3 non-box shapes ignored"]
+    assert got.notes == [f"{run / 'shapes.xml'}: 7 non-box shapes ignored"]
+    for size in ('width="0" height="4"', 'width="4" height="0"'):
+        flat = (f'<annotations><image id="0" name="{r.video}/{f:06d}.jpg" {size}/>'
+                '</annotations>')
+        with pytest.raises(AnnotationFileError, match="bad size"):
+            read_cvat_images(_write(run, "flat.xml", flat), p)
     assert got.covered == {r.video: {f}} and not got.boxes
     bare = f'<annotations><image id="0" name="{f:06d}.jpg" width="4" height="4"/></annotations>'
     got = read_cvat_images(_write(run, "bare.xml", bare), p, video="no/such_video")
@@ -296,7 +305,7 @@ def test_evaluate_split_forwards_settings_and_reports_every_key(ds, monkeypatch)
 # serve.x_Slice_read__mutmut_15, RangeHandler.do_OPTIONS__mutmut_18, send_head__mutmut_28
 def test_serve_slice_cors_headers_and_a_missing_file(tmp_path):
     s = _Slice(io.BytesIO(b"abcdefgh"), 5)
-    assert s.read(2) == b"ab" and s.read(10) == b"cde" and s.read() == b""
+    assert s.read(2) == b"ab" and s.read(0) == b"" and s.read(10) == b"cde" and s.read() == b""
     (tmp_path / "a").mkdir()
     server = make_server(tmp_path, port=0)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -816,7 +825,8 @@ def test_pool_scoring_uses_the_trainers_frame_size(tmp_path, ds, monkeypatch):
     calls, real = [], rounds.score_pool
 
     def scoring(*a, **kw):
-        calls.append({k: kw[k] for k in geometry})
+        g = kw["geometry"]
+        calls.append({"T": g.T, "stride": g.stride, "size": g.size, "device": kw["device"]})
         return real(*a, **kw)
 
     monkeypatch.setattr(rounds, "score_pool", scoring)
@@ -842,3 +852,54 @@ def test_rounds_join_the_process_group_under_torchrun(run, ds, monkeypatch):  # 
         with pytest.raises(AwaitingLabels):
             run_rounds(run, cfg, trainer=ta.FakeTrainer().trainer(), dataset=ds, progress=False)
         assert len(joined) == n, world
+
+
+# ------------------------------------------------------------------- annotation, at 4fa9351
+
+
+# cvat.x_read_cvat_video__mutmut_21: the video named by the caller, whatever the task's name
+def test_cvat_video_for_a_named_video(run, ds):  # noqa: F811
+    p, r, xml, want = _video_case(run, ds)
+    renamed = xml.replace(f"<name>{r.video}</name>", "<name>task 3</name>")
+    path = _write(run, "renamed.xml", renamed)
+    assert read_cvat_video(path, p).unknown_videos == ["task 3"]
+    got = read_cvat_video(path, p, video=r.video)
+    assert not got.unknown_videos and _boxes(got) == _boxes(want)
+
+
+# jsonl.x_request_lines__mutmut_8 / _40: the keys of requests.jsonl (its documented format)
+def test_request_lines_keys(run, ds):  # noqa: F811
+    p = open_pending(run, ds)
+    lines = request_lines(p)
+    assert [x["video"] for x in lines] == [r.video for r in p.requests]
+    for x, r in zip(lines, p.requests, strict=True):
+        assert set(x) >= {"format", "version", "run", "round", "dataset", "strategy", "video",
+                          "source", "fps", "num_frames", "width", "height", "frames", "scores",
+                          "video_score", "cluster"}
+        assert (x["version"], x["round"], x["frames"], x["cluster"]) == (
+            1, p.round, list(r.frames), r.cluster)
+
+
+# labelstudio.x__when__mutmut_17 (an unreadable updated_at falls back to created_at),
+# x__who__mutmut_15 (--annotator by a completed_by object's id)
+def test_labelstudio_annotation_dates_and_annotator_ids(run, ds):  # noqa: F811
+    p = open_pending(run, ds)
+    _, export = _ls_export(run, p)
+    task = next(t for t in export if t["annotations"][1]["result"])
+    video = task["data"]["claus_video"]
+    boxes = task["annotations"][1]["result"]
+    # Two submitted annotations: 10:05 with the boxes, and an empty one whose updated_at does
+    # not parse, created at 10:10: the later one (by created_at) is used.
+    task["annotations"] = [
+        {"id": 1, "was_cancelled": False, "result": boxes, "updated_at": "2024-05-01T10:05:00Z",
+         "completed_by": {"id": 7}},
+        {"id": 2, "was_cancelled": False, "result": [], "updated_at": "yesterday",
+         "created_at": "2024-05-01T10:10:00Z", "completed_by": {"id": 8, "email": "b@x.org"}}]
+    path = _write(run, "dates.json", json.dumps(export))
+    got = read_labelstudio(path, p)
+    assert video in got.covered and not [b for b in got.boxes if b.video == video]
+    # The annotator by id (an object without an email): annotation 1, with its boxes.
+    got = read_labelstudio(path, p, annotator="7")
+    assert [b for b in got.boxes if b.video == video]
+    got = read_labelstudio(path, p, annotator="B@X.ORG")
+    assert video in got.covered and not [b for b in got.boxes if b.video == video]
