@@ -78,6 +78,8 @@ from .config import (
 )
 from .data import BUDGET_UNITS, BudgetUnit, LabelState, VideoDataset, total_boxes
 from .data.faults import BadVideos
+from .data.geometry import ClipGeometry
+from .device import resolve_device
 from .io import atomic_torch_save, atomic_write_json, read_json, remove_stray_temporaries
 from .run_folder import DamagedRunError, RoundFolder, RunFolder, experiment_run
 from .selection.base import Strategy, get_strategy
@@ -227,15 +229,9 @@ def default_trainer() -> Trainer:
 
     def geometry(train: TrainConfig) -> dict:
         return {"T": train.T, "stride": train.stride, "size": train.size,
-                "device": _device(train.device)}
+                "device": str(resolve_device(train.device))}
 
     return Trainer(fit=fit, evaluate=evaluate, geometry=geometry)
-
-
-def _device(name: str) -> str:
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
 
 
 def initial_labels(ds: VideoDataset, cfg: RunConfig) -> LabelState:
@@ -453,7 +449,10 @@ class RunContext:
     def __post_init__(self) -> None:
         self.train_idx = self.ds.split_indices("train")
         self.names = [self.ds[i].name for i in self.train_idx]
-        self.geo = self.trainer.geometry(self.plan.train)
+        geo = self.trainer.geometry(self.plan.train)
+        # Pool scoring cuts clips as the trainer trained on them, on the trainer's device.
+        self.geometry = ClipGeometry(geo["T"], geo["stride"], geo["size"])
+        self.device = geo["device"]
         self.bad = BadVideos.of(self.ds, self.plan.train.max_bad_share)
 
     def recall(self, r: int) -> None:
@@ -602,12 +601,11 @@ def _centers(ctx: RoundContext, init: torch.nn.Module | None) -> torch.Tensor:
     run = ctx.run
 
     def compute() -> torch.Tensor:
-        geo, ds = run.geo, run.ds
+        ds = run.ds
         start = init if init is not None else _fresh_model(run.plan.train, ds)
         lab_idx = [ds.index(n) for n in ctx.labels.labelled_videos()]
-        ps = score_pool(start, ds, lab_idx, T=geo["T"], stride=geo["stride"],
-                        size=geo["size"], device=geo["device"], mode="deterministic",
-                        batch_size=run.cfg.score_batch, bad=run.bad)
+        ps = score_pool(start, ds, lab_idx, geometry=run.geometry, device=run.device,
+                        mode="deterministic", batch_size=run.cfg.score_batch, bad=run.bad)
         emb = ps.embeddings
         if ps.skipped:  # an unreadable video has no embedding to cluster
             emb = emb[[j for j, v in enumerate(lab_idx) if ds[v].name not in ps.skipped]]
@@ -660,12 +658,12 @@ def score(ctx: RoundContext) -> None:
     ctx.strategy = Equidistant() if ctx.initial else run.plan.strategy
     if not _scores_pool(ctx.strategy):
         return
-    cfg, geo = run.cfg, run.geo
+    cfg = run.cfg
 
     def compute() -> PoolScores:
         seed = np.random.SeedSequence([cfg.seed, ctx.r, 2]).generate_state(1)[0]
-        return score_pool(ctx.model, run.ds, run.train_idx, T=geo["T"], stride=geo["stride"],
-                          size=geo["size"], device=geo["device"], frame_score=cfg.frame_score,
+        return score_pool(ctx.model, run.ds, run.train_idx, geometry=run.geometry,
+                          device=run.device, frame_score=cfg.frame_score,
                           mode=ctx.strategy.scoring, passes=cfg.passes,
                           batch_size=cfg.score_batch, seed=int(seed), progress=run.progress,
                           bad=run.bad)
