@@ -126,3 +126,23 @@ def test_demo_stops_when_the_fused_op_disagrees(monkeypatch, capsys):
     monkeypatch.setattr(claus_ext, "stew_stats", lambda *a, **k: fused(*a, **k) * 1.01)
     with pytest.raises(SystemExit, match="disagrees with the reference"):
         demo.main(["--frames", "8", "--size", "16", "--steps", "1"])
+
+
+def test_report_detections_picture_is_the_detection_strip(tmp_path):
+    """One picture of detections: the report's is `plots.detection_strip` at its threshold."""
+    from claus import plots
+    from claus.data import load_dataset
+    from claus.eval.settings import DetectionSettings
+    from claus.models import build_model
+    from claus.reports import plot_detections
+    from claus.training import TrainConfig
+
+    ds = load_dataset("synthetic:tiny")
+    torch.manual_seed(0)
+    model = build_model("tiny", ds.num_classes).eval()
+    geo, video = TrainConfig(T=8).geometry, ds.split_indices("test")[0]
+    a = plot_detections(model, ds, video, tmp_path / "a.png", geometry=geo, frames=4,
+                        threshold=0.3)
+    b = plots.detection_strip(model, ds, tmp_path / "b.png", video=video, num_frames=4,
+                              geometry=geo, settings=DetectionSettings(fg_threshold=0.3))
+    assert a.read_bytes() == b.read_bytes()

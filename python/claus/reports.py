@@ -132,43 +132,15 @@ def plot_stew_weights(item: dict, path: str | os.PathLike, **stew: float) -> Pat
 def plot_detections(model: torch.nn.Module, ds, video: int, path: str | os.PathLike, *,
                     geometry: ClipGeometry | None = None, frames: int = 8,
                     threshold: float = 0.5, device: str = "cpu") -> Path:
-    """A strip of `frames` evenly spaced frames of one video: ground-truth boxes red, boxes of
-    the predicted foreground regions blue. `geometry`: the clip layout the model was trained
-    with (`TrainConfig.geometry`; default `claus.data.clips.default_geometry()`)."""
-    from .data import InferenceClips
-    from .eval.detect import components
-    from .eval.inference import predict_video
+    """A strip of `frames` frames of one video, ground-truth boxes red, the evaluation's
+    detections blue: `claus.plots.detection_strip` (one picture of detections, drawn with
+    Pillow) with the foreground threshold `threshold`. `geometry`: the clip layout the model
+    was trained with (`TrainConfig.geometry`; default `claus.data.clips.default_geometry()`)."""
+    from .eval.settings import DetectionSettings
+    from .plots import detection_strip
 
-    plt = require_matplotlib()
-    v = ds[video]
-    clips = InferenceClips(ds, [video], geometry)
-
-    def batches():
-        for s in range(0, len(clips), 16):
-            items = [clips[i] for i in range(s, min(len(clips), s + 16))]
-            yield (torch.stack([it["clip"] for it in items]),
-                   torch.stack([it["frames"] for it in items]))
-
-    pred = predict_video(model, batches(), v.num_frames, device=device)
-    img0 = ds.read_frames(video, [0])[0]
-    sy, sx = img0.shape[0] / pred.fg.shape[1], img0.shape[1] / pred.fg.shape[2]
-    comps = components(pred.fg, threshold, scale=(sx, sy))
-    pick = np.linspace(0, v.num_frames - 1, min(frames, v.num_frames)).round().astype(int)
-    imgs = ds.read_frames(video, pick)
-    fig, axes = plt.subplots(1, len(pick), figsize=(1.8 * len(pick), 2.1), squeeze=False)
-    for ax, f, img in zip(axes[0], pick, imgs, strict=False):
-        ax.imshow(img)
-        for _, _, b in v.boxes_at(int(f)):
-            ax.add_patch(plt.Rectangle((b[0], b[1]), b[2] - b[0], b[3] - b[1], fill=False,
-                                       ec="red", lw=1.2))
-        for b in comps.box[comps.frame == f]:
-            ax.add_patch(plt.Rectangle((b[0], b[1]), b[2] - b[0], b[3] - b[1], fill=False,
-                                       ec="blue", lw=1.2))
-        ax.set_title(f"frame {f}", fontsize=7)
-        ax.axis("off")
-    fig.suptitle(f"{v.name}: ground truth red, prediction blue", fontsize=8)
-    return save_figure(fig, path)
-
+    return detection_strip(model, ds, path, video=video, num_frames=frames, geometry=geometry,
+                           device=device, settings=DetectionSettings(fg_threshold=threshold))
 
 
 def _cluster_round(out: Path) -> RoundFolder | None:
