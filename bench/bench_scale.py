@@ -50,7 +50,6 @@ import copy
 import json
 import math
 import os
-import re
 import resource
 import shutil
 import statistics
@@ -83,7 +82,14 @@ from claus.selection.pool import PoolScores, score_pool
 from claus.training import TrainConfig
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import Recorder, add_record_args, machine, summarize  # noqa: E402
+from common import (  # noqa: E402
+    Recorder,
+    add_record_args,
+    machine,
+    reset_rss_peak,
+    status_mib,
+    summarize,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("CLAUS_SHARED", REPO.parent / "shared"))
@@ -161,22 +167,8 @@ class PeakRSS:
         self.method = ("VmHWM, reset before each stage (/proc/self/clear_refs)" if self.resettable
                        else "ru_maxrss: lifetime peak of the process (no per-stage reset here)")
 
-    @staticmethod
-    def _reset() -> bool:
-        try:
-            with open("/proc/self/clear_refs", "w") as f:
-                f.write("5")
-            return True
-        except OSError:
-            return False
-
-    @staticmethod
-    def _status(key: str) -> float | None:
-        with contextlib.suppress(OSError):
-            m = re.search(rf"^{key}:\s+(\d+) kB", Path("/proc/self/status").read_text(), re.M)
-            if m:
-                return int(m.group(1)) * 1024 / MB
-        return None
+    _reset = staticmethod(reset_rss_peak)
+    _status = staticmethod(status_mib)
 
     @contextlib.contextmanager
     def stage(self, out: dict) -> Iterator[None]:

@@ -68,7 +68,7 @@ class PeakMemory:
             torch.cuda.reset_peak_memory_stats()
             self.kind = "cuda-allocated"
         else:
-            self.kind = "rss" if _reset_rss_peak() else "rss-lifetime"
+            self.kind = "rss" if reset_rss_peak() else "rss-lifetime"
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -78,12 +78,12 @@ class PeakMemory:
             torch.cuda.synchronize()
             self.mib = torch.cuda.max_memory_allocated() / 2**20
             return
-        hwm = _status_mib("VmHWM") if self.kind == "rss" else None
+        hwm = status_mib("VmHWM") if self.kind == "rss" else None
         self.mib = hwm if hwm is not None else (
             resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # KiB on Linux
 
 
-def _reset_rss_peak() -> bool:
+def reset_rss_peak() -> bool:
     """Reset VmHWM to the current RSS ("5" to clear_refs, Linux >= 4.0); False if refused."""
     try:
         with open("/proc/self/clear_refs", "w") as f:
@@ -93,7 +93,7 @@ def _reset_rss_peak() -> bool:
         return False
 
 
-def _status_mib(key: str) -> float | None:
+def status_mib(key: str) -> float | None:
     with contextlib.suppress(OSError):
         with open("/proc/self/status") as f:
             for line in f:

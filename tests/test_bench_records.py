@@ -156,7 +156,7 @@ def test_summarize_and_peak_memory():
     assert s["median"] == 5.5 and s["q20"] < s["median"] < s["q80"] and s["n"] == 10
     with common.PeakMemory("cpu") as big:
         block = np.ones(96 << 20, dtype=np.uint8)  # 96 MiB, touched
-        start = common._status_mib("VmRSS")
+        start = common.status_mib("VmRSS")
         del block
     assert big.kind in ("rss", "rss-lifetime") and big.mib >= 90
     if big.kind == "rss":  # the peak is reset on entry: a block that allocates nothing is lower

@@ -40,6 +40,7 @@ from .io import atomic_write_json, atomic_write_text, read_json
 from .results import (
     METRICS,
     aggregate,
+    can_draw,
     order_strategies,
     plot_map_vs_budget,
     require_matplotlib,
@@ -552,13 +553,7 @@ def tabulate(folder: str | os.PathLike, *, pictures: bool = True,
             f"Columns: % of the training split's {unit} labelled.\n",
             report_tables(lines, method=method)]
     figs: list[Path] = []
-    if pictures:
-        try:
-            require_matplotlib()
-        except ImportError as exc:
-            log.warning("%s; writing the table only", exc)
-            text.append(f"\n(No pictures: {exc}.)\n")
-            pictures = False
+    pictures = pictures and can_draw(text)
     if pictures:
         figs.append(plot_map_vs_budget(aggregate(lines), folder / "figures" /
                                        "map_vs_budget.png"))

@@ -31,6 +31,7 @@ from .io import atomic_write_text
 from .results import (
     METRICS,
     aggregate,
+    can_draw,
     order_strategies,
     plot_map_vs_budget,
     require_matplotlib,
@@ -218,13 +219,7 @@ def write_report(out_dir: str | os.PathLike, lines: Sequence[dict], *, dataset=N
                     + f"; each round's {RoundFolder('.').summary.name} lists them under "
                     "\"skipped\".\n")
     figs: list[Path] = []
-    if pictures:
-        try:
-            require_matplotlib()
-        except ImportError as exc:
-            log.warning("%s; writing the table only", exc)
-            text.append(f"\n(No pictures: {exc}.)\n")
-            pictures = False
+    pictures = pictures and can_draw(text)
     if pictures:
         figs.append(plot_map_vs_budget(agg, out / "figures" / "map_vs_budget.png"))
         stats = compare(lines, method=ci)

@@ -9,6 +9,7 @@ Shared by `claus.reports` (an experiment's report and its other pictures) and `c
 
 from __future__ import annotations
 
+import logging
 import os
 from collections import defaultdict
 from collections.abc import Sequence
@@ -44,6 +45,18 @@ def require_matplotlib():
         raise ImportError("pictures need matplotlib: pip install 'claus[plots]' "
                           "(or pip install matplotlib)") from exc
     return plt
+
+
+def can_draw(text: list[str]) -> bool:
+    """Whether pictures can be drawn; when matplotlib is missing, log it and append a note to
+    the report's `text` (lines of markdown) so the table is written alone."""
+    try:
+        require_matplotlib()
+    except ImportError as exc:
+        logging.getLogger("claus.reports").warning("%s; writing the table only", exc)
+        text.append(f"\n(No pictures: {exc}.)\n")
+        return False
+    return True
 
 
 def aggregate(lines: Sequence[dict]) -> dict:

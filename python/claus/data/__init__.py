@@ -16,6 +16,7 @@ The clip datasets (`TrainClips`, `InferenceClips`: torch `Dataset`s) load on fir
 tools that only read annotations (importers, `claus.data.import_ava`) never import torch.
 """
 
+from ..lazy import lazy_getattr
 from .custom import import_ava_csv, load_custom, save_custom
 from .dataset import Tube, Video, VideoDataset
 from .frames import ArrayFrames, FrameReadError, FrameSource, ImageFolderFrames, VideoFileFrames
@@ -88,11 +89,4 @@ _LAZY = {name: ".clips" for name in ("ClipGeometry", "InferenceClips", "TrainCli
                                      "clip_frames", "sliding_windows")}
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, globals(), _LAZY)

@@ -8,6 +8,7 @@ Two protocols:
   frames / videos whose mask IoU ≥ τ, averaged over classes).
 """
 
+from ..lazy import lazy_getattr
 from .ap import VIDEO_THRESHOLDS, ap_from_tp, frame_ap, video_ap, video_map_summary
 from .boxes import box_area, box_iou, iou_matrix, tube_iou
 from .detect import (
@@ -51,11 +52,4 @@ __all__ = [
 _LAZY = {n: ".inference" for n in ("ClipAccumulator", "VideoPrediction", "predict_video")}
 
 
-def __getattr__(name: str):
-    if name not in _LAZY:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(_LAZY[name], __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, globals(), _LAZY)

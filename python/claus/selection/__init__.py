@@ -11,6 +11,7 @@ The registry, the strategies and the names load without torch (a configuration c
 strategy and frame score through them); the scoring functions load on first use (PEP 562).
 """
 
+from ..lazy import lazy_getattr
 from .base import (
     FrameOrder,
     Pool,
@@ -62,11 +63,4 @@ _LAZY = {n: ".scoring" for n in ("FrameScores", "FrameSelection", "FrameStats", 
                                  "select_frames", "stitch_clip_stats")}
 
 
-def __getattr__(name: str):
-    if name not in _LAZY:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(_LAZY[name], __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, globals(), _LAZY)

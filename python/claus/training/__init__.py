@@ -26,6 +26,7 @@ the model in DDP, shards clips with a `DistributedSampler` and only rank 0 write
 
 from __future__ import annotations
 
+from ..lazy import lazy_getattr
 from .config import LOC_LOSSES, RUNTIME_FIELDS, TRAIN_HELP, TrainConfig
 
 #: name -> (module, attribute) of what loads on first use. The trainer takes `TrainClips`,
@@ -50,15 +51,7 @@ _LAZY: dict[str, tuple[str, str]] = {
 }
 
 
-def __getattr__(name: str):
-    if name not in _LAZY:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    module, attr = _LAZY[name]
-    value = getattr(importlib.import_module(module, __name__), attr)
-    globals()[name] = value  # later lookups (and a test's replacement) bypass this function
-    return value
+__getattr__ = lazy_getattr(__name__, globals(), _LAZY)
 
 
 def __dir__() -> list[str]:
