@@ -173,3 +173,21 @@ def test_experiment_trains_round0_once_per_configuration(tmp_path, ds):
     assert not (work / "model.pt").exists()
     assert _adopt_round0(donor, work, cfg("entropy").training()) == str(donor)
     assert (work / "model.pt").exists() and (work / "train").is_dir()
+
+
+def test_round_line_is_one_aligned_line():
+    """What a run logs per committed round: one line, fixed widths, one decimal, '–' where a
+    metric was not measured (None or absent)."""
+    from claus.rounds import round_line
+
+    a = round_line({"round": 1, "percent": 2.0, "labelled_boxes": 1234, "total_boxes": 61700,
+                    "metrics": {"f-mAP@0.5": 67.5061162070546, "v-mAP@0.5": 51.62488380767818,
+                                "accuracy": 82.87292817679558}, "strategy": "claus", "seed": 0,
+                    "wall_s": 312.4})
+    assert a == ("claus seed 0 round  1:  2.00% labelled (1,234 of 61,700 boxes)  "
+                 "f-mAP@0.5  67.5  v-mAP@0.5  51.6  accuracy  82.9     312 s")
+    b = round_line({"round": 12, "percent": 10.0, "labelled_boxes": 6170, "total_boxes": 61700,
+                    "metrics": {"f-mAP@0.5": 5.0, "v-mAP@0.5": None}, "strategy": "claus",
+                    "seed": 0, "wall_s": 5})
+    assert "\n" not in b and b.index("f-mAP") == a.index("f-mAP")
+    assert "v-mAP@0.5     –  accuracy     –" in b

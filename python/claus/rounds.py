@@ -744,8 +744,22 @@ def commit(ctx: RoundContext) -> None:
     if _main():
         run.folder.commit(ctx.work, summary)
     _sync()
-    log.info("round %d committed: %.2f%% labelled, %s", ctx.r, run.plan.percents[ctx.r],
-             ctx.metrics)
+    log.info("%s", round_line(summary))
+
+
+def _num(x: float | None) -> str:
+    return f"{x:5.1f}" if isinstance(x, (int, float)) else f"{'–':>5}"
+
+
+def round_line(summary: dict) -> str:
+    """One aligned line of a committed round for the log: strategy and seed, round, % and
+    boxes labelled, f-mAP@0.5, v-mAP@0.5, accuracy (in %; – where not measured), seconds."""
+    m = summary.get("metrics") or {}
+    return (f"{summary.get('strategy', '?')} seed {summary.get('seed', '?')} "
+            f"round {summary['round']:>2}: {summary['percent']:5.2f}% labelled "
+            f"({summary['labelled_boxes']:,} of {summary['total_boxes']:,} boxes)  "
+            f"f-mAP@0.5 {_num(m.get('f-mAP@0.5'))}  v-mAP@0.5 {_num(m.get('v-mAP@0.5'))}  "
+            f"accuracy {_num(m.get('accuracy'))}  {summary['wall_s']:6.0f} s")
 
 
 def _summary(ctx: RoundContext) -> dict:
