@@ -903,3 +903,43 @@ def test_labelstudio_annotation_dates_and_annotator_ids(run, ds):  # noqa: F811
     assert [b for b in got.boxes if b.video == video]
     got = read_labelstudio(path, p, annotator="B@X.ORG")
     assert video in got.covered and not [b for b in got.boxes if b.video == video]
+
+
+# importer.x__label_video__mutmut_81 / _82 (a box of another class than its video's, class 0
+# included), x_ǁ_FrameIndexǁ_duplicates__mutmut_52 (untracked duplicates are per video)
+def test_import_class_mismatch_and_duplicates_per_video(run, ds):  # noqa: F811
+    p = open_pending(run, ds)
+    frames = {r.video: set(r.frames) for r in p.requests}
+    a, b = next((a, b) for a in frames for b in frames if a < b and frames[a] & frames[b])
+    f = min(frames[a] & frames[b])
+    zero = next(r for r in p.requests if ds[r.video].label == 0)
+    other = ds.classes[1]
+    same = [f, 0.1, 0.1, 0.3, 0.3, ds.classes[0], ""]  # untracked: no track id
+    rows = [[a, *same], [b, *same], [a, *same],  # the second box of `a` repeats the first
+            [zero.video, zero.frames[0], 0.5, 0.5, 0.7, 0.7, other, ""]]
+    rep = import_files(p, [ta._write_ava(p, run / "extra.csv", rows)], "ava-csv",
+                       dry_run=True)
+    assert rep.boxes == len(ta.gt(p)) + 3  # a and b keep their box; the repeat is dropped
+    (note,) = [n for n in rep.notes if "identical duplicate" in n]
+    assert note.startswith(f"{run / 'extra.csv'}: 1 identical duplicate")
+    assert rep.class_mismatch == {zero.video: [other]}
+
+
+# importer.x__label_video__mutmut_7: new tubes are numbered after those the video has
+def test_imported_tubes_follow_the_videos_human_tubes(run, ds):  # noqa: F811
+    from claus.annotation import HUMAN_TUBE_BASE
+    from claus.data import LabelState
+
+    p = open_pending(run, ds)
+    r = next(r for r in p.requests if ta.gt(p) and any(g[0] == r.video for g in ta.gt(p)))
+    free = next(f for f in range(ds[r.video].num_frames)
+                if f not in r.frames and not p.labels.is_labelled(r.video, f))
+    labels = LabelState.load(p.folder / "labels.json", ds)
+    labels.label(r.video, free, [(HUMAN_TUBE_BASE + 5, 0, (1.0, 1.0, 4.0, 4.0))], 0)
+    labels.save(p.folder / "labels.json")
+    p = open_pending(run, ds)
+    import_files(p, [ta._write_ava(p, run / "all.csv")], "ava-csv")
+    got = ta.imported(p)
+    new = {b.tube for f in r.frames for b in got.entries(r.video).get(f, [])}
+    assert new and min(new) > HUMAN_TUBE_BASE + 5
+    assert [b.tube for b in got.entries(r.video)[free]] == [HUMAN_TUBE_BASE + 5]
