@@ -709,3 +709,40 @@ def test_serve_command_line(tmp_path, capsys, monkeypatch):
         assert line in out
     for flag in ("folder", "--host HOST", "--port PORT"):
         assert re.search(rf"^  {flag} +\S", out, re.M), flag
+
+
+def test_encode_leaves_an_unreadable_video_out(tmp_path):
+    """A video whose frames fail to read past the first chunk: no file (not even part of one),
+    the ledger's "export" stage names it with the reason, the other video is encoded; with
+    every video unreadable the export fails."""
+    pytest.importorskip("av")
+    from types import SimpleNamespace
+
+    from claus.annotation.encode import encode_videos
+    from claus.data import FrameReadError, Video, VideoDataset
+    from claus.data.faults import BadVideos, TooManyBadVideos
+    from claus.data.frames import ArrayFrames
+
+    class CutAt64(ArrayFrames):
+        def read(self, frames):
+            if max(frames) >= 64:
+                raise FrameReadError("frame 64 is truncated", path="/data/cut/00065.jpg")
+            return super().read(frames)
+
+    frames = np.zeros((70, 8, 10, 3), np.uint8)
+    good = Video("clips/good", 0, 70, 8, 10, "train", source=ArrayFrames(frames))
+    cut = Video("clips/cut", 0, 70, 8, 10, "train", source=CutAt64(frames))
+    ds2 = VideoDataset("custom", ["a"], [good, cut])
+    pending = SimpleNamespace(dataset=ds2, requests=[SimpleNamespace(video="clips/cut"),
+                                                     SimpleNamespace(video="clips/good")])
+    bad = BadVideos.of(ds2, 0.5)
+    with pytest.warns(UserWarning, match="'clips/cut' left out .*frame 64 is truncated"):
+        enc = encode_videos(pending, tmp_path / "v", bad=bad)
+    assert list(enc) == ["clips/good"] and enc["clips/good"].path.is_file()
+    assert sorted(p.name for p in (tmp_path / "v" / "clips").iterdir()) == ["good.mp4"]
+    (entry,) = bad.stage("export").values()
+    assert (entry.name, entry.file) == ("clips/cut", "/data/cut/00065.jpg")
+    assert "frame 64 is truncated" in entry.reason
+    alone = SimpleNamespace(dataset=ds2, requests=[SimpleNamespace(video="clips/cut")])
+    with pytest.raises(TooManyBadVideos), pytest.warns(UserWarning):
+        encode_videos(alone, tmp_path / "w", bad=BadVideos.of(ds2, 1.0))

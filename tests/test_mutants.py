@@ -943,3 +943,52 @@ def test_imported_tubes_follow_the_videos_human_tubes(run, ds):  # noqa: F811
     new = {b.tube for f in r.frames for b in got.entries(r.video).get(f, [])}
     assert new and min(new) > HUMAN_TUBE_BASE + 5
     assert [b.tube for b in got.entries(r.video)[free]] == [HUMAN_TUBE_BASE + 5]
+
+
+# cvat.x_export_cvat__mutmut_85 / _125 (the README names the round, and the run in the
+# --allow-missing command), x_without_videos__mutmut_9 (the rest of the selection is kept)
+def test_cvat_export_without_an_unreadable_video(run, ds, monkeypatch):  # noqa: F811
+    from claus.annotation import export_cvat
+    from claus.annotation.cvat import without_videos
+    from claus.data import FrameReadError
+
+    p = open_pending(run, ds)
+    lost = p.requests[0].video
+    read = ds.read_frames
+
+    def reading(video, frames):
+        if video == lost:
+            raise FrameReadError("frame 3 is truncated", path=f"/data/{lost}/00004.jpg")
+        return read(video, frames)
+
+    monkeypatch.setattr(ds, "read_frames", reading)
+    monkeypatch.setattr(p.cfg.train, "max_bad_share", 1.0)
+    with pytest.warns(UserWarning, match="frame 3 is truncated"):
+        out = export_cvat(p, run / "task")
+    readme = (out / "README.md").read_text()
+    assert f"round {p.round} of {p.run}" in readme
+    left_out = readme[readme.index("## Left out"):]  # its own import command, for this run
+    assert f"`{lost}`: frame 3 is truncated" in left_out
+    assert f"python -m claus.annotate --run {p.run} --file annotations.xml" in left_out
+    kept = without_videos(p, [lost]).selection
+    sel = p.selection
+    assert kept == Selection(
+        frames={k: v for k, v in sel.frames.items() if k != lost},
+        scores={k: v for k, v in sel.scores.items() if k != lost},
+        video_scores={k: v for k, v in sel.video_scores.items() if k != lost},
+        clusters={k: v for k, v in sel.clusters.items() if k != lost}, cost=sel.cost)
+    assert kept.cost > 0 and without_videos(p, []) is p
+
+
+# importer.xǁBoxTableǁof__mutmut_49: an absurd frame number is out of range, not an overflow
+def test_import_absurd_frame_numbers_are_out_of_range(run, ds):  # noqa: F811
+    from claus.annotation import Annotations, ImportedBox, apply_annotations
+
+    p = open_pending(run, ds)
+    r = p.requests[0]
+    for frame in (-10**20, 10**20):
+        ann = Annotations("far.json")
+        ann.boxes.append(ImportedBox(r.video, frame, ds.classes[0], (1.0, 1.0, 3.0, 3.0), None,
+                                     "far.json: box 1"))
+        with pytest.raises(AnnotationFileError, match=r"frames out of range.*far\.json: box 1"):
+            apply_annotations(p, [ann], allow_missing=True)
