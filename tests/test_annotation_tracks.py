@@ -746,3 +746,16 @@ def test_encode_leaves_an_unreadable_video_out(tmp_path):
     alone = SimpleNamespace(dataset=ds2, requests=[SimpleNamespace(video="clips/cut")])
     with pytest.raises(TooManyBadVideos), pytest.warns(UserWarning):
         encode_videos(alone, tmp_path / "w", bad=BadVideos.of(ds2, 1.0))
+
+
+def test_labelstudio_videos_encoded_at_the_document_root(run, capsys, monkeypatch):
+    """Videos encoded into Label Studio's document root itself: the URLs are the files'
+    paths below it, with nothing before them."""
+    pytest.importorskip("av")
+    for name in ("LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT", "LOCAL_FILES_DOCUMENT_ROOT"):
+        monkeypatch.delenv(name, raising=False)
+    videos = run / "videos"
+    tasks = _tasks(run, capsys, "--encode", str(videos), "--document-root", str(videos))
+    assert tasks
+    for t in tasks:
+        assert t["data"]["video"] == f"/data/local-files/?d={t['data']['claus_video']}.mp4"

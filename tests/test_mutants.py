@@ -992,3 +992,24 @@ def test_import_absurd_frame_numbers_are_out_of_range(run, ds):  # noqa: F811
                                      "far.json: box 1"))
         with pytest.raises(AnnotationFileError, match=r"frames out of range.*far\.json: box 1"):
             apply_annotations(p, [ann], allow_missing=True)
+
+
+# labelstudio.x__task_size__mutmut_14 (any positive claus_size is the percentages' frame),
+# x_read_labelstudio__mutmut_5 (the annotations name their file)
+def test_labelstudio_percentages_of_any_task_size(run, ds):  # noqa: F811
+    p = open_pending(run, ds)
+    _, export = _ls_export(run, p)
+    got = {}
+    for side in (2, 1):
+        for t in export:
+            t["data"]["claus_size"] = [side, side]
+        path = _write(run, f"size{side}.json", json.dumps(export))
+        ann = read_labelstudio(path, p)
+        assert ann.source == str(path) and ann.boxes
+        got[side] = sorted(ann.boxes, key=lambda b: (b.video, b.frame, b.track))
+    # Percentages of a 1 × 1 frame are half those of a 2 × 2 one.
+    assert len(got[1]) == len(got[2])
+    for one, two in zip(got[1], got[2], strict=True):
+        assert (one.video, one.frame, one.label, one.track) == (
+            two.video, two.frame, two.label, two.track)
+        assert one.box == pytest.approx(tuple(x / 2 for x in two.box), abs=1e-6)
