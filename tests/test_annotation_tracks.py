@@ -759,3 +759,11 @@ def test_labelstudio_videos_encoded_at_the_document_root(run, capsys, monkeypatc
     assert tasks
     for t in tasks:
         assert t["data"]["video"] == f"/data/local-files/?d={t['data']['claus_video']}.mp4"
+    # The README says what the tasks' URLs are, here and with the videos in a folder below.
+    readme = open_pending(run).folder / "export" / "labelstudio" / "README.md"
+    assert "Each task's video is `/data/local-files/?d=<video>.mp4`." in readme.read_text()
+    tasks = _tasks(run, capsys, "--encode", str(videos), "--document-root", str(run))
+    assert tasks[0]["data"]["video"] == (
+        f"/data/local-files/?d=videos/{tasks[0]['data']['claus_video']}.mp4")
+    assert "Each task's video is `/data/local-files/?d=videos/<video>.mp4`." in (
+        readme.read_text())

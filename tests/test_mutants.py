@@ -1013,3 +1013,22 @@ def test_labelstudio_percentages_of_any_task_size(run, ds):  # noqa: F811
         assert (one.video, one.frame, one.label, one.track) == (
             two.video, two.frame, two.label, two.track)
         assert one.box == pytest.approx(tuple(x / 2 for x in two.box), abs=1e-6)
+
+
+# labelstudio.x__video_url__mutmut_19: a video file's path is the {path} of a task's URL
+def test_labelstudio_url_of_a_video_file_source():
+    from claus.annotation.labelstudio import _video_url
+
+    video = Video("Class/v_1", 0, 3, 24, 32, "train", [],
+                  source=VideoFileFrames("/data/Class/v_1.avi", num_frames=3))
+    frames = Video("Class/v_1", 0, 3, 24, 32, "train", [],
+                   source=ImageFolderFrames("/data/Class/v_1/{:05d}.jpg", first=1, num_frames=3))
+    src = frame_source(video)
+    assert _video_url(None, "Class/v_1", src, None, None, "") == "/data/Class/v_1.avi"
+    assert _video_url("http://h/{path}", "Class/v_1", src, None, None, "") == (
+        "http://h//data/Class/v_1.avi")
+    # Frame folders are no video: the default URL names an MP4, {path} is empty.
+    assert _video_url(None, "Class/v_1", frame_source(frames), None, None, "") == (
+        "Class/v_1.mp4")
+    assert _video_url("v/{path}{stem}", "Class/v_1", frame_source(frames), None, None, "") == (
+        "v/v_1")
