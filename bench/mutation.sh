@@ -54,7 +54,8 @@ declare -A GROUP_TESTS=(
           tests/test_training_options.py::test_video_class_scope_weights_frames_by_foreground"
   [annotation]="tests/test_annotation.py tests/test_annotation_tracks.py tests/test_mutants.py
                 tests/test_import_stream.py tests/test_labelstudio_export.py tests/test_faults.py"
-  [rounds]="tests/test_rounds.py tests/test_resume_whole.py tests/test_mutants.py"
+  [rounds]="tests/test_rounds.py tests/test_resume_whole.py tests/test_mutants.py tests/test_faults.py
+            tests/test_run_folder.py tests/test_strategy_objects.py tests/test_unlabelled_videos.py"
 )
 ALL_GROUPS="selection eval annotation rounds"
 

@@ -35,7 +35,7 @@ from claus.annotation.jsonl import request_lines
 from claus.annotation.pending import frame_source, safe_relpath
 from claus.annotation.serve import _Slice, make_server
 from claus.config import DataMovedError, DatasetSpec
-from claus.data import Video, VideoDataset
+from claus.data import LabelState, Video, VideoDataset
 from claus.data.faults import BadVideos
 from claus.data.frames import ImageFolderFrames, VideoFileFrames
 from claus.eval import (
@@ -55,7 +55,9 @@ from claus.rounds import (
     RunMismatchError,
     _adopt_round0,
     config_diff,
+    default_trainer,
     initial_labels,
+    is_rounds_run,
     read_run_config,
     relocate_run,
     run_experiment,
@@ -494,6 +496,8 @@ def test_round_files_record_strategy_budget_and_clusters(tmp_path, ds):
     for work in rounds:
         summary = json.loads((work / "round.json").read_text())
         assert (summary["strategy"], summary["seed"]) == ("claus", 3)
+        labels = LabelState.load(work / "labels.json", ds)  # d4cf34c: _summary__mutmut_14
+        assert summary["labelled_videos"] == len(labels.labelled_videos()) > 0
     for work in rounds[:-1]:
         sel = json.loads((work / "selection.json").read_text())
         assert sel["budget_unit"] == "boxes" and sel["budget"] >= sel["cost"] > 0
@@ -804,6 +808,14 @@ def test_adopting_round0_resumes_after_a_kill(tmp_path, ds):
     assert _tree(work / "train") == before
     assert (work / "model.pt").read_bytes() == (src / "model.pt").read_bytes()
     assert not list(work.glob("*.adopting"))
+    # d4cf34c: _adopt_round0__mutmut_6. A round with a model of its own keeps it, and a donor
+    # without a complete round 0 gives nothing.
+    (work / "model.pt").write_bytes(b"own")
+    assert _adopt_round0(donor, work, train) is None
+    assert (work / "model.pt").read_bytes() == b"own"
+    (work / "model.pt").unlink()
+    (src / "eval.json").rename(src / "eval.json.gone")
+    assert _adopt_round0(donor, work, train) is None and not (work / "model.pt").exists()
 
 
 # rounds.x_run_experiment__mutmut_69: a one-round run (round 0 is its last) is a donor too
@@ -1032,3 +1044,28 @@ def test_labelstudio_url_of_a_video_file_source():
         "Class/v_1.mp4")
     assert _video_url("v/{path}{stem}", "Class/v_1", frame_source(frames), None, None, "") == (
         "v/v_1")
+
+
+# rounds.x_default_trainer__mutmut_1 / _21 (d4cf34c): claus.training.fit as a round calls it:
+# resumable, without periodic evaluation (the round evaluates once, after training)
+def test_default_trainer_calls_fit(monkeypatch):
+    calls = []
+    monkeypatch.setattr("claus.training.fit", lambda *a, **kw: calls.append((a, kw)) or "m")
+    fit = default_trainer().fit
+    assert fit("cfg", "ds", "labels", "dir") == "m"
+    assert fit("cfg", "ds", "labels", "dir", model="init", centers="c", progress=False) == "m"
+    assert not any(kw.pop("evaluate_every", True) for _, kw in calls)  # off (False or None)
+    assert calls == [(("cfg", "ds", "labels", "dir"), dict(
+        model=m, centers=c, resume=True, progress=pr))
+        for m, c, pr in ((None, None, True), ("init", "c", False))]
+
+
+# rounds.x_is_rounds_run__mutmut_9 (d4cf34c): an unreadable config.json is no run's
+def test_is_rounds_run(tmp_path, run):  # noqa: F811
+    assert is_rounds_run(run)
+    assert not is_rounds_run(tmp_path / "none")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "config.json").write_text("{not json")
+    assert not is_rounds_run(tmp_path / "bad")
+    (tmp_path / "bad" / "config.json").write_text('{"format": "claus.other"}')
+    assert not is_rounds_run(tmp_path / "bad")
