@@ -1069,3 +1069,21 @@ def test_is_rounds_run(tmp_path, run):  # noqa: F811
     assert not is_rounds_run(tmp_path / "bad")
     (tmp_path / "bad" / "config.json").write_text('{"format": "claus.other"}')
     assert not is_rounds_run(tmp_path / "bad")
+
+
+# rounds.x_cluster__mutmut_16 (d4cf34c): the video clusters are seeded by the run's seed (a
+# seed / 1000 would truncate to the round number: every run would cluster alike)
+def test_video_clusters_are_seeded_by_the_run(tmp_path, ds, monkeypatch):
+    seeds, real = [], rounds._cluster_videos
+
+    def clustering(emb, k, seed):
+        seeds.append(int(seed))  # KMeans takes int(seed)
+        return real(emb, k, seed)
+
+    monkeypatch.setattr(rounds, "_cluster_videos", clustering)
+    for seed in (3, 4):  # stopped once round 0 has clustered
+        with pytest.raises(KeyboardInterrupt):
+            run_rounds(tmp_path / f"s{seed}", tr.cfg("claus", seed=seed, target_percent=10),
+                       trainer=tr.FakeTrainer().trainer(), dataset=ds, progress=False,
+                       stop_after="round0:cluster")
+    assert len(seeds) == 2 and seeds[0] != seeds[1]
