@@ -216,17 +216,17 @@ def _split_counts(cfg, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def test_longtail_classes_are_long_tailed():
     cfg = PRESETS["longtail"]
     videos, train_g, test_g = _split_counts(cfg, seed=0)
-    # Measured (README, The synthetic benchmark): walk 129, circle 74, jump 39, crouch 23, run 7.
-    assert videos.tolist() == [129, 74, 39, 23, 7]
-    assert train_g.tolist() == [23, 13, 7, 4, 1] and test_g.tolist() == [10, 6, 3, 2, 2]
+    # Measured (README, The synthetic benchmark): walk 131, run 77, jump 41, crouch 24, circle 8.
+    assert videos.tolist() == [131, 77, 41, 24, 8]
+    assert train_g.tolist() == [28, 16, 9, 5, 2] and test_g.tolist() == [12, 7, 4, 2, 2]
     for seed in range(10):  # the tail's shape is set by the config, not the draw
         videos, train_g, test_g = _split_counts(cfg, seed)
         assert videos.max() >= 10 * videos.min(), (seed, videos)
         assert (np.diff(train_g) <= 0).all() and (test_g >= cfg.min_test_groups).all()
         assert (train_g >= 1).all()
     # Group counts: shares ∝ ratio^(-k/(C-1)) rounded to the total, with a floor.
-    counts = _tail_counts(71, 5, 10.0, 3)
-    assert counts.tolist() == [33, 19, 10, 6, 3] and counts.sum() == 71
+    counts = _tail_counts(87, 5, 10.0, 3)
+    assert counts.tolist() == [40, 23, 13, 7, 4] and counts.sum() == 87
     assert _tail_counts(20, 5, 10.0, 3).tolist() == [6, 5, 3, 3, 3]
     assert _tail_counts(10, 2, 1.0, 2).tolist() == [5, 5]
 
@@ -236,8 +236,10 @@ def test_longtail_groups_have_real_sizes_and_stay_whole():
     plan = video_plan(cfg, seed=0)
     sizes = [g.size for g in plan]
     assert sum(sizes) == cfg.num_videos
-    # Groups of 4–7 videos as UCF-101-24's; only the last one is cut to the total.
-    assert all(4 <= s <= 7 for s in sizes[:-1]) and 1 <= sizes[-1] <= 7
+    # Groups of 3–6 videos (UCF-101-24's: 4–7); only the last one is cut to the total.
+    assert cfg.group_size == (3, 6)
+    assert all(3 <= s <= 6 for s in sizes[:-1]) and 1 <= sizes[-1] <= 6
+    assert len(set(sizes[:-1])) == 4  # every size occurs
     test = sum(g.size for g in plan if g.split == "test") / cfg.num_videos
     assert 0.25 <= test <= 0.35
 
@@ -245,7 +247,7 @@ def test_longtail_groups_have_real_sizes_and_stay_whole():
 @pytest.fixture(scope="module")
 def small_longtail(tmp_path_factory):
     # The longtail preset's sizes and difficulty with fewer videos (each class still needs a
-    # train group and min_test_groups test groups of 4–7 videos).
+    # train group and min_test_groups test groups of 3–6 videos).
     cache = tmp_path_factory.mktemp("lt")
     return synthetic_dataset("longtail", seed=0, cache_dir=cache, workers=1, num_videos=100)
 
@@ -312,4 +314,4 @@ def test_distractor_patterns_are_never_labelled_classes():
     with pytest.raises(ValueError, match="long_tail"):
         replace(cfg, long_tail=0.5)
     with pytest.raises(ValueError, match="too few"):
-        replace(cfg, num_videos=50)
+        replace(cfg, num_videos=44)  # 5 classes × 3 groups × 3 videos = 45 at least
