@@ -839,12 +839,17 @@ def test_pool_scoring_uses_the_trainers_frame_size(tmp_path, ds, monkeypatch):
     def scoring(*a, **kw):
         g = kw["geometry"]
         calls.append({"T": g.T, "stride": g.stride, "size": g.size, "device": kw["device"]})
+        seeds.append(kw["seed"])
         return real(*a, **kw)
 
+    seeds = []
     monkeypatch.setattr(rounds, "score_pool", scoring)
     run_rounds(tmp_path / "r", tr.cfg("uncertainty", target_percent=10), trainer=sized, dataset=ds,
                progress=False)
     assert len(calls) >= 1 and all(c == geometry for c in calls)
+    # x_score__mutmut_25 (d4cf34c): the MC passes draw from the run's scoring stream, (seed,
+    # round, 2): another stream would change every published run's selections.
+    assert seeds == [int(np.random.SeedSequence([3, 0, 2]).generate_state(1)[0])]
     scores = torch.load(tmp_path / "r" / "round_000" / "scores.pt", weights_only=True)
     assert scores["informative"].shape[0] == len(ds.split_indices("train"))
 
