@@ -1092,3 +1092,18 @@ def test_video_clusters_are_seeded_by_the_run(tmp_path, ds, monkeypatch):
                        trainer=tr.FakeTrainer().trainer(), dataset=ds, progress=False,
                        stop_after="round0:cluster")
     assert len(seeds) == 2 and seeds[0] != seeds[1]
+
+
+# rounds.x_evaluate__mutmut_25 / _45 (d4cf34c): videos the evaluation left out (unreadable)
+# are recorded in round.json, not among the metrics
+def test_videos_left_out_of_evaluation_go_to_round_json(tmp_path, ds):
+    name = ds[ds.split_indices("test")[0]].name
+    left = {name: {"file": f"/data/{name}/00003.jpg", "reason": "truncated"}}
+    trainer = dataclasses.replace(
+        tr.FakeTrainer().trainer(),
+        evaluate=lambda m, d, o, progress=True: {"f-mAP@0.5": 0.5, "skipped": left})
+    run_rounds(tmp_path / "r", tr.cfg("random", target_percent=5, train={"max_bad_share": 0.5}),
+               trainer=trainer, dataset=ds, progress=False)
+    summary = json.loads((tmp_path / "r" / "round_000" / "round.json").read_text())
+    assert summary["skipped"] == {"eval": left}
+    assert summary["metrics"] == {"f-mAP@0.5": 0.5}
