@@ -52,12 +52,12 @@ class DatasetSpec:
             so a run reopens it from any working folder. Not for synthetic.
         store: frame store folder (`python -m claus.data.prepare`), absolute.
         split: 1-based split number (J-HMDB-21: 1-3; others have one).
-        preset: synthetic preset (tiny, demo, full); only for synthetic (default demo).
+        preset: synthetic preset (tiny, demo, longtail, full); only for synthetic (default demo).
         seed: synthetic generator seed.
     """
 
     name: str = field(default="synthetic", metadata=meta(
-        "dataset name: synthetic[:tiny|demo|full], ucf101-24, jhmdb-21, custom, videos",
+        "dataset name: synthetic[:tiny|demo|longtail|full], ucf101-24, jhmdb-21, custom, videos",
         name="dataset"))
     root: str | None = field(default=None, metadata=meta(
         "dataset folder (ucf101-24, jhmdb-21, videos) or dataset JSON file (custom)"))
