@@ -36,7 +36,7 @@ from claus.annotation.pending import frame_source, safe_relpath
 from claus.annotation.serve import _Slice, make_server
 from claus.config import DataMovedError, DatasetSpec
 from claus.data import LabelState, Video, VideoDataset
-from claus.data.faults import BadVideos
+from claus.data.faults import BadVideos, TooManyBadVideos
 from claus.data.frames import ImageFolderFrames, VideoFileFrames
 from claus.eval import (
     ap_from_tp,
@@ -1107,3 +1107,26 @@ def test_videos_left_out_of_evaluation_go_to_round_json(tmp_path, ds):
     summary = json.loads((tmp_path / "r" / "round_000" / "round.json").read_text())
     assert summary["skipped"] == {"eval": left}
     assert summary["metrics"] == {"f-mAP@0.5": 0.5}
+    # xǁRunContextǁ__post_init____mutmut_26: past the run's max_bad_share the run stops.
+    with pytest.raises(TooManyBadVideos, match=name):
+        run_rounds(tmp_path / "strict", tr.cfg("random", target_percent=5,
+                                               train={"max_bad_share": 0.0}),
+                   trainer=trainer, dataset=ds, progress=False)
+
+
+# rounds.x_open_round__mutmut_6 / _7 (d4cf34c): resuming a run that waits for labels does
+# nothing until they are imported: no training, no file written
+def test_resuming_a_run_awaiting_labels_does_nothing(run, ds):  # noqa: F811
+    before = {p: p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()}
+    fake = ta.FakeTrainer()
+    with pytest.raises(AwaitingLabels):
+        run_rounds(run, read_run_config(run), trainer=fake.trainer(), dataset=ds,
+                   progress=False)
+    assert fake.fits == 0
+    assert {p: p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()} == before
+    # Not even read: the round's model and pool scores may be unreadable meanwhile.
+    for name in ("model.pt", "scores.pt", "eval.json"):
+        (run / "round_000.partial" / name).write_bytes(b"damaged")
+    with pytest.raises(AwaitingLabels):
+        run_rounds(run, read_run_config(run), trainer=fake.trainer(), dataset=ds,
+                   progress=False)
