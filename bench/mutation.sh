@@ -8,7 +8,10 @@
 #   bench/mutation.sh --kill GROUP MUTANT TEST...
 #                                            whether TEST (pytest ids, run from this checkout)
 #                                            fail with that one mutant applied: how a test
-#                                            written for a survivor is checked
+#                                            written for a survivor is checked (the mutated
+#                                            copy comes first on PYTHONPATH: processes a test
+#                                            starts with a PYTHONPATH of their own see the
+#                                            checkout's code, check those in a git worktree)
 #
 # GROUP is one of: selection eval annotation rounds. Each group mutates its modules only and runs
 # its own fast tests only (GROUP_TESTS below: files or single tests; missing files are left out;
@@ -25,7 +28,7 @@
 #
 # MUT_SAMPLE=N tests a uniform random sample of N mutants per group (seeded, kept in the copy's
 # sample.txt, so reruns resume the same sample and the report scores that sample only) instead
-# of all of them: the four groups hold about 7000 mutants, days of CPU on 2 shared cores. A
+# of all of them: the four groups hold about 8000 mutants, days of CPU on 2 shared cores. A
 # larger MUT_SAMPLE after `rm $MUT_ROOT/GROUP/sample.txt` extends the same sample (same order).
 # MUT_NAMES=FILE tests only the mutants named in FILE instead (one a line; e.g. an earlier run's
 # survivors, in a new MUT_ROOT, after tests were written for them).
