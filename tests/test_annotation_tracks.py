@@ -767,3 +767,17 @@ def test_labelstudio_videos_encoded_at_the_document_root(run, capsys, monkeypatc
         f"/data/local-files/?d=videos/{tasks[0]['data']['claus_video']}.mp4")
     assert "Each task's video is `/data/local-files/?d=videos/<video>.mp4`." in (
         readme.read_text())
+
+
+def test_serve_on_a_port_in_use_is_one_line(tmp_path, capsys):
+    """A port already taken is the user's to change: one line, exit 2, no traceback."""
+    import socket
+
+    from claus.annotation.serve import main
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        assert main([str(tmp_path), "--port", str(s.getsockname()[1])]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: --host 127.0.0.1 --port ")

@@ -114,7 +114,13 @@ def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
 
     def body() -> int:
-        server = make_server(a.folder, a.host, a.port)
+        try:
+            server = make_server(a.folder, a.host, a.port)
+        except (NotADirectoryError, FileNotFoundError):
+            raise
+        except OSError as exc:  # port in use, unknown host: the user picks another
+            raise ValueError(f"--host {a.host} --port {a.port}: cannot listen there "
+                             f"({exc.strerror or exc}); pick another --port or --host") from None
         host, port = server.server_address[:2]
         print(f"serving {Path(a.folder).resolve()} at http://{host}:{port}/ (CORS, byte "
               "ranges); Ctrl-C stops", flush=True)
